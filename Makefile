@@ -1,0 +1,57 @@
+# One entry point for the whole suite. `make setup` installs everything from the repo's own lock files.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+UV_VERSION := 0.13.8
+PYTEST_ARGS ?=
+
+.PHONY: help setup proto proto-check abi-check contracts lint fmt test test-unit test-integration clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools && .tools/bin/pip install -q uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock $(wildcard */pyproject.toml */*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+setup: .venv/.synced node_modules/.installed ## install the Python workspace (uv) and the node tooling (anvil, solc, buf)
+
+proto: .venv/.synced ## regenerate the Python stubs of protos/
+	scripts/gen_protos.sh
+
+proto-check: .venv/.synced node_modules/.installed ## fail when the protos break lint or the committed stubs are stale
+	cd protos && ../node_modules/.bin/buf lint
+	scripts/gen_protos.sh --check
+
+abi-check: contracts ## fail when the ABIs chain-base ships differ from the compiled contracts
+	$(PY) scripts/export_abis.py --check
+
+contracts: node_modules/.installed .venv/.synced ## compile the Solidity contracts into contracts/build; export ABIs
+	node contracts/compile.mjs
+	$(PY) scripts/export_abis.py
+
+lint: setup proto-check abi-check ## ruff, ruff format, mypy --strict, buf lint, stale-stub check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+fmt: setup ## apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## unit tests only (no chains)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+clean: ## remove build outputs and local chain state
+	rm -rf contracts/build .localnet .pytest_cache .mypy_cache .ruff_cache

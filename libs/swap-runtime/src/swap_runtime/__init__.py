@@ -1,0 +1,1 @@
+"""What every swap service shares: gRPC server bootstrap, JSON logs with request context, rich errors."""

@@ -1,0 +1,39 @@
+"""JSON lines on stdout, each carrying the service name and the request / session ids in scope."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from swap_runtime import context
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self._service
+        record.request_id = context.request_id.get()
+        record.session_id = context.session_id.get()
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Route every logger to one JSON handler on stdout (idempotent: replaces earlier handlers)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_ContextFilter(service))
+    fields: dict[str, Any] = {"levelname": "level", "asctime": "time", "name": "logger"}
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(session_id)s",
+            rename_fields=fields,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,137 @@
+"""gRPC server bootstrap shared by every service: health, reflection, error mapping, request ids,
+and one graceful shutdown path (health NOT_SERVING -> stop accepting -> drain -> close clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from swap_runtime import context
+from swap_runtime.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+Register = Callable[[grpc.aio.Server], None]
+Closer = Callable[[], Awaitable[None]]
+
+
+def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
+    for item in details.invocation_metadata or ():
+        if item[0] == key:
+            value = item[1]
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Binds the caller's request / session ids to the context and maps DomainError to a rich status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        rid = _metadata_value(details, context.REQUEST_ID_HEADER) or context.new_request_id()
+        sid = _metadata_value(details, context.SESSION_ID_HEADER)
+        method = details.method
+
+        def bind() -> None:
+            context.request_id.set(rid)
+            context.session_id.set(sid)
+
+        async def abort(ctx: grpc.aio.ServicerContext, err: DomainError) -> None:
+            log.info("rpc rejected", extra={"method": method, "reason": err.reason, "error": err.message})
+            await ctx.abort_with_status(rpc_status.to_status(err.to_status()))
+
+        if handler.unary_unary is not None:
+            inner_unary = handler.unary_unary
+
+            async def unary(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+                bind()
+                try:
+                    return await inner_unary(request, ctx)
+                except DomainError as err:
+                    await abort(ctx, err)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                bind()
+                try:
+                    async for item in inner_stream(request, ctx):
+                        yield item
+                except DomainError as err:
+                    await abort(ctx, err)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+@dataclass
+class GrpcService:
+    """A gRPC server with the library health servicer and reflection, ready to start."""
+
+    name: str
+    service_names: Sequence[str]
+    register: Register
+    host: str = "127.0.0.1"
+    port: int = 0
+    grace_s: float = 5.0
+    closers: list[Closer] = field(default_factory=list)
+    server: grpc.aio.Server | None = None
+    health: health.aio.HealthServicer | None = None
+    bound_port: int = 0
+
+    async def start(self) -> int:
+        """Binds (port 0 = a free port), starts, reports SERVING; returns the bound port."""
+        self.server = grpc.aio.server(interceptors=[ContextInterceptor()])
+        self.register(self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        await self.server.start()
+        for svc in ("", *self.service_names):
+            await self.health.set(svc, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"service": self.name, "port": self.bound_port})
+        return self.bound_port
+
+    async def stop(self) -> None:
+        """Health to NOT_SERVING first so balancers move away, then drain calls, then close clients."""
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(self.grace_s)
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                await close()
+        log.info("stopped", extra={"service": self.name})
+
+    async def serve_until_signalled(self) -> None:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await self.stop()

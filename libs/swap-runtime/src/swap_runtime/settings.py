@@ -1,0 +1,13 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class ServiceSettings(BaseSettings):
+    host: str = Field("127.0.0.1", description="Interface the gRPC server binds.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
+    log_level: str = Field("INFO", description="Python logging level.")
+    shutdown_grace_s: float = Field(5.0, gt=0, description="Seconds in-flight calls get on shutdown.")

@@ -1,0 +1,63 @@
+"""chain-base settings, from CHAIN_BASE_* environment variables (see deploy/env.example)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import Field, SecretStr, model_validator
+from swap_runtime.settings import ServiceSettings
+
+
+class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
+    rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint.")
+    chain_id: int = Field(31337, description="Expected chain id; the service refuses another chain.")
+    escrow_src: str = Field("", description="EscrowSrc contract address.")
+    escrow_dst: str = Field("", description="EscrowDst contract address.")
+    start_block: int = Field(
+        0, ge=0, description="Block the escrows were deployed in (event scans start here)."
+    )
+    resolver_key: SecretStr | None = Field(None, description="Resolver private key (0x-hex).")
+    resolver_key_file: Path | None = Field(
+        None, description="File holding the resolver key, instead of the env."
+    )
+    deployment_file: Path | None = Field(
+        None, description="Devnet deployment JSON (swap_devnet.evm): fills addresses, chain id and key."
+    )
+    confirmations: int = Field(2, ge=1, description="Blocks (counting its own) before a lock is final.")
+    poll_interval_s: float = Field(1.0, gt=0, description="Seconds between head / receipt polls.")
+    reorg_window: int = Field(64, ge=1, description="Blocks behind head checked for replaced hashes.")
+    log_chunk: int = Field(2000, ge=1, description="Most blocks per eth_getLogs call.")
+    tx_resend_after_s: float = Field(
+        30.0, gt=0, description="Seconds a sent tx may be missing before it is signed again."
+    )
+    tx_timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for a tx receipt before giving up.")
+    priority_fee_gwei: float = Field(0.01, ge=0, description="EIP-1559 tip when the node suggests none.")
+    max_fee_multiplier: float = Field(2.0, ge=1, description="maxFee = base fee x this + tip.")
+    rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on connection faults.")
+
+    @model_validator(mode="after")
+    def _load_deployment(self) -> Self:
+        if self.deployment_file is not None:
+            data: dict[str, Any] = json.loads(self.deployment_file.read_text())
+            self.rpc_url = data.get("rpc_url", self.rpc_url)
+            self.chain_id = int(data.get("chain_id", self.chain_id))
+            self.escrow_src = self.escrow_src or data["escrow_src"]
+            self.escrow_dst = self.escrow_dst or data["escrow_dst"]
+            self.start_block = self.start_block or int(data.get("deploy_block", 0))
+            if self.resolver_key is None and self.resolver_key_file is None:
+                self.resolver_key = SecretStr(data["resolver"]["key"])
+        if not self.escrow_src or not self.escrow_dst:
+            raise ValueError(
+                "CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required"
+            )
+        if self.resolver_key is None and self.resolver_key_file is None:
+            raise ValueError("CHAIN_BASE_RESOLVER_KEY or CHAIN_BASE_RESOLVER_KEY_FILE is required")
+        return self
+
+    def resolver_private_key(self) -> str:
+        if self.resolver_key is not None:
+            return self.resolver_key.get_secret_value()
+        assert self.resolver_key_file is not None
+        return self.resolver_key_file.read_text().strip()

@@ -1,0 +1,278 @@
+"""The escrow contracts as domain operations: read, create, withdraw, cancel, balances.
+
+Every write checks chain state first, so repeating a step that already happened sends nothing
+(the saga may retry any step after a crash), and simulates the call so a business revert comes back
+as a named error without spending gas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import Any
+
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from web3.contract import AsyncContract
+from web3.contract.async_contract import AsyncContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import LogReceipt, TxParams, TxReceipt, Wei
+
+from chain_base import abi
+from chain_base.model import (
+    NATIVE,
+    ZERO_ADDRESS,
+    DstParams,
+    Escrow,
+    EscrowView,
+    SrcOrder,
+    State,
+    Timelocks,
+    TxRef,
+)
+from chain_base.reverts import to_domain_error
+from chain_base.rpc import Rpc
+from chain_base.tx import TxSender
+
+log = logging.getLogger(__name__)
+
+CREATED = "EscrowCreated"
+WITHDRAWN = "EscrowWithdrawn"
+CANCELLED = "EscrowCancelled"
+MAX_UINT256 = 2**256 - 1
+_GAS_HEADROOM = 1.25
+
+
+def event_topic(name: str, contract: str = "EscrowSrc") -> bytes:
+    item = next(i for i in abi.load(contract) if i.get("type") == "event" and i["name"] == name)
+    return keccak(text=f"{name}({','.join(_abi_type(x) for x in item['inputs'])})")
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][5:]}"
+    return str(param["type"])
+
+
+def tx_ref(receipt: TxReceipt | LogReceipt) -> TxRef:
+    return TxRef(
+        tx_hash=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+        block_number=int(receipt["blockNumber"]),
+        block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
+    )
+
+
+def _token_out(address: str) -> str:
+    return NATIVE if int(address, 16) == 0 else to_checksum_address(address)
+
+
+class Escrows:
+    def __init__(self, rpc: Rpc, sender: TxSender, escrow_src: str, escrow_dst: str, start_block: int) -> None:
+        self._rpc = rpc
+        self._sender = sender
+        w3 = rpc.w3
+        self.src: AsyncContract = w3.eth.contract(
+            address=to_checksum_address(escrow_src), abi=abi.load("EscrowSrc")
+        )
+        self.dst: AsyncContract = w3.eth.contract(
+            address=to_checksum_address(escrow_dst), abi=abi.load("EscrowDst")
+        )
+        self._erc20_abi = abi.load("TestToken")
+        self.start_block = start_block
+        self.topics = {event_topic(n): n for n in (CREATED, WITHDRAWN, CANCELLED)}
+        self.addresses: list[ChecksumAddress] = [self.src.address, self.dst.address]
+        self._allowance_lock = asyncio.Lock()
+
+    @property
+    def resolver(self) -> str:
+        return self._sender.address
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def head(self) -> tuple[int, int]:
+        """(latest block number, its timestamp)."""
+        w3 = self._rpc.w3
+        block = await self._rpc.call("get_block", lambda: w3.eth.get_block("latest"))
+        return int(block["number"]), int(block["timestamp"])
+
+    async def read(self, escrow_id: bytes) -> Escrow | None:
+        async def get(contract: AsyncContract) -> Escrow | None:
+            raw = await self._rpc.call("getEscrow", lambda: contract.functions.getEscrow(escrow_id).call())
+            return self._escrow(escrow_id, raw, contract.address)
+
+        src, dst = await asyncio.gather(get(self.src), get(self.dst))
+        return src or dst
+
+    @staticmethod
+    def _escrow(escrow_id: bytes, raw: Any, contract: str) -> Escrow | None:
+        (depositor, beneficiary, operator, token, amount, deposit, hashlock, tl, locked_at, state) = raw
+        if State(state) is State.ABSENT:
+            return None
+        return Escrow(
+            id=escrow_id,
+            state=State(state),
+            depositor=to_checksum_address(depositor),
+            beneficiary=to_checksum_address(beneficiary),
+            operator=to_checksum_address(operator),
+            token=_token_out(token),
+            amount=int(amount),
+            safety_deposit=int(deposit),
+            hashlock=bytes(hashlock),
+            timelocks=Timelocks(*map(int, tl)),
+            locked_at=int(locked_at),
+            contract=contract,
+        )
+
+    async def history(self, escrow_id: bytes) -> list[LogReceipt]:
+        """Every event of one escrow, oldest first (one eth_getLogs over both contracts)."""
+        w3 = self._rpc.w3
+        params: Any = {
+            "address": self.addresses,
+            "fromBlock": self.start_block,
+            "toBlock": "latest",
+            "topics": [list(self.topics), escrow_id],
+        }
+        return await self._rpc.call("get_logs", lambda: w3.eth.get_logs(params))
+
+    def decode(self, log_entry: LogReceipt) -> tuple[str, dict[str, Any]]:
+        name = self.topics[bytes(log_entry["topics"][0])]
+        contract = self.src if log_entry["address"] == self.src.address else self.dst
+        event = contract.events[name]().process_log(log_entry)
+        return name, dict(event["args"])
+
+    async def view(self, escrow_id: bytes) -> EscrowView | None:
+        escrow, logs, (head, _) = await asyncio.gather(
+            self.read(escrow_id), self.history(escrow_id), self.head()
+        )
+        if escrow is None:
+            return None
+        created = closed = None
+        secret = None
+        for entry in logs:
+            name, args = self.decode(entry)
+            if name == CREATED:
+                created = tx_ref(entry)
+            else:
+                closed = tx_ref(entry)
+                if name == WITHDRAWN:
+                    secret = bytes(args["secret"])
+        depth = head - created.block_number + 1 if created else 0
+        return EscrowView(
+            escrow=escrow, created=created, confirmations=max(depth, 0), secret=secret, closed=closed
+        )
+
+    async def has_code(self, address: str) -> bool:
+        w3 = self._rpc.w3
+        who = to_checksum_address(address)
+        return len(await self._rpc.call("get_code", lambda: w3.eth.get_code(who))) > 0
+
+    async def balance(self, account: str, token: str) -> int:
+        w3 = self._rpc.w3
+        who = to_checksum_address(account)
+        if token == NATIVE:
+            return int(await self._rpc.call("get_balance", lambda: w3.eth.get_balance(who)))
+        erc20 = w3.eth.contract(address=to_checksum_address(token), abi=self._erc20_abi)
+        return int(await self._rpc.call("balanceOf", lambda: erc20.functions.balanceOf(who).call()))
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def create_dst(self, params: DstParams) -> tuple[bytes, bool]:
+        """Locks the resolver's funds for a beneficiary. Returns (escrow id, whether a tx was sent)."""
+        resolver = self.resolver
+        escrow_id = bytes(
+            await self._rpc.call(
+                "dstEscrowId", lambda: self.dst.functions.dstEscrowId(resolver, params.as_tuple()).call()
+            )
+        )
+        if await self.read(escrow_id) is not None:
+            return escrow_id, False
+        native = params.token == ZERO_ADDRESS
+        if not native:
+            await self._ensure_allowance(params.token, self.dst.address, params.amount)
+        value = params.safety_deposit + (params.amount if native else 0)
+        fn = self.dst.functions.createDstEscrow(params.as_tuple())
+        await self._send(fn, value, "create lock")
+        return escrow_id, True
+
+    async def create_src(self, order: SrcOrder, signature: bytes) -> tuple[bytes, bool]:
+        """Submits the maker's signed order; the escrow pulls the maker's tokens."""
+        if order.resolver != self.resolver:
+            raise InvalidArgument("maker_order", f"the order must name this resolver {self.resolver}")
+        escrow_id = bytes(
+            await self._rpc.call("hashOrder", lambda: self.src.functions.hashOrder(order.as_tuple()).call())
+        )
+        if await self.read(escrow_id) is not None:
+            return escrow_id, False
+        fn = self.src.functions.createSrcEscrow(order.as_tuple(), signature)
+        await self._send(fn, order.safety_deposit, "create lock")
+        return escrow_id, True
+
+    async def withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
+        """Withdraws with the secret; None when it was withdrawn already (nothing sent)."""
+        escrow = await self._active_or_done(escrow_id, State.WITHDRAWN)
+        if hashlib.sha256(secret).digest() != escrow.hashlock:
+            raise InvalidArgument("secret", "does not match the lock's hashlock")
+        if escrow.state is State.WITHDRAWN:
+            return None
+        contract = self._contract(escrow)
+        own = escrow.operator == self.resolver
+        fn = (
+            contract.functions.withdraw(escrow_id, secret)
+            if own
+            else contract.functions.publicWithdraw(escrow_id, secret)
+        )
+        return tx_ref(await self._send(fn, 0, "withdraw"))
+
+    async def cancel(self, escrow_id: bytes) -> TxRef | None:
+        """Cancels (funds back to the depositor); None when it was cancelled already."""
+        escrow = await self._active_or_done(escrow_id, State.CANCELLED)
+        if escrow.state is State.CANCELLED:
+            return None
+        contract = self._contract(escrow)
+        own = escrow.operator == self.resolver
+        fn = contract.functions.cancel(escrow_id) if own else contract.functions.publicCancel(escrow_id)
+        return tx_ref(await self._send(fn, 0, "cancel"))
+
+    async def _active_or_done(self, escrow_id: bytes, done: State) -> Escrow:
+        escrow = await self.read(escrow_id)
+        if escrow is None:
+            raise NotFound(f"no escrow {HexBytes(escrow_id).to_0x_hex()}", reason="LOCK_NOT_FOUND")
+        if escrow.state not in (State.ACTIVE, done):
+            raise FailedPrecondition(
+                f"the escrow is {escrow.state.name.lower()}",
+                reason="LOCK_NOT_ACTIVE",
+                metadata={"state": escrow.state.name},
+            )
+        return escrow
+
+    def _contract(self, escrow: Escrow) -> AsyncContract:
+        return self.src if escrow.contract == self.src.address else self.dst
+
+    async def _ensure_allowance(self, token: str, spender: str, amount: int) -> None:
+        w3 = self._rpc.w3
+        erc20 = w3.eth.contract(address=to_checksum_address(token), abi=self._erc20_abi)
+        async with self._allowance_lock:
+            current = await self._rpc.call(
+                "allowance", lambda: erc20.functions.allowance(self.resolver, spender).call()
+            )
+            if int(current) >= amount:
+                return
+            log.info("approving escrow for resolver token", extra={"token": token})
+            await self._send(erc20.functions.approve(spender, MAX_UINT256), 0, "approve")
+
+    async def _send(self, fn: AsyncContractFunction, value: int, action: str) -> TxReceipt:
+        call: TxParams = {"from": self.resolver, "to": fn.address, "value": Wei(value)}
+        try:
+            gas = await self._rpc.call("estimate_gas", lambda: fn.estimate_gas(call))
+        except ContractCustomError as exc:
+            raise to_domain_error(exc.data, action) from None
+        except ContractLogicError as exc:
+            raise FailedPrecondition(f"{action} would revert: {exc.message}", reason="REVERTED") from None
+        data = fn._encode_transaction_data()
+        tx: TxParams = {"to": fn.address, "data": data, "value": Wei(value), "gas": int(gas * _GAS_HEADROOM)}
+        return await self._sender.send(tx)

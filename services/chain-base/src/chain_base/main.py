@@ -1,0 +1,72 @@
+"""chain-base entry point: settings -> wiring -> serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.logs import configure_logging
+from swap_runtime.server import GrpcService
+
+from chain_base.config import ChainBaseSettings
+from chain_base.escrows import Escrows
+from chain_base.rpc import Rpc, connect
+from chain_base.servicer import ChainBaseServicer
+from chain_base.tx import FeePolicy, TxSender
+from chain_base.watcher import EventWatcher
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name
+
+
+async def build(settings: ChainBaseSettings) -> GrpcService:
+    """Wires the service from settings; refuses a node on another chain than configured."""
+    rpc = Rpc(connect(settings.rpc_url), attempts=settings.rpc_attempts)
+    chain_id = await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id)
+    if chain_id != settings.chain_id:
+        await rpc.close()
+        raise RuntimeError(f"RPC {settings.rpc_url} serves chain {chain_id}, expected {settings.chain_id}")
+    sender = TxSender(
+        rpc,
+        settings.resolver_private_key(),
+        chain_id,
+        FeePolicy(int(settings.priority_fee_gwei * 10**9), settings.max_fee_multiplier),
+        poll_interval_s=settings.poll_interval_s,
+        resend_after_s=settings.tx_resend_after_s,
+        timeout_s=settings.tx_timeout_s,
+    )
+    escrows = Escrows(rpc, sender, settings.escrow_src, settings.escrow_dst, settings.start_block)
+    watcher = EventWatcher(
+        rpc,
+        escrows,
+        settings.confirmations,
+        settings.poll_interval_s,
+        settings.reorg_window,
+        settings.log_chunk,
+    )
+    servicer = ChainBaseServicer(escrows, watcher, chain_id, settings.confirmations)
+    return GrpcService(
+        name="chain-base",
+        service_names=[SERVICE_NAME],
+        register=lambda server: chain_pb2_grpc.add_ChainServiceServicer_to_server(servicer, server),
+        host=settings.host,
+        port=settings.port,
+        grace_s=settings.shutdown_grace_s,
+        closers=[rpc.close],
+    )
+
+
+async def _run() -> None:
+    settings = ChainBaseSettings()
+    configure_logging("chain-base", settings.log_level)
+    service = await build(settings)
+    await service.serve_until_signalled()
+
+
+def main() -> None:
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

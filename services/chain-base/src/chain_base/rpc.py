@@ -1,0 +1,55 @@
+"""The EVM JSON-RPC connection: one AsyncWeb3 with retries on transport faults (tenacity)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+from swap_runtime.errors import Unavailable
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import TimeExhausted
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Faults of the transport, not answers of the node: worth another try.
+TRANSIENT = (aiohttp.ClientError, ConnectionError, TimeoutError, TimeExhausted, OSError)
+
+
+def connect(rpc_url: str, timeout_s: float = 10.0) -> AsyncWeb3[AsyncHTTPProvider]:
+    # web3's own retry would double ours; tenacity below owns retrying.
+    provider = AsyncHTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout_s)},
+        exception_retry_configuration=None,
+    )
+    return AsyncWeb3(provider)
+
+
+class Rpc:
+    """Runs node calls with exponential backoff on transport faults; gives up as Unavailable."""
+
+    def __init__(self, w3: AsyncWeb3[AsyncHTTPProvider], attempts: int) -> None:
+        self.w3 = w3
+        self._attempts = attempts
+
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TRANSIENT),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=5),
+                reraise=True,
+            ):
+                with attempt:
+                    return await fn()
+        except TRANSIENT as exc:
+            log.warning("rpc unavailable", extra={"call": what, "error": repr(exc)})
+            raise Unavailable(f"EVM RPC unavailable during {what}", reason="CHAIN_RPC_UNAVAILABLE") from exc
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()

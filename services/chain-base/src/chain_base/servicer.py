@@ -1,0 +1,279 @@
+"""The swap.chain.v1.ChainService RPC edge for BASE: validates input (naming the field), converts
+between protobuf and the domain, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from eth_utils.address import is_address, to_checksum_address
+from hexbytes import HexBytes
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap.common.v1 import common_pb2
+from swap_runtime.errors import InvalidArgument
+from swap_runtime.validation import check_timelocks, parse_amount, require_bytes32
+
+from chain_base.escrows import CANCELLED, CREATED, WITHDRAWN, Escrows
+from chain_base.model import (
+    NATIVE,
+    ZERO_ADDRESS,
+    DstParams,
+    Escrow,
+    EscrowView,
+    SrcOrder,
+    State,
+    Timelocks,
+    TxRef,
+)
+from chain_base.watcher import EventWatcher, RawEvent
+
+_STATE = {
+    0: chain_pb2.LOCK_STATE_ABSENT,
+    1: chain_pb2.LOCK_STATE_ACTIVE,
+    2: chain_pb2.LOCK_STATE_WITHDRAWN,
+    3: chain_pb2.LOCK_STATE_CANCELLED,
+}
+_KIND = {
+    CREATED: chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED,
+    WITHDRAWN: chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN,
+    CANCELLED: chain_pb2.CHAIN_EVENT_KIND_LOCK_CANCELLED,
+}
+
+
+def _address(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "required: a 0x-hex EVM address")
+    if not is_address(value):
+        raise InvalidArgument(field, f"is not a valid EVM address: {value!r}")
+    return str(to_checksum_address(value))
+
+
+def _lock_id(value: str) -> bytes:
+    try:
+        raw = bytes(HexBytes(value))
+    except ValueError:
+        raise InvalidArgument("lock_id", "must be 0x-hex of 32 bytes") from None
+    if len(raw) != 32 or not value.startswith("0x"):
+        raise InvalidArgument("lock_id", "must be 0x-hex of 32 bytes")
+    return raw
+
+
+def _tx(ref: TxRef | None) -> chain_pb2.TxRef | None:
+    if ref is None:
+        return None
+    return chain_pb2.TxRef(tx_hash=ref.tx_hash, block_number=ref.block_number, block_hash=ref.block_hash)
+
+
+def _timelocks(t: Timelocks) -> common_pb2.Timelocks:
+    return common_pb2.Timelocks(
+        withdrawal_after_s=t.withdrawal,
+        public_withdrawal_after_s=t.public_withdrawal,
+        cancellation_after_s=t.cancellation,
+        public_cancellation_after_s=t.public_cancellation,
+    )
+
+
+def _from_pb_timelocks(t: common_pb2.Timelocks) -> Timelocks:
+    return Timelocks(
+        t.withdrawal_after_s, t.public_withdrawal_after_s, t.cancellation_after_s, t.public_cancellation_after_s
+    )
+
+
+def escrow_to_lock(e: Escrow) -> chain_pb2.Lock:
+    t = e.timelocks
+    return chain_pb2.Lock(
+        lock_id=HexBytes(e.id).to_0x_hex(),
+        state=_STATE[int(e.state)],
+        depositor=e.depositor,
+        operator=e.operator,
+        terms=chain_pb2.LockTerms(
+            token=e.token,
+            amount=str(e.amount),
+            hashlock=e.hashlock,
+            timelocks=_timelocks(t),
+            beneficiary=e.beneficiary,
+            safety_deposit=str(e.safety_deposit),
+        ),
+        locked_at=e.locked_at,
+        withdrawal_at=e.opens(t.withdrawal),
+        public_withdrawal_at=e.opens(t.public_withdrawal),
+        cancellation_at=e.opens(t.cancellation),
+        public_cancellation_at=e.opens(t.public_cancellation),
+    )
+
+
+class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
+    def __init__(self, escrows: Escrows, watcher: EventWatcher, chain_id: int, confirmations: int) -> None:
+        self._escrows = escrows
+        self._watcher = watcher
+        self._chain_id = chain_id
+        self._confirmations = confirmations
+
+    def _lock(self, lock_id: bytes, view: EscrowView | None) -> chain_pb2.Lock:
+        if view is None:
+            return chain_pb2.Lock(lock_id=HexBytes(lock_id).to_0x_hex(), state=chain_pb2.LOCK_STATE_ABSENT)
+        lock = escrow_to_lock(view.escrow)
+        if (created := _tx(view.created)) is not None:
+            lock.created.CopyFrom(created)
+        lock.confirmations = view.confirmations
+        lock.final = view.confirmations >= self._confirmations
+        if view.secret is not None:
+            lock.secret = view.secret
+        return lock
+
+    async def GetChainInfo(
+        self, request: chain_pb2.GetChainInfoRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.GetChainInfoResponse:
+        head, now = await self._escrows.head()
+        return chain_pb2.GetChainInfoResponse(
+            chain=common_pb2.CHAIN_BASE,
+            chain_id=str(self._chain_id),
+            head_block=head,
+            chain_time=now,
+            confirmations=self._confirmations,
+            resolver=self._escrows.resolver,
+            escrow_src=self._escrows.src.address,
+            escrow_dst=self._escrows.dst.address,
+        )
+
+    async def _token(self, field: str, value: str) -> str:
+        if value == NATIVE:
+            return NATIVE
+        address = _address(field, value)
+        if not await self._escrows.has_code(address):
+            raise InvalidArgument(field, f"no token contract at {address}")
+        return address
+
+    async def CreateLock(
+        self, request: chain_pb2.CreateLockRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.CreateLockResponse:
+        t = request.terms
+        amount = parse_amount("terms.amount", t.amount)
+        hashlock = require_bytes32("terms.hashlock", t.hashlock)
+        if not t.HasField("timelocks"):
+            raise InvalidArgument("terms.timelocks", "required")
+        check_timelocks("terms.timelocks", t.timelocks)
+        deposit = parse_amount("terms.safety_deposit", t.safety_deposit or "0", allow_zero=True)
+        timelocks = _from_pb_timelocks(t.timelocks)
+        funding = request.WhichOneof("funding")
+        if funding == "resolver":
+            beneficiary = _address("terms.beneficiary", t.beneficiary)
+            token = await self._token("terms.token", t.token)
+            salt = parse_amount("resolver.salt", request.resolver.salt or "0", allow_zero=True)
+            params = DstParams(
+                beneficiary=beneficiary,
+                token=ZERO_ADDRESS if token == NATIVE else token,
+                amount=amount,
+                hashlock=hashlock,
+                timelocks=timelocks,
+                safety_deposit=deposit,
+                salt=salt,
+            )
+            lock_id, sent = await self._escrows.create_dst(params)
+        elif funding == "maker_order":
+            o = request.maker_order
+            if t.token == NATIVE:
+                raise InvalidArgument("terms.token", "source locks hold ERC-20 tokens only")
+            token = await self._token("terms.token", t.token)
+            resolver = self._escrows.resolver
+            if t.beneficiary and _address("terms.beneficiary", t.beneficiary) != resolver:
+                raise InvalidArgument("terms.beneficiary", f"a source lock pays the resolver {resolver}")
+            if len(o.signature) != 65:
+                raise InvalidArgument("maker_order.signature", "must be 65 bytes (r, s, v)")
+            order = SrcOrder(
+                maker=_address("maker_order.maker", o.maker),
+                resolver=resolver,
+                token=token,
+                amount=amount,
+                hashlock=hashlock,
+                timelocks=timelocks,
+                safety_deposit=deposit,
+                dst_terms_hash=require_bytes32("maker_order.dst_terms_hash", o.dst_terms_hash),
+                nonce=parse_amount("maker_order.nonce", o.nonce, allow_zero=True),
+                deadline=o.deadline,
+            )
+            if not o.deadline:
+                raise InvalidArgument("maker_order.deadline", "required: unix seconds")
+            lock_id, sent = await self._escrows.create_src(order, o.signature)
+        else:
+            raise InvalidArgument("funding", "set either resolver or maker_order")
+        view = await self._escrows.view(lock_id)
+        return chain_pb2.CreateLockResponse(lock=self._lock(lock_id, view), sent=sent)
+
+    async def Withdraw(
+        self, request: chain_pb2.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.WithdrawResponse:
+        lock_id = _lock_id(request.lock_id)
+        secret = require_bytes32("secret", request.secret)
+        ref = await self._escrows.withdraw(lock_id, secret)
+        view = await self._escrows.view(lock_id)
+        closed = ref or (view.closed if view else None)
+        return chain_pb2.WithdrawResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
+
+    async def Cancel(
+        self, request: chain_pb2.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.CancelResponse:
+        lock_id = _lock_id(request.lock_id)
+        ref = await self._escrows.cancel(lock_id)
+        view = await self._escrows.view(lock_id)
+        closed = ref or (view.closed if view else None)
+        return chain_pb2.CancelResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
+
+    async def GetLock(
+        self, request: chain_pb2.GetLockRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.GetLockResponse:
+        lock_id = _lock_id(request.lock_id)
+        return chain_pb2.GetLockResponse(lock=self._lock(lock_id, await self._escrows.view(lock_id)))
+
+    async def GetBalance(
+        self, request: chain_pb2.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.GetBalanceResponse:
+        account = _address("account", request.account)
+        token = NATIVE if request.token == NATIVE else _address("token", request.token)
+        return chain_pb2.GetBalanceResponse(balance=str(await self._escrows.balance(account, token)))
+
+    async def WatchEvents(
+        self, request: chain_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[chain_pb2.WatchEventsResponse]:
+        lock_id = _lock_id(request.lock_id) if request.lock_id else None
+        async for raw in self._watcher.stream(request.cursor, lock_id):
+            yield chain_pb2.WatchEventsResponse(event=self._event(raw))
+
+    def _event(self, raw: RawEvent) -> chain_pb2.ChainEvent:
+        event = chain_pb2.ChainEvent(
+            cursor=str(raw.cursor),
+            kind=_KIND[raw.name],
+            lock_id=HexBytes(raw.escrow_id).to_0x_hex(),
+            tx=chain_pb2.TxRef(tx_hash=raw.tx_hash, block_number=raw.block, block_hash=raw.block_hash),
+            log_index=raw.log_index,
+            confirmations=raw.confirmations,
+            removed=raw.removed,
+            block_time=raw.block_time,
+        )
+        a = raw.args
+        if raw.name == CREATED:
+            escrow = Escrow(
+                id=raw.escrow_id,
+                state=State.ACTIVE,
+                depositor=a["depositor"],
+                beneficiary=a["beneficiary"],
+                operator=a["operator"],
+                token=NATIVE if int(a["token"], 16) == 0 else a["token"],
+                amount=int(a["amount"]),
+                safety_deposit=int(a["safetyDeposit"]),
+                hashlock=bytes(a["hashlock"]),
+                timelocks=Timelocks(*map(int, _tuple(a["timelocks"]))),
+                locked_at=int(a["lockedAt"]),
+                contract="",
+            )
+            event.lock.CopyFrom(escrow_to_lock(escrow))
+        elif raw.name == WITHDRAWN:
+            event.secret = bytes(a["secret"])
+        return event
+
+
+def _tuple(value: object) -> tuple[int, ...]:
+    if isinstance(value, dict):
+        return tuple(value[k] for k in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"))
+    assert isinstance(value, tuple | list)
+    return tuple(value)

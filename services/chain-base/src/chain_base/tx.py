@@ -1,0 +1,156 @@
+"""Sending the resolver's transactions: one nonce sequence, EIP-1559 fees, dropped-tx recovery.
+
+Nonces are assigned under a lock so any number of concurrent requests land without a gap or a
+collision. A transaction that vanishes from the node (dropped from the mempool) is signed again with
+the same nonce and a higher fee, so later nonces never wait on a hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import partial
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from swap_runtime.errors import FailedPrecondition, Unavailable
+from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from chain_base.rpc import Rpc
+
+log = logging.getLogger(__name__)
+
+_NONCE_ERRORS = ("nonce too low", "nonce too high", "already known", "replacement transaction underpriced")
+
+
+@dataclass(frozen=True)
+class FeePolicy:
+    priority_fee_wei: int
+    max_fee_multiplier: float
+
+
+class TxSender:
+    def __init__(
+        self,
+        rpc: Rpc,
+        key: str,
+        chain_id: int,
+        fees: FeePolicy,
+        poll_interval_s: float,
+        resend_after_s: float,
+        timeout_s: float,
+    ) -> None:
+        self._rpc = rpc
+        self.account: LocalAccount = Account.from_key(key)
+        self._chain_id = chain_id
+        self._fees = fees
+        self._poll = poll_interval_s
+        self._resend_after = resend_after_s
+        self._timeout = timeout_s
+        self._nonce_lock = asyncio.Lock()
+        self._next_nonce: int | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    async def _fees_now(self, bump: int = 0) -> tuple[int, int]:
+        w3 = self._rpc.w3
+        block = await self._rpc.call("get_block", lambda: w3.eth.get_block("latest"))
+        base_fee = int(block.get("baseFeePerGas", 0))
+        tip = self._fees.priority_fee_wei
+        # Each resend must beat the previous fees by >= 10% or nodes refuse the replacement.
+        factor = 1.25**bump
+        tip = int(tip * factor) + bump
+        max_fee = int(base_fee * self._fees.max_fee_multiplier * factor) + tip
+        return max_fee, tip
+
+    async def _sync_nonce(self) -> int:
+        w3 = self._rpc.w3
+        return await self._rpc.call(
+            "get_transaction_count", lambda: w3.eth.get_transaction_count(self.account.address, "pending")
+        )
+
+    async def _sign_and_send(self, tx: TxParams, nonce: int, bump: int) -> HexBytes:
+        max_fee, tip = await self._fees_now(bump)
+        full: dict[str, Any] = {
+            **tx,
+            "from": self.account.address,
+            "nonce": nonce,
+            "chainId": self._chain_id,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+            "type": 2,
+        }
+        signed = self.account.sign_transaction(full)
+        w3 = self._rpc.w3
+        return await self._rpc.call(
+            "send_raw_transaction", lambda: w3.eth.send_raw_transaction(signed.raw_transaction)
+        )
+
+    async def send(self, tx: TxParams) -> TxReceipt:
+        """Sends `tx` (to, data, value, gas) from the resolver and waits for its receipt."""
+        async with self._nonce_lock:
+            for _ in range(3):
+                if self._next_nonce is None:
+                    self._next_nonce = await self._sync_nonce()
+                nonce = self._next_nonce
+                try:
+                    tx_hash = await self._sign_and_send(tx, nonce, bump=0)
+                except Web3RPCError as exc:
+                    if any(marker in str(exc).lower() for marker in _NONCE_ERRORS):
+                        log.warning("nonce out of step, resyncing", extra={"nonce": nonce, "error": str(exc)})
+                        self._next_nonce = None
+                        continue
+                    raise
+                self._next_nonce = nonce + 1
+                break
+            else:
+                raise Unavailable("could not agree a nonce with the node", reason="NONCE_UNSYNCED")
+        log.info("tx sent", extra={"tx_hash": tx_hash.to_0x_hex(), "nonce": nonce})
+        return await self._wait(tx, tx_hash, nonce)
+
+    async def _wait(self, tx: TxParams, tx_hash: HexBytes, nonce: int) -> TxReceipt:
+        w3 = self._rpc.w3
+        hashes = [tx_hash]
+        started = last_sent = time.monotonic()
+        bump = 0
+        while True:
+            for h in hashes:
+                try:
+                    receipt = await self._rpc.call("get_receipt", partial(w3.eth.get_transaction_receipt, h))
+                except TransactionNotFound:
+                    continue
+                if receipt["status"] != 1:
+                    raise FailedPrecondition(
+                        f"transaction {h.to_0x_hex()} reverted on chain", reason="TX_REVERTED"
+                    )
+                return receipt
+            now = time.monotonic()
+            if now - started > self._timeout:
+                raise Unavailable(
+                    f"no receipt for {tx_hash.to_0x_hex()} in {self._timeout:.0f}s", reason="TX_TIMEOUT"
+                )
+            if now - last_sent > self._resend_after and not await self._known(hashes[-1]):
+                bump += 1
+                log.warning("tx dropped, signing again", extra={"nonce": nonce, "bump": bump})
+                try:
+                    hashes.append(await self._sign_and_send(tx, nonce, bump))
+                except Web3RPCError as exc:
+                    # "nonce too low": one of our versions was mined meanwhile; the loop finds its receipt.
+                    log.info("resend refused", extra={"nonce": nonce, "error": str(exc)})
+                last_sent = now
+            await asyncio.sleep(self._poll)
+
+    async def _known(self, tx_hash: HexBytes) -> bool:
+        w3 = self._rpc.w3
+        try:
+            await self._rpc.call("get_transaction", lambda: w3.eth.get_transaction(tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
