@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from swap_runtime import context
+
+# Hex longer than a hash is calldata or key material: a withdrawal's calldata carries the secret.
+_LONG_HEX = re.compile(r"(0x)?[0-9a-fA-F]{65,}")
+
+
+def redact(text: str) -> str:
+    return _LONG_HEX.sub("<redacted>", text)
 
 
 class _ContextFilter(logging.Filter):
@@ -20,6 +28,11 @@ class _ContextFilter(logging.Filter):
         record.service = self._service
         record.request_id = context.request_id.get()
         record.session_id = context.session_id.get()
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks keep their frames but lose exception text that could carry calldata.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from swap_runtime import context
 from swap_runtime.errors import DomainError
+from swap_runtime.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,13 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             context.request_id.set(rid)
             context.session_id.set(sid)
 
-        async def abort(ctx: grpc.aio.ServicerContext, err: DomainError) -> None:
-            log.info("rpc rejected", extra={"method": method, "reason": err.reason, "error": err.message})
+        async def abort(ctx: grpc.aio.ServicerContext, err: Exception) -> None:
+            if not isinstance(err, DomainError):
+                # The reply names no detail: exception text can carry calldata, and calldata secrets.
+                log.error("rpc failed", extra={"method": method, "error": redact(repr(err))})
+                err = DomainError(f"internal error (request {rid})", reason="INTERNAL")
+            else:
+                log.info("rpc rejected", extra={"method": method, "reason": err.reason, "error": err.message})
             await ctx.abort_with_status(rpc_status.to_status(err.to_status()))
 
         if handler.unary_unary is not None:
@@ -63,7 +69,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 bind()
                 try:
                     return await inner_unary(request, ctx)
-                except DomainError as err:
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as err:
                     await abort(ctx, err)
 
             return grpc.unary_unary_rpc_method_handler(
@@ -77,7 +85,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 try:
                     async for item in inner_stream(request, ctx):
                         yield item
-                except DomainError as err:
+                except (asyncio.CancelledError, grpc.aio.AbortError):
+                    raise
+                except Exception as err:
                     await abort(ctx, err)
 
             return grpc.unary_stream_rpc_method_handler(

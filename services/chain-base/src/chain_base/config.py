@@ -47,7 +47,7 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
             self.escrow_dst = self.escrow_dst or data["escrow_dst"]
             self.start_block = self.start_block or int(data.get("deploy_block", 0))
             if self.resolver_key is None and self.resolver_key_file is None:
-                self.resolver_key = SecretStr(data["resolver"]["key"])
+                self.resolver_key = SecretStr(data["resolver"]["private_key"])
         if not self.escrow_src or not self.escrow_dst:
             raise ValueError(
                 "CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required"

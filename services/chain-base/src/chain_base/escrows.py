@@ -266,7 +266,7 @@ class Escrows:
             await self._send(erc20.functions.approve(spender, MAX_UINT256), 0, "approve")
 
     async def _send(self, fn: AsyncContractFunction, value: int, action: str) -> TxReceipt:
-        call: TxParams = {"from": self.resolver, "to": fn.address, "value": Wei(value)}
+        call: TxParams = {"from": self.resolver, "value": Wei(value)}
         try:
             gas = await self._rpc.call("estimate_gas", lambda: fn.estimate_gas(call))
         except ContractCustomError as exc:

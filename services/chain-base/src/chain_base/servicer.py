@@ -4,6 +4,7 @@ between protobuf and the domain, and nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from eth_utils.address import is_address, to_checksum_address
@@ -272,8 +273,8 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
         return event
 
 
-def _tuple(value: object) -> tuple[int, ...]:
-    if isinstance(value, dict):
-        return tuple(value[k] for k in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"))
-    assert isinstance(value, tuple | list)
-    return tuple(value)
+def _tuple(value: Any) -> tuple[int, ...]:
+    """The Timelocks tuple of an event, whether web3 decoded it as a tuple or as a named mapping."""
+    if isinstance(value, tuple | list):
+        return tuple(value)
+    return tuple(value[k] for k in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eth_account import Account

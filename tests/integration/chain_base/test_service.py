@@ -1,0 +1,405 @@
+"""chain-base over gRPC against a real anvil: locks, events at depth, withdrawals, refunds, reorgs,
+bad input, concurrency and a dropped transaction, each checked on chain."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap.common.v1 import common_pb2
+from swap_devnet.evm import EvmDeployment, increase_time, mine, sha256_hashlock, sign_order
+from web3 import Web3
+from web3.types import RPCEndpoint, Wei
+
+from tests.fixtures.services import BASE_CONFIRMATIONS
+
+pytestmark = pytest.mark.integration
+
+AMOUNT = 25_000_000  # 25 TUSD (6 decimals)
+DEPOSIT = 10**15  # 0.001 ETH safety deposit
+_salts = itertools.count(int.from_bytes(os.urandom(4), "big") * 1000)
+
+
+def timelocks(withdrawal: int = 10, public: int = 20, cancel: int = 100, public_cancel: int = 200) -> Any:
+    return common_pb2.Timelocks(
+        withdrawal_after_s=withdrawal,
+        public_withdrawal_after_s=public,
+        cancellation_after_s=cancel,
+        public_cancellation_after_s=public_cancel,
+    )
+
+
+def dst_request(chain: EvmDeployment, hashlock: bytes, *, token: str | None = None, amount: int = AMOUNT) -> Any:
+    return chain_pb2.CreateLockRequest(
+        terms=chain_pb2.LockTerms(
+            token=token or chain.token,
+            amount=str(amount),
+            hashlock=hashlock,
+            timelocks=timelocks(),
+            beneficiary=chain.receiver.address,
+            safety_deposit=str(DEPOSIT),
+        ),
+        resolver=chain_pb2.ResolverFunding(salt=str(next(_salts))),
+    )
+
+
+@pytest.fixture(scope="module")
+def w3(base_chain: EvmDeployment) -> Web3:
+    return Web3(Web3.HTTPProvider(base_chain.rpc_url))
+
+
+def tusd(w3: Web3, chain: EvmDeployment, who: str) -> int:
+    return int(chain.token_contract(w3).functions.balanceOf(who).call())
+
+
+class EventStream:
+    """A WatchEvents call drained by a task, so waiting for an event with a timeout never cancels the call."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.queue: asyncio.Queue[chain_pb2.ChainEvent | BaseException] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            async for reply in self.call:
+                await self.queue.put(reply.event)
+        except grpc.aio.AioRpcError as err:
+            await self.queue.put(err)
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.task.cancel()
+
+
+async def next_event(stream: EventStream, timeout: float = 10.0) -> chain_pb2.ChainEvent:
+    item = await asyncio.wait_for(stream.queue.get(), timeout)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def field_violation(err: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(err)
+    assert status is not None
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            return str(bad.field_violations[0].field)
+    raise AssertionError("no BadRequest detail")
+
+
+@pytest.fixture
+async def watch(chain_base: chain_pb2_grpc.ChainServiceStub) -> AsyncIterator[Any]:
+    streams: list[EventStream] = []
+
+    def open_stream(lock_id: str = "", cursor: str = "") -> EventStream:
+        stream = EventStream(chain_base.WatchEvents(chain_pb2.WatchEventsRequest(lock_id=lock_id, cursor=cursor)))
+        streams.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in streams:
+        stream.close()
+
+
+async def test_chain_info(chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment) -> None:
+    info = await chain_base.GetChainInfo(chain_pb2.GetChainInfoRequest())
+    assert info.chain == common_pb2.CHAIN_BASE
+    assert info.chain_id == "31337"
+    assert info.resolver == base_chain.resolver.address
+    assert info.escrow_src == base_chain.escrow_src
+    assert info.confirmations == BASE_CONFIRMATIONS
+
+
+async def test_lock_watch_withdraw(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3, watch: Any
+) -> None:
+    secret = os.urandom(32)
+    receiver_before = tusd(w3, base_chain, base_chain.receiver.address)
+    resolver_before = tusd(w3, base_chain, base_chain.resolver.address)
+
+    created = await chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(secret)))
+    lock = created.lock
+    assert created.sent
+    assert lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert lock.confirmations == 1 and not lock.final
+    assert lock.withdrawal_at == lock.locked_at + 10
+    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before - AMOUNT
+
+    stream = watch(lock_id=lock.lock_id)
+    with pytest.raises(TimeoutError):  # one confirmation is not enough
+        await next_event(stream, timeout=0.5)
+    mine(w3)
+    event = await next_event(stream)
+    assert event.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED
+    assert event.confirmations == BASE_CONFIRMATIONS
+    assert event.tx.tx_hash == lock.created.tx_hash
+    assert event.lock.terms.amount == str(AMOUNT)
+    assert event.lock.terms.beneficiary == base_chain.receiver.address
+    assert (await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=lock.lock_id))).lock.final
+
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=os.urandom(32)))
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violation(wrong.value) == "secret"
+    assert secret.hex() not in (wrong.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not opened" in (early.value.details() or "")
+
+    increase_time(w3, 10)
+    done = await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert done.lock.secret == secret
+    assert tusd(w3, base_chain, base_chain.receiver.address) == receiver_before + AMOUNT
+
+    again = await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert not again.sent and again.tx.tx_hash == done.tx.tx_hash
+    assert tusd(w3, base_chain, base_chain.receiver.address) == receiver_before + AMOUNT
+
+    mine(w3)
+    withdrawn = await next_event(stream)
+    assert withdrawn.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN
+    assert withdrawn.secret == secret
+
+    # A stream resumed from the first event's cursor starts right after it.
+    resumed = watch(lock_id=lock.lock_id, cursor=event.cursor)
+    assert (await next_event(resumed)).cursor == withdrawn.cursor
+
+
+async def test_cancel_after_timeout_refunds(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    resolver_before = tusd(w3, base_chain, base_chain.resolver.address)
+    created = await chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32))))
+    lock_id = created.lock.lock_id
+    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before - AMOUNT
+
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain_base.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    increase_time(w3, 100)
+    cancelled = await chain_base.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
+    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before
+
+
+async def test_native_lock_and_source_order(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    # Destination lock of native ETH: the escrow holds amount + deposit.
+    escrow_eth = w3.eth.get_balance(base_chain.escrow_dst)
+    native = await chain_base.CreateLock(
+        dst_request(base_chain, sha256_hashlock(os.urandom(32)), token="native", amount=10**16)
+    )
+    assert native.lock.terms.token == "native"
+    assert w3.eth.get_balance(base_chain.escrow_dst) == escrow_eth + 10**16 + DEPOSIT
+
+    # Source lock from the maker's signed EIP-712 order: the maker's TUSD moves into the escrow.
+    secret = os.urandom(32)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    order: dict[str, Any] = {
+        "maker": base_chain.maker.address,
+        "resolver": base_chain.resolver.address,
+        "token": base_chain.token,
+        "amount": AMOUNT,
+        "hashlock": sha256_hashlock(secret),
+        "timelocks": {"withdrawal": 10, "publicWithdrawal": 20, "cancellation": 100, "publicCancellation": 200},
+        "safetyDeposit": DEPOSIT,
+        "dstTermsHash": os.urandom(32),
+        "nonce": next(_salts),
+        "deadline": now + 600,
+    }
+    signature = sign_order(base_chain, order, base_chain.maker.private_key)
+    request = chain_pb2.CreateLockRequest(
+        terms=chain_pb2.LockTerms(
+            token=base_chain.token,
+            amount=str(AMOUNT),
+            hashlock=order["hashlock"],
+            timelocks=timelocks(),
+            beneficiary=base_chain.resolver.address,
+            safety_deposit=str(DEPOSIT),
+        ),
+        maker_order=chain_pb2.MakerOrder(
+            maker=base_chain.maker.address,
+            nonce=str(order["nonce"]),
+            deadline=order["deadline"],
+            dst_terms_hash=order["dstTermsHash"],
+            signature=signature,
+        ),
+    )
+    maker_before = tusd(w3, base_chain, base_chain.maker.address)
+    resolver_before = tusd(w3, base_chain, base_chain.resolver.address)
+    src = await chain_base.CreateLock(request)
+    assert src.sent and src.lock.depositor == base_chain.maker.address
+    assert tusd(w3, base_chain, base_chain.maker.address) == maker_before - AMOUNT
+
+    repeat = await chain_base.CreateLock(request)
+    assert not repeat.sent and repeat.lock.lock_id == src.lock.lock_id
+    assert tusd(w3, base_chain, base_chain.maker.address) == maker_before - AMOUNT
+
+    increase_time(w3, 10)
+    await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=src.lock.lock_id, secret=secret))
+    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before + AMOUNT
+
+    tampered = chain_pb2.CreateLockRequest()
+    tampered.CopyFrom(request)
+    tampered.terms.amount = str(AMOUNT * 2)  # not what the maker signed
+    tampered.maker_order.nonce = str(next(_salts))
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await chain_base.CreateLock(tampered)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violation(bad.value) == "maker_order.signature"
+
+
+def _mutations(chain: EvmDeployment) -> list[tuple[str, Any]]:
+    def terms(**changes: Any) -> Any:
+        def apply(req: Any) -> None:
+            for key, value in changes.items():
+                setattr(req.terms, key, value)
+
+        return apply
+
+    def set_timelocks(req: Any) -> None:
+        req.terms.timelocks.CopyFrom(timelocks(withdrawal=50, public=20))
+
+    def funding_salt(req: Any) -> None:
+        req.resolver.salt = "-1"
+
+    return [
+        ("terms.beneficiary", terms(beneficiary="0x1234")),
+        ("terms.beneficiary", terms(beneficiary="")),
+        ("terms.amount", terms(amount="0")),
+        ("terms.amount", terms(amount="-5")),
+        ("terms.amount", terms(amount="1e6")),
+        ("terms.amount", terms(amount="")),
+        ("terms.token", terms(token="0x" + "ab" * 20)),  # no contract there
+        ("terms.token", terms(token="USDC")),
+        ("terms.hashlock", terms(hashlock=b"\x01" * 31)),
+        ("terms.safety_deposit", terms(safety_deposit="0.5")),
+        ("terms.public_withdrawal_after_s", set_timelocks),
+        ("resolver.salt", funding_salt),
+    ]
+
+
+async def test_bad_input_names_the_field_and_sends_nothing(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    nonce = w3.eth.get_transaction_count(base_chain.resolver.address)
+    for field, mutate in _mutations(base_chain):
+        request = dst_request(base_chain, sha256_hashlock(os.urandom(32)))
+        mutate(request)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await chain_base.CreateLock(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field_violation(err.value).endswith(field.split(".")[-1]), (field, err.value.details())
+    for bad_id in ("", "0x12", "zz" * 32):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=bad_id))
+        assert field_violation(err.value) == "lock_id"
+    assert w3.eth.get_transaction_count(base_chain.resolver.address) == nonce
+
+
+async def test_fifty_concurrent_locks_all_land(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    resolver = base_chain.resolver.address
+    nonce_before = w3.eth.get_transaction_count(resolver)
+    balance_before = tusd(w3, base_chain, resolver)
+    replies = await asyncio.gather(
+        *(
+            chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32)), amount=1_000))
+            for _ in range(50)
+        )
+    )
+    assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
+    assert len({r.lock.lock_id for r in replies}) == 50
+    assert w3.eth.get_transaction_count(resolver) == nonce_before + 50
+    assert w3.eth.get_transaction_count(resolver, "pending") == nonce_before + 50
+    assert tusd(w3, base_chain, resolver) == balance_before - 50 * 1_000
+
+
+async def test_dropped_transaction_is_sent_again(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    resolver = base_chain.resolver.address
+    nonce_before = w3.eth.get_transaction_count(resolver)
+    w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
+    try:
+        pending = asyncio.ensure_future(chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32)))))
+        for _ in range(100):
+            if w3.eth.get_transaction_count(resolver, "pending") > nonce_before:
+                break
+            await asyncio.sleep(0.05)
+        w3.provider.make_request(RPCEndpoint("anvil_dropAllTransactions"), [])
+        assert w3.eth.get_transaction_count(resolver, "pending") == nonce_before
+    finally:
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
+    for _ in range(200):  # the service signs the same nonce again; mine what arrives
+        if pending.done():
+            break
+        mine(w3)
+        await asyncio.sleep(0.05)
+    reply = await asyncio.wait_for(pending, 20)
+    assert reply.lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert w3.eth.get_transaction_count(resolver) == nonce_before + 1
+
+
+async def test_reorg_retracts_replaced_lock(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3, watch: Any
+) -> None:
+    """A lock mined and reported is reorged out: the stream retracts it and emits its replacement once."""
+    escrow = base_chain.escrow_dst_contract(w3)
+    maker = base_chain.maker.address
+    head = w3.eth.block_number
+    stream = watch(cursor=f"{head}:{2**32 - 1}:{w3.eth.get_block(head)['hash'].to_0x_hex()}")
+
+    def params(salt: int) -> Any:
+        return {
+            "beneficiary": base_chain.receiver.address,
+            "token": "0x0000000000000000000000000000000000000000",
+            "amount": 10**15,
+            "hashlock": sha256_hashlock(os.urandom(32)),
+            "timelocks": {"withdrawal": 10, "publicWithdrawal": 20, "cancellation": 100, "publicCancellation": 200},
+            "safetyDeposit": 0,
+            "salt": salt,
+        }
+
+    replaced = params(next(_salts))
+    tx_hash = escrow.functions.createDstEscrow(replaced).transact({"from": maker, "value": Wei(10**15)})
+    w3.eth.wait_for_transaction_receipt(tx_hash)
+    replaced_id = "0x" + escrow.functions.dstEscrowId(maker, replaced).call().hex()
+    mine(w3)
+    first = await next_event(stream)
+    assert (first.lock_id, first.removed) == (replaced_id, False)
+
+    replacement = params(next(_salts))
+    replacement_id = "0x" + escrow.functions.dstEscrowId(maker, replacement).call().hex()
+    tx = escrow.functions.createDstEscrow(replacement).build_transaction(
+        {"from": maker, "value": Wei(10**15), "nonce": w3.eth.get_transaction_count(maker) - 1, "gas": 300_000}
+    )
+    # Replace the lock's block and the one on top with two blocks, the first holding the other lock.
+    reorg = w3.provider.make_request(RPCEndpoint("anvil_reorg"), [2, [[tx, 0]]])
+    assert "error" not in reorg, reorg
+    mine(w3)
+
+    retracted = await next_event(stream)
+    assert (retracted.lock_id, retracted.removed) == (replaced_id, True)
+    emitted = await next_event(stream)
+    assert (emitted.lock_id, emitted.removed) == (replacement_id, False)
+    with pytest.raises(TimeoutError):  # emitted once, nothing else
+        await next_event(stream, timeout=1.0)
+    absent = await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=replaced_id))
+    assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
