@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.evm",
     "tests.fixtures.near",
     "tests.fixtures.services",
+    "tests.fixtures.chain_near",
 ]

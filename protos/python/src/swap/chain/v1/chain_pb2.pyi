@@ -514,6 +514,143 @@ class CancelResponse(_message.Message):
 Global___CancelResponse: _TypeAlias = CancelResponse  # noqa: Y015
 
 @_typing.final
+class PrepareMakerLockRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERMS_FIELD_NUMBER: _builtins.int
+    MAKER_FIELD_NUMBER: _builtins.int
+    NONCE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    DST_TERMS_HASH_FIELD_NUMBER: _builtins.int
+    maker: _builtins.str
+    """The maker's account (address / account id)."""
+    nonce: _builtins.str
+    """The maker's order nonce (BASE) / the lock nonce (NEAR), decimal string."""
+    deadline: _builtins.int
+    """Unix seconds after which the resolver may no longer submit the order (BASE)."""
+    dst_terms_hash: _builtins.bytes
+    """Hash binding the destination terms, 32 bytes (BASE; part of the signed order)."""
+    @_builtins.property
+    def terms(self) -> Global___LockTerms:
+        """Terms of the maker's lock (beneficiary = the resolver)."""
+
+    def __init__(
+        self,
+        *,
+        terms: Global___LockTerms | None = ...,
+        maker: _builtins.str = ...,
+        nonce: _builtins.str = ...,
+        deadline: _builtins.int = ...,
+        dst_terms_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["terms", b"terms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "dst_terms_hash", b"dst_terms_hash", "maker", b"maker", "nonce", b"nonce", "terms", b"terms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrepareMakerLockRequest: _TypeAlias = PrepareMakerLockRequest  # noqa: Y015
+
+@_typing.final
+class SignOrder(_message.Message):
+    """BASE: the order the maker signs (eth_signTypedData_v4) and the allowance the escrow needs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPED_DATA_JSON_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    SPENDER_FIELD_NUMBER: _builtins.int
+    ALLOWANCE_FIELD_NUMBER: _builtins.int
+    typed_data_json: _builtins.str
+    """eth_signTypedData_v4 payload (JSON): domain, types, primaryType, message."""
+    token: _builtins.str
+    """The ERC-20 the escrow pulls, the spender to approve (EscrowSrc) and the amount (base units)."""
+    spender: _builtins.str
+    allowance: _builtins.str
+    def __init__(
+        self,
+        *,
+        typed_data_json: _builtins.str = ...,
+        token: _builtins.str = ...,
+        spender: _builtins.str = ...,
+        allowance: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowance", b"allowance", "spender", b"spender", "token", b"token", "typed_data_json", b"typed_data_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOrder: _TypeAlias = SignOrder  # noqa: Y015
+
+@_typing.final
+class NearCall(_message.Message):
+    """NEAR: the call the maker makes from their own account."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    ARGS_JSON_FIELD_NUMBER: _builtins.int
+    DEPOSIT_FIELD_NUMBER: _builtins.int
+    GAS_FIELD_NUMBER: _builtins.int
+    contract: _builtins.str
+    """Account to call (the HTLC for native NEAR, the token for NEP-141 via ft_transfer_call)."""
+    method: _builtins.str
+    args_json: _builtins.str
+    """JSON arguments of the call."""
+    deposit: _builtins.str
+    """Attached deposit, yoctoNEAR."""
+    gas: _builtins.int
+    """Prepaid gas units."""
+    def __init__(
+        self,
+        *,
+        contract: _builtins.str = ...,
+        method: _builtins.str = ...,
+        args_json: _builtins.str = ...,
+        deposit: _builtins.str = ...,
+        gas: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args_json", b"args_json", "contract", b"contract", "deposit", b"deposit", "gas", b"gas", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NearCall: _TypeAlias = NearCall  # noqa: Y015
+
+@_typing.final
+class PrepareMakerLockResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCK_ID_FIELD_NUMBER: _builtins.int
+    SIGN_ORDER_FIELD_NUMBER: _builtins.int
+    NEAR_CALL_FIELD_NUMBER: _builtins.int
+    lock_id: _builtins.str
+    """The id the maker's lock will have once made."""
+    @_builtins.property
+    def sign_order(self) -> Global___SignOrder: ...
+    @_builtins.property
+    def near_call(self) -> Global___NearCall: ...
+    def __init__(
+        self,
+        *,
+        lock_id: _builtins.str = ...,
+        sign_order: Global___SignOrder | None = ...,
+        near_call: Global___NearCall | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "lock_id", b"lock_id", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["sign_order", "near_call"]  # noqa: Y015
+    _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
+
+Global___PrepareMakerLockResponse: _TypeAlias = PrepareMakerLockResponse  # noqa: Y015
+
+@_typing.final
 class GetLockRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

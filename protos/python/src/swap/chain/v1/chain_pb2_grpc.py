@@ -54,6 +54,11 @@ class ChainServiceStub:
                 request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.CancelRequest.SerializeToString,
                 response_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.PrepareMakerLock = channel.unary_unary(
+                '/swap.chain.v1.ChainService/PrepareMakerLock',
+                request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockRequest.SerializeToString,
+                response_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockResponse.FromString,
+                _registered_method=True)
         self.GetLock = channel.unary_unary(
                 '/swap.chain.v1.ChainService/GetLock',
                 request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.GetLockRequest.SerializeToString,
@@ -105,6 +110,14 @@ class ChainServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareMakerLock(self, request, context):
+        """What the maker must do to lock the source leg themselves: the EIP-712 order to sign on BASE, the
+        HTLC call to make on NEAR. Returns the lock id that lock will have, so the saga can find it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetLock(self, request, context):
         """Read one escrow back from chain state (the truth the saga verifies before revealing).
         """
@@ -149,6 +162,11 @@ def add_ChainServiceServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.CancelRequest.FromString,
                     response_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.CancelResponse.SerializeToString,
+            ),
+            'PrepareMakerLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareMakerLock,
+                    request_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockRequest.FromString,
+                    response_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockResponse.SerializeToString,
             ),
             'GetLock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetLock,
@@ -274,6 +292,33 @@ class ChainService:
             '/swap.chain.v1.ChainService/Cancel',
             swap_dot_chain_dot_v1_dot_chain__pb2.CancelRequest.SerializeToString,
             swap_dot_chain_dot_v1_dot_chain__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareMakerLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swap.chain.v1.ChainService/PrepareMakerLock',
+            swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockRequest.SerializeToString,
+            swap_dot_chain_dot_v1_dot_chain__pb2.PrepareMakerLockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,10 @@ class ChainServiceStub:
     """Cancel an escrow after its cancellation time; the funds return to the depositor.
     Idempotent: a lock already cancelled returns its cancellation and sends nothing.
     """
+    PrepareMakerLock: _grpc.UnaryUnaryMultiCallable[_chain_pb2.PrepareMakerLockRequest, _chain_pb2.PrepareMakerLockResponse]
+    """What the maker must do to lock the source leg themselves: the EIP-712 order to sign on BASE, the
+    HTLC call to make on NEAR. Returns the lock id that lock will have, so the saga can find it.
+    """
     GetLock: _grpc.UnaryUnaryMultiCallable[_chain_pb2.GetLockRequest, _chain_pb2.GetLockResponse]
     """Read one escrow back from chain state (the truth the saga verifies before revealing)."""
     GetBalance: _grpc.UnaryUnaryMultiCallable[_chain_pb2.GetBalanceRequest, _chain_pb2.GetBalanceResponse]
@@ -79,6 +83,10 @@ class ChainServiceAsyncStub(ChainServiceStub):
     Cancel: _aio.UnaryUnaryMultiCallable[_chain_pb2.CancelRequest, _chain_pb2.CancelResponse]  # type: ignore[assignment]
     """Cancel an escrow after its cancellation time; the funds return to the depositor.
     Idempotent: a lock already cancelled returns its cancellation and sends nothing.
+    """
+    PrepareMakerLock: _aio.UnaryUnaryMultiCallable[_chain_pb2.PrepareMakerLockRequest, _chain_pb2.PrepareMakerLockResponse]  # type: ignore[assignment]
+    """What the maker must do to lock the source leg themselves: the EIP-712 order to sign on BASE, the
+    HTLC call to make on NEAR. Returns the lock id that lock will have, so the saga can find it.
     """
     GetLock: _aio.UnaryUnaryMultiCallable[_chain_pb2.GetLockRequest, _chain_pb2.GetLockResponse]  # type: ignore[assignment]
     """Read one escrow back from chain state (the truth the saga verifies before revealing)."""
@@ -126,6 +134,16 @@ class ChainServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_chain_pb2.CancelResponse, _abc.Awaitable[_chain_pb2.CancelResponse]]:
         """Cancel an escrow after its cancellation time; the funds return to the depositor.
         Idempotent: a lock already cancelled returns its cancellation and sends nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def PrepareMakerLock(
+        self,
+        request: _chain_pb2.PrepareMakerLockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chain_pb2.PrepareMakerLockResponse, _abc.Awaitable[_chain_pb2.PrepareMakerLockResponse]]:
+        """What the maker must do to lock the source leg themselves: the EIP-712 order to sign on BASE, the
+        HTLC call to make on NEAR. Returns the lock id that lock will have, so the saga can find it.
         """
 
     @_abc_1.abstractmethod
