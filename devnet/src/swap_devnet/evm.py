@@ -29,6 +29,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self, TypedDict, cast
 
+from chain_base.orders import (
+    ORDER_FIELDS,
+    TIMELOCKS_FIELDS,
+    digest,
+    typed_data,
+)
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_typing import ChecksumAddress
@@ -48,8 +54,6 @@ TOKEN_DECIMALS = 6
 DEFAULT_MINT = 1_000_000 * 10**TOKEN_DECIMALS
 MAX_UINT256 = 2**256 - 1
 
-ESCROW_SRC_NAME = "SwapEscrowSrc"
-ESCROW_SRC_VERSION = "1"
 
 # Indices of the roles among anvil's dev accounts (derivation path m/44'/60'/0'/0/<index>).
 DEPLOYER_INDEX, RESOLVER_INDEX, MAKER_INDEX, RECEIVER_INDEX = 0, 1, 2, 3
@@ -479,26 +483,6 @@ class Order(TypedDict):
     deadline: int
 
 
-TIMELOCKS_FIELDS = (
-    ("withdrawal", "uint32"),
-    ("publicWithdrawal", "uint32"),
-    ("cancellation", "uint32"),
-    ("publicCancellation", "uint32"),
-)
-ORDER_FIELDS = (
-    ("maker", "address"),
-    ("resolver", "address"),
-    ("token", "address"),
-    ("amount", "uint256"),
-    ("hashlock", "bytes32"),
-    ("timelocks", "Timelocks"),
-    ("safetyDeposit", "uint256"),
-    ("dstTermsHash", "bytes32"),
-    ("nonce", "uint256"),
-    ("deadline", "uint256"),
-)
-
-
 def order_type_string() -> str:
     """The EIP-712 encodeType of Order, the string EscrowSrc hashes into its ORDER_TYPEHASH."""
 
@@ -509,49 +493,13 @@ def order_type_string() -> str:
 
 
 def order_typed_data(chain_id: int, escrow_src: str, order: Mapping[str, Any]) -> dict[str, Any]:
-    """The EIP-712 typed data of `order`, ready for eth_signTypedData_v4 and for eth_account.
-
-    JSON-safe: addresses checksummed, bytes32 as 0x-hex, uint256 as decimal strings (wallets and JavaScript
-    lose precision on large JSON numbers), uint32 as integers.
-    """
-    timelocks = order["timelocks"]
-    message: dict[str, Any] = {}
-    for field, type_ in ORDER_FIELDS:
-        value = order[field]
-        if type_ == "address":
-            message[field] = Web3.to_checksum_address(value)
-        elif type_ == "bytes32":
-            message[field] = _bytes32(value).to_0x_hex()
-        elif type_ == "uint256":
-            message[field] = str(int(value))
-        else:
-            message[field] = {name: int(timelocks[name]) for name, _ in TIMELOCKS_FIELDS}
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Order": [{"name": name, "type": type_} for name, type_ in ORDER_FIELDS],
-            "Timelocks": [{"name": name, "type": type_} for name, type_ in TIMELOCKS_FIELDS],
-        },
-        "primaryType": "Order",
-        "domain": {
-            "name": ESCROW_SRC_NAME,
-            "version": ESCROW_SRC_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": Web3.to_checksum_address(escrow_src),
-        },
-        "message": message,
-    }
+    """The EIP-712 typed data of `order` (on-chain field names), as chain-base hands it to wallets."""
+    return typed_data(chain_id, escrow_src, dict(order))
 
 
 def order_digest(chain_id: int, escrow_src: str, order: Mapping[str, Any]) -> bytes:
     """The EIP-712 digest of `order`: what the maker signs and the id of the source escrow it creates."""
-    signable = encode_typed_data(full_message=order_typed_data(chain_id, escrow_src, order))
-    return Web3.keccak(b"\x19" + signable.version + signable.header + signable.body)
+    return digest(order_typed_data(chain_id, escrow_src, order))
 
 
 def sign_order(domain: EvmDeployment | OrderDomain, order: Mapping[str, Any], private_key: str) -> bytes:

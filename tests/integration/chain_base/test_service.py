@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
@@ -403,3 +406,48 @@ async def test_reorg_retracts_replaced_lock(
         await next_event(stream, timeout=1.0)
     absent = await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=replaced_id))
     assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
+
+
+async def test_prepare_maker_lock_returns_the_order_a_wallet_signs(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    secret = os.urandom(32)
+    terms = chain_pb2.LockTerms(
+        token=base_chain.token,
+        amount=str(AMOUNT),
+        hashlock=sha256_hashlock(secret),
+        timelocks=timelocks(),
+        safety_deposit=str(DEPOSIT),
+    )
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 600
+    nonce = str(next(_salts))
+    prepared = await chain_base.PrepareMakerLock(
+        chain_pb2.PrepareMakerLockRequest(
+            terms=terms, maker=base_chain.maker.address, nonce=nonce, deadline=deadline, dst_terms_hash=b"\x07" * 32
+        )
+    )
+    action = prepared.sign_order
+    assert (action.spender, action.allowance) == (base_chain.escrow_src, str(AMOUNT))
+    typed = json.loads(action.typed_data_json)
+    signature = Account.sign_message(encode_typed_data(full_message=typed), base_chain.maker.private_key).signature
+
+    created = await chain_base.CreateLock(
+        chain_pb2.CreateLockRequest(
+            terms=terms,
+            maker_order=chain_pb2.MakerOrder(
+                maker=base_chain.maker.address,
+                nonce=nonce,
+                deadline=deadline,
+                dst_terms_hash=b"\x07" * 32,
+                signature=bytes(signature),
+            ),
+        )
+    )
+    assert created.lock.lock_id == prepared.lock_id
+    assert created.lock.terms.beneficiary == base_chain.resolver.address
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain_base.PrepareMakerLock(
+            chain_pb2.PrepareMakerLockRequest(terms=terms, maker="0xnope", nonce=nonce, deadline=deadline)
+        )
+    assert field_violation(err.value) == "maker"

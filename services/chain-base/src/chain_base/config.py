@@ -15,13 +15,9 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     chain_id: int = Field(31337, description="Expected chain id; the service refuses another chain.")
     escrow_src: str = Field("", description="EscrowSrc contract address.")
     escrow_dst: str = Field("", description="EscrowDst contract address.")
-    start_block: int = Field(
-        0, ge=0, description="Block the escrows were deployed in (event scans start here)."
-    )
+    start_block: int = Field(0, ge=0, description="Block the escrows were deployed in (event scans start here).")
     resolver_key: SecretStr | None = Field(None, description="Resolver private key (0x-hex).")
-    resolver_key_file: Path | None = Field(
-        None, description="File holding the resolver key, instead of the env."
-    )
+    resolver_key_file: Path | None = Field(None, description="File holding the resolver key, instead of the env.")
     deployment_file: Path | None = Field(
         None, description="Devnet deployment JSON (swap_devnet.evm): fills addresses, chain id and key."
     )
@@ -49,9 +45,7 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
             if self.resolver_key is None and self.resolver_key_file is None:
                 self.resolver_key = SecretStr(data["resolver"]["private_key"])
         if not self.escrow_src or not self.escrow_dst:
-            raise ValueError(
-                "CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required"
-            )
+            raise ValueError("CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required")
         if self.resolver_key is None and self.resolver_key_file is None:
             raise ValueError("CHAIN_BASE_RESOLVER_KEY or CHAIN_BASE_RESOLVER_KEY_FILE is required")
         return self

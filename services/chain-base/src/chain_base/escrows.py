@@ -76,12 +76,8 @@ class Escrows:
         self._rpc = rpc
         self._sender = sender
         w3 = rpc.w3
-        self.src: AsyncContract = w3.eth.contract(
-            address=to_checksum_address(escrow_src), abi=abi.load("EscrowSrc")
-        )
-        self.dst: AsyncContract = w3.eth.contract(
-            address=to_checksum_address(escrow_dst), abi=abi.load("EscrowDst")
-        )
+        self.src: AsyncContract = w3.eth.contract(address=to_checksum_address(escrow_src), abi=abi.load("EscrowSrc"))
+        self.dst: AsyncContract = w3.eth.contract(address=to_checksum_address(escrow_dst), abi=abi.load("EscrowDst"))
         self._erc20_abi = abi.load("TestToken")
         self.start_block = start_block
         self.topics = {event_topic(n): n for n in (CREATED, WITHDRAWN, CANCELLED)}
@@ -146,9 +142,7 @@ class Escrows:
         return name, dict(event["args"])
 
     async def view(self, escrow_id: bytes) -> EscrowView | None:
-        escrow, logs, (head, _) = await asyncio.gather(
-            self.read(escrow_id), self.history(escrow_id), self.head()
-        )
+        escrow, logs, (head, _) = await asyncio.gather(self.read(escrow_id), self.history(escrow_id), self.head())
         if escrow is None:
             return None
         created = closed = None
@@ -162,9 +156,7 @@ class Escrows:
                 if name == WITHDRAWN:
                     secret = bytes(args["secret"])
         depth = head - created.block_number + 1 if created else 0
-        return EscrowView(
-            escrow=escrow, created=created, confirmations=max(depth, 0), secret=secret, closed=closed
-        )
+        return EscrowView(escrow=escrow, created=created, confirmations=max(depth, 0), secret=secret, closed=closed)
 
     async def has_code(self, address: str) -> bool:
         w3 = self._rpc.w3

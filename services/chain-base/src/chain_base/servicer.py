@@ -3,6 +3,7 @@ between protobuf and the domain, and nothing else."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from swap.common.v1 import common_pb2
 from swap_runtime.errors import InvalidArgument
 from swap_runtime.validation import check_timelocks, parse_amount, require_bytes32
 
+from chain_base import orders
 from chain_base.escrows import CANCELLED, CREATED, WITHDRAWN, Escrows
 from chain_base.model import (
     NATIVE,
@@ -173,33 +175,57 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
             lock_id, sent = await self._escrows.create_dst(params)
         elif funding == "maker_order":
             o = request.maker_order
-            if t.token == NATIVE:
-                raise InvalidArgument("terms.token", "source locks hold ERC-20 tokens only")
-            token = await self._token("terms.token", t.token)
-            resolver = self._escrows.resolver
-            if t.beneficiary and _address("terms.beneficiary", t.beneficiary) != resolver:
-                raise InvalidArgument("terms.beneficiary", f"a source lock pays the resolver {resolver}")
             if len(o.signature) != 65:
                 raise InvalidArgument("maker_order.signature", "must be 65 bytes (r, s, v)")
-            order = SrcOrder(
-                maker=_address("maker_order.maker", o.maker),
-                resolver=resolver,
-                token=token,
-                amount=amount,
-                hashlock=hashlock,
-                timelocks=timelocks,
-                safety_deposit=deposit,
-                dst_terms_hash=require_bytes32("maker_order.dst_terms_hash", o.dst_terms_hash),
-                nonce=parse_amount("maker_order.nonce", o.nonce, allow_zero=True),
-                deadline=o.deadline,
-            )
-            if not o.deadline:
-                raise InvalidArgument("maker_order.deadline", "required: unix seconds")
+            order = await self._order(t, o.maker, o.nonce, o.deadline, o.dst_terms_hash, "maker_order.")
             lock_id, sent = await self._escrows.create_src(order, o.signature)
         else:
             raise InvalidArgument("funding", "set either resolver or maker_order")
         view = await self._escrows.view(lock_id)
         return chain_pb2.CreateLockResponse(lock=self._lock(lock_id, view), sent=sent)
+
+    async def _order(
+        self, t: chain_pb2.LockTerms, maker: str, nonce: str, deadline: int, dst_terms_hash: bytes, prefix: str
+    ) -> SrcOrder:
+        """The maker's order for these terms; the beneficiary of a source lock is always this resolver."""
+        if t.token == NATIVE:
+            raise InvalidArgument("terms.token", "source locks hold ERC-20 tokens only")
+        resolver = self._escrows.resolver
+        if t.beneficiary and _address("terms.beneficiary", t.beneficiary) != resolver:
+            raise InvalidArgument("terms.beneficiary", f"a source lock pays the resolver {resolver}")
+        if not t.HasField("timelocks"):
+            raise InvalidArgument("terms.timelocks", "required")
+        check_timelocks("terms.timelocks", t.timelocks)
+        if not deadline:
+            raise InvalidArgument(f"{prefix}deadline", "required: unix seconds")
+        return SrcOrder(
+            maker=_address(f"{prefix}maker", maker),
+            resolver=resolver,
+            token=await self._token("terms.token", t.token),
+            amount=parse_amount("terms.amount", t.amount),
+            hashlock=require_bytes32("terms.hashlock", t.hashlock),
+            timelocks=_from_pb_timelocks(t.timelocks),
+            safety_deposit=parse_amount("terms.safety_deposit", t.safety_deposit or "0", allow_zero=True),
+            dst_terms_hash=require_bytes32(f"{prefix}dst_terms_hash", dst_terms_hash),
+            nonce=parse_amount(f"{prefix}nonce", nonce, allow_zero=True),
+            deadline=deadline,
+        )
+
+    async def PrepareMakerLock(
+        self, request: chain_pb2.PrepareMakerLockRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.PrepareMakerLockResponse:
+        r = request
+        order = await self._order(r.terms, r.maker, r.nonce, r.deadline, r.dst_terms_hash, "")
+        typed = orders.typed_data(self._chain_id, self._escrows.src.address, orders.order_message(order))
+        return chain_pb2.PrepareMakerLockResponse(
+            lock_id=HexBytes(orders.digest(typed)).to_0x_hex(),
+            sign_order=chain_pb2.SignOrder(
+                typed_data_json=json.dumps(typed),
+                token=order.token,
+                spender=self._escrows.src.address,
+                allowance=str(order.amount),
+            ),
+        )
 
     async def Withdraw(
         self, request: chain_pb2.WithdrawRequest, context: grpc.aio.ServicerContext

@@ -89,9 +89,7 @@ class TxSender:
         }
         signed = self.account.sign_transaction(full)
         w3 = self._rpc.w3
-        return await self._rpc.call(
-            "send_raw_transaction", lambda: w3.eth.send_raw_transaction(signed.raw_transaction)
-        )
+        return await self._rpc.call("send_raw_transaction", lambda: w3.eth.send_raw_transaction(signed.raw_transaction))
 
     async def send(self, tx: TxParams) -> TxReceipt:
         """Sends `tx` (to, data, value, gas) from the resolver and waits for its receipt."""
@@ -127,15 +125,11 @@ class TxSender:
                 except TransactionNotFound:
                     continue
                 if receipt["status"] != 1:
-                    raise FailedPrecondition(
-                        f"transaction {h.to_0x_hex()} reverted on chain", reason="TX_REVERTED"
-                    )
+                    raise FailedPrecondition(f"transaction {h.to_0x_hex()} reverted on chain", reason="TX_REVERTED")
                 return receipt
             now = time.monotonic()
             if now - started > self._timeout:
-                raise Unavailable(
-                    f"no receipt for {tx_hash.to_0x_hex()} in {self._timeout:.0f}s", reason="TX_TIMEOUT"
-                )
+                raise Unavailable(f"no receipt for {tx_hash.to_0x_hex()} in {self._timeout:.0f}s", reason="TX_TIMEOUT")
             if now - last_sent > self._resend_after and not await self._known(hashes[-1]):
                 bump += 1
                 log.warning("tx dropped, signing again", extra={"nonce": nonce, "bump": bump})

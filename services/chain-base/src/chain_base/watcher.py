@@ -113,9 +113,7 @@ class EventWatcher:
                 yield event
             await asyncio.sleep(self._poll)
 
-    async def _poll_once(
-        self, scan: _Scan, after: Cursor | None, escrow_id: bytes | None
-    ) -> AsyncIterator[RawEvent]:
+    async def _poll_once(self, scan: _Scan, after: Cursor | None, escrow_id: bytes | None) -> AsyncIterator[RawEvent]:
         head, _ = await self._escrows.head()
         for event in await self._rewind_if_reorged(scan, head):
             yield event
