@@ -137,8 +137,9 @@ class GrpcService:
                 await close()
         log.info("stopped", extra={"service": self.name})
 
-    async def serve_until_signalled(self) -> None:
-        await self.start()
+    async def serve_until_signalled(self, *, started: bool = False) -> None:
+        if not started:
+            await self.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

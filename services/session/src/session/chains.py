@@ -1,0 +1,101 @@
+"""The session's view of a chain: the one ChainService contract, whichever chain it is, so the saga
+drives BASE -> NEAR and NEAR -> BASE with the same code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+import grpc
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.context import outgoing_metadata
+from swap_runtime.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+class Chain(Protocol):
+    name: str
+
+    async def info(self) -> chain_pb2.GetChainInfoResponse: ...
+    async def prepare_maker_lock(
+        self, request: chain_pb2.PrepareMakerLockRequest
+    ) -> chain_pb2.PrepareMakerLockResponse: ...
+    async def create_lock(self, request: chain_pb2.CreateLockRequest) -> chain_pb2.CreateLockResponse: ...
+    async def get_lock(self, lock_id: str) -> chain_pb2.Lock: ...
+    async def withdraw(self, lock_id: str, secret: bytes) -> chain_pb2.WithdrawResponse: ...
+    async def cancel(self, lock_id: str) -> chain_pb2.CancelResponse: ...
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
+
+
+def to_domain(exc: grpc.aio.AioRpcError, chain: str) -> DomainError:
+    """A chain service's answer, kept as the same kind of error (its reason and message)."""
+    code, message = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        field, _, reason = message.partition(": ")
+        return InvalidArgument(field or "request", reason or message)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(f"{chain}: {message}", reason="CHAIN_REJECTED")
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"{chain}: {message}", reason="LOCK_NOT_FOUND")
+    return Unavailable(f"{chain} service: {message or code.name}", reason="CHAIN_UNAVAILABLE")
+
+
+class GrpcChain:
+    """A ChainService client: retries transport faults with backoff, maps statuses to domain errors."""
+
+    def __init__(self, name: str, stub: chain_pb2_grpc.ChainServiceStub, attempts: int, timeout_s: float) -> None:
+        self.name = name
+        self._stub = stub
+        self._attempts = attempts
+        self._timeout = timeout_s
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_is_retryable),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=3),
+                reraise=True,
+            ):
+                with attempt:
+                    return await fn()
+        except grpc.aio.AioRpcError as exc:
+            raise to_domain(exc, self.name) from None
+        raise AssertionError("unreachable")
+
+    def _kw(self) -> dict[str, object]:
+        return {"metadata": outgoing_metadata(), "timeout": self._timeout}
+
+    async def info(self) -> chain_pb2.GetChainInfoResponse:
+        return await self._call(lambda: self._stub.GetChainInfo(chain_pb2.GetChainInfoRequest(), **self._kw()))
+
+    async def prepare_maker_lock(
+        self, request: chain_pb2.PrepareMakerLockRequest
+    ) -> chain_pb2.PrepareMakerLockResponse:
+        return await self._call(lambda: self._stub.PrepareMakerLock(request, **self._kw()))
+
+    async def create_lock(self, request: chain_pb2.CreateLockRequest) -> chain_pb2.CreateLockResponse:
+        return await self._call(lambda: self._stub.CreateLock(request, **self._kw()))
+
+    async def get_lock(self, lock_id: str) -> chain_pb2.Lock:
+        reply: chain_pb2.GetLockResponse = await self._call(
+            lambda: self._stub.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id), **self._kw())
+        )
+        return reply.lock
+
+    async def withdraw(self, lock_id: str, secret: bytes) -> chain_pb2.WithdrawResponse:
+        request = chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret)
+        return await self._call(lambda: self._stub.Withdraw(request, **self._kw()))
+
+    async def cancel(self, lock_id: str) -> chain_pb2.CancelResponse:
+        request = chain_pb2.CancelRequest(lock_id=lock_id)
+        return await self._call(lambda: self._stub.Cancel(request, **self._kw()))

@@ -1,0 +1,46 @@
+"""session settings, from SESSION_* environment variables (see deploy/env.example)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from swap_runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Well known and therefore worthless: only ever used with SESSION_DEV_MODE=true on a local devnet.
+_DEV_KEY = base64.b64encode(b"swap-orchestrator-dev-only-key!!").decode()
+
+
+class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: sessions, update streams, indexes.")
+    key_prefix: str = Field("swap:", description="Prefix of every Redis key this service writes.")
+    secret_key: SecretStr | None = Field(None, description="Base64 of 32 bytes: AES-256-GCM key for swap secrets.")
+    dev_mode: bool = Field(False, description="Allows the built-in dev secret key. Never in production.")
+    chain_base_addr: str = Field("127.0.0.1:50051", description="chain-base gRPC address.")
+    chain_near_addr: str = Field("127.0.0.1:50052", description="chain-near gRPC address.")
+    quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
+    rpc_attempts: int = Field(5, ge=1, description="Tries per call to another service on transport faults.")
+    rpc_timeout_s: float = Field(60.0, gt=0, description="Deadline of one call to another service.")
+    poll_interval_s: float = Field(1.0, gt=0, description="Seconds between saga passes while waiting.")
+    order_deadline_s: int = Field(600, gt=0, description="Seconds the maker has to sign / lock after Create.")
+    lock_allowance_s: int = Field(30, ge=0, description="Seconds a destination lock may take to land.")
+    max_active_per_maker: int = Field(5, ge=1, description="Open sessions one maker may have.")
+    max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
+
+    @model_validator(mode="after")
+    def _require_key(self) -> Self:
+        if self.secret_key is None:
+            if not self.dev_mode:
+                raise ValueError("SESSION_SECRET_KEY is required (base64 of 32 bytes) unless SESSION_DEV_MODE=true")
+            self.secret_key = SecretStr(_DEV_KEY)
+        if len(self.key_bytes()) != 32:
+            raise ValueError("SESSION_SECRET_KEY must be base64 of exactly 32 bytes")
+        return self
+
+    def key_bytes(self) -> bytes:
+        assert self.secret_key is not None
+        return base64.b64decode(self.secret_key.get_secret_value())

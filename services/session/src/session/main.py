@@ -1,0 +1,88 @@
+"""session entry point: settings -> wiring -> resume open sessions -> serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import redis.asyncio as aioredis
+from swap.chain.v1 import chain_pb2_grpc
+from swap.quote.v1 import quote_pb2_grpc
+from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_runtime.logs import configure_logging
+from swap_runtime.server import GrpcService
+
+from session.chains import GrpcChain
+from session.config import SessionSettings
+from session.quotes import GrpcQuotes
+from session.runner import Runner
+from session.saga import Saga, SagaSettings
+from session.secrets import SecretBox
+from session.service import Sessions
+from session.servicer import SessionServicer
+from session.store import SessionStore
+
+SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+
+
+async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
+    store = SessionStore(aioredis.Redis.from_url(settings.redis_url), settings.key_prefix)
+    channels = {
+        "base": grpc.aio.insecure_channel(settings.chain_base_addr),
+        "near": grpc.aio.insecure_channel(settings.chain_near_addr),
+        "quote": grpc.aio.insecure_channel(settings.quote_addr),
+    }
+    chains = {
+        name: GrpcChain(
+            name, chain_pb2_grpc.ChainServiceStub(channels[name]), settings.rpc_attempts, settings.rpc_timeout_s
+        )
+        for name in ("base", "near")
+    }
+    quotes = GrpcQuotes(quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s)
+    box = SecretBox(settings.key_bytes())
+    saga = Saga(store, chains, box, SagaSettings(settings.poll_interval_s, settings.lock_allowance_s))
+    runner = Runner(saga, store)
+    sessions = Sessions(
+        store,
+        chains,
+        quotes,
+        box,
+        saga,
+        runner,
+        order_deadline_s=settings.order_deadline_s,
+        max_active_per_maker=settings.max_active_per_maker,
+        max_active_total=settings.max_active_total,
+    )
+    servicer = SessionServicer(sessions)
+
+    async def close_channels() -> None:
+        for channel in channels.values():
+            await channel.close()
+
+    service = GrpcService(
+        name="session",
+        service_names=[SERVICE_NAME],
+        register=lambda server: session_pb2_grpc.add_SessionServiceServicer_to_server(servicer, server),
+        host=settings.host,
+        port=settings.port,
+        grace_s=settings.shutdown_grace_s,
+        closers=[store.close, close_channels, runner.stop],
+    )
+    return service, runner
+
+
+async def _run() -> None:
+    settings = SessionSettings()
+    configure_logging("session", settings.log_level)
+    service, runner = await build(settings)
+    await service.start()
+    await runner.resume_all()
+    await service.serve_until_signalled(started=True)
+
+
+def main() -> None:
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

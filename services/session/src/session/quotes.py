@@ -1,0 +1,41 @@
+"""The session's view of the quote service."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import grpc
+from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap_runtime.context import outgoing_metadata
+
+from session.chains import to_domain
+
+
+class Quotes(Protocol):
+    async def get_quote(self, request: quote_pb2.GetQuoteRequest) -> quote_pb2.Quote: ...
+    async def lookup(self, quote_id: str) -> quote_pb2.Quote: ...
+
+
+class GrpcQuotes:
+    def __init__(self, stub: quote_pb2_grpc.QuoteServiceStub, timeout_s: float) -> None:
+        self._stub = stub
+        self._timeout = timeout_s
+
+    async def get_quote(self, request: quote_pb2.GetQuoteRequest) -> quote_pb2.Quote:
+        try:
+            reply: quote_pb2.GetQuoteResponse = await self._stub.GetQuote(
+                request, metadata=outgoing_metadata(), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise to_domain(exc, "quote") from None
+        return reply.quote
+
+    async def lookup(self, quote_id: str) -> quote_pb2.Quote:
+        request = quote_pb2.LookupQuoteRequest(quote_id=quote_id)
+        try:
+            reply: quote_pb2.LookupQuoteResponse = await self._stub.LookupQuote(
+                request, metadata=outgoing_metadata(), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise to_domain(exc, "quote") from None
+        return reply.quote

@@ -1,0 +1,50 @@
+"""The swap.session.v1.SessionService RPC edge: protobuf in and out, domain errors mapped by the
+shared interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from swap.session.v1 import session_pb2, session_pb2_grpc
+
+from session.service import Sessions
+from session.views import to_pb
+
+
+class SessionServicer(session_pb2_grpc.SessionServiceServicer):
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
+
+    async def CreateSession(
+        self, request: session_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.CreateSessionResponse:
+        return session_pb2.CreateSessionResponse(session=to_pb(await self._sessions.create(request)))
+
+    async def GetSession(
+        self, request: session_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.GetSessionResponse:
+        return session_pb2.GetSessionResponse(session=to_pb(await self._sessions.get(request.session_id)))
+
+    async def ListSessions(
+        self, request: session_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.ListSessionsResponse:
+        records, token = await self._sessions.list(request.maker, request.page_size, request.page_token)
+        return session_pb2.ListSessionsResponse(sessions=[to_pb(r) for r in records], next_page_token=token)
+
+    async def ExecuteSession(
+        self, request: session_pb2.ExecuteSessionRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.ExecuteSessionResponse:
+        record = await self._sessions.execute(request.session_id, request.request_id, request.signature)
+        return session_pb2.ExecuteSessionResponse(session=to_pb(record))
+
+    async def CancelSession(
+        self, request: session_pb2.CancelSessionRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.CancelSessionResponse:
+        return session_pb2.CancelSessionResponse(session=to_pb(await self._sessions.cancel(request.session_id)))
+
+    async def WatchSession(
+        self, request: session_pb2.WatchSessionRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[session_pb2.WatchSessionResponse]:
+        async for cursor, payload in self._sessions.watch(request.session_id, request.cursor):
+            yield session_pb2.WatchSessionResponse(cursor=cursor, session=session_pb2.Session.FromString(payload))

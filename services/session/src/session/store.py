@@ -1,0 +1,120 @@
+"""Sessions in Redis: the record, an update stream per session (WatchSession's resumable history)
+and the indexes, all written in one MULTI/EXEC per transition so they never disagree.
+
+Keys under the configured prefix:
+  session:<id>        the record (JSON)             updates:<id>  stream of public snapshots
+  active              ids of non-terminal sessions  active:<maker> the same, per maker
+  all / maker:<maker> ids by creation time (zset)   request:<id>  idempotency: request id -> session id
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+from swap_runtime.errors import FailedPrecondition
+
+from session.model import SessionRecord
+from session.states import TERMINAL
+
+_REQUEST_TTL_S = 24 * 3600
+
+
+class VersionConflict(FailedPrecondition):
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id} changed concurrently; retry", reason="CONCURRENT_UPDATE")
+
+
+class SessionStore:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        # redis-py's return types are unions over its decode modes; this client never decodes.
+        self._r: Any = client
+        self._p = prefix
+
+    def _k(self, *parts: str) -> str:
+        return self._p + ":".join(parts)
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self._r.ping())
+
+    async def session_for_request(self, request_id: str) -> str | None:
+        value = await self._r.get(self._k("request", request_id))
+        return value.decode() if value is not None else None
+
+    async def create(self, record: SessionRecord, snapshot: bytes) -> SessionRecord:
+        """Stores a new session; with a request id already used, returns that request's session."""
+        if record.request_id:
+            claimed = await self._r.set(
+                self._k("request", record.request_id), record.session_id, nx=True, ex=_REQUEST_TTL_S
+            )
+            if not claimed:
+                existing = await self.session_for_request(record.request_id)
+                if existing is not None and (found := await self.get(existing)) is not None:
+                    return found
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("session", record.session_id), record.model_dump_json())
+            pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})
+            pipe.sadd(self._k("active"), record.session_id)
+            pipe.sadd(self._k("active", record.maker), record.session_id)
+            pipe.zadd(self._k("all"), {record.session_id: record.created_at})
+            pipe.zadd(self._k("maker", record.maker), {record.session_id: record.created_at})
+            await pipe.execute()
+        return record
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        raw = await self._r.get(self._k("session", session_id))
+        return SessionRecord.model_validate_json(raw) if raw is not None else None
+
+    async def save(self, record: SessionRecord, snapshot: bytes) -> None:
+        """Writes `record` (whose version the caller bumped by one) if nobody wrote in between."""
+        key = self._k("session", record.session_id)
+        async with self._r.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                raw = await pipe.get(key)
+                stored = SessionRecord.model_validate_json(raw) if raw is not None else None
+                if stored is None or stored.version != record.version - 1:
+                    raise VersionConflict(record.session_id)
+                pipe.multi()
+                pipe.set(key, record.model_dump_json())
+                pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})
+                if record.state in TERMINAL:
+                    pipe.srem(self._k("active"), record.session_id)
+                    pipe.srem(self._k("active", record.maker), record.session_id)
+                await pipe.execute()
+            except WatchError:
+                raise VersionConflict(record.session_id) from None
+
+    async def active_ids(self) -> list[str]:
+        return sorted(m.decode() for m in await self._r.smembers(self._k("active")))
+
+    async def count_active(self, maker: str | None = None) -> int:
+        key = self._k("active", maker) if maker else self._k("active")
+        return int(await self._r.scard(key))
+
+    async def list_ids(self, maker: str | None, offset: int, limit: int) -> list[str]:
+        key = self._k("maker", maker) if maker else self._k("all")
+        ids = await self._r.zrevrange(key, offset, offset + limit - 1)
+        return [i.decode() for i in ids]
+
+    async def updates(self, session_id: str, after: str | None, block_ms: int) -> AsyncIterator[tuple[str, bytes]]:
+        """Snapshots after stream id `after` (None: the latest one first), waiting for new ones."""
+        key = self._k("updates", session_id)
+        if after is None:
+            last = await self._r.xrevrange(key, count=1)
+            if not last:
+                return
+            entry_id, fields = last[0]
+            after = entry_id.decode()
+            yield after, fields[b"pb"]
+        while True:
+            batch = await self._r.xread({key: after}, block=block_ms, count=100)
+            for _, entries in batch:
+                for entry_id, fields in entries:
+                    after = entry_id.decode()
+                    yield after, fields[b"pb"]

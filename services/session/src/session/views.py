@@ -1,0 +1,68 @@
+"""The public face of a session (swap.session.v1.Session): never the secret before it is on chain."""
+
+from __future__ import annotations
+
+import base64
+
+from swap.common.v1 import common_pb2
+from swap.quote.v1 import quote_pb2
+from swap.session.v1 import session_pb2
+
+from session.model import SessionRecord
+from session.states import State
+
+CHAINS = {"base": common_pb2.CHAIN_BASE, "near": common_pb2.CHAIN_NEAR}
+CHAIN_NAMES = {v: k for k, v in CHAINS.items()}
+_STATES = {s: session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in State}
+
+
+def state_pb(state: State) -> session_pb2.SessionState.ValueType:
+    return _STATES[state]
+
+
+def quote_of(record: SessionRecord) -> quote_pb2.Quote:
+    return quote_pb2.Quote.FromString(base64.b64decode(record.quote))
+
+
+def maker_action_of(record: SessionRecord) -> session_pb2.MakerAction:
+    return session_pb2.MakerAction.FromString(base64.b64decode(record.maker_action))
+
+
+def to_pb(record: SessionRecord) -> session_pb2.Session:
+    session = session_pb2.Session(
+        session_id=record.session_id,
+        state=state_pb(record.state),
+        src=quote_pb2.Asset(chain=CHAINS[record.src.chain], token=record.src.token),
+        dst=quote_pb2.Asset(chain=CHAINS[record.dst.chain], token=record.dst.token),
+        src_amount=record.src.amount,
+        dst_amount=record.dst.amount,
+        maker=record.maker,
+        receiver=record.receiver,
+        hashlock=record.hashlock,
+        quote=quote_of(record),
+        src_lock_id=record.src.lock_id,
+        dst_lock_id=record.dst.lock_id,
+        created_at=int(record.created_at),
+        updated_at=int(record.updated_at),
+        secret=record.secret_public,
+        version=record.version,
+    )
+    if record.maker_action:
+        session.maker_action.CopyFrom(maker_action_of(record))
+    for step in record.steps:
+        session.steps.append(
+            session_pb2.Step(
+                state=state_pb(step.state),
+                at=int(step.at),
+                chain=CHAINS.get(step.chain, common_pb2.CHAIN_UNSPECIFIED),
+                tx_hash=step.tx_hash,
+                note=step.note,
+            )
+        )
+    if record.error_reason:
+        session.error.CopyFrom(session_pb2.SessionError(reason=record.error_reason, message=record.error_message))
+    return session
+
+
+def snapshot(record: SessionRecord) -> bytes:
+    return to_pb(record).SerializeToString()
