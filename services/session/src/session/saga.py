@@ -172,6 +172,9 @@ class Saga:
             await self.move(record, S.SOURCE_LOCKING, note="submitting the maker's order")
 
     async def _source_locking(self, record: SessionRecord) -> None:
+        if record.cancel_requested:
+            await self.move(record, S.CANCELLING, note="cancel requested while the source lock may be in flight")
+            return
         src = self._src(record)
         if record.src.chain == "base" and (await src.get_lock(record.src.lock_id)).state == ABSENT:
             try:
@@ -233,7 +236,7 @@ class Saga:
 
     async def _source_locked(self, record: SessionRecord) -> None:
         if record.cancel_requested:
-            await self.move(record, S.CANCELLING, note="cancel requested after the source lock")
+            await self.move(record, S.REFUNDING, note="cancelled by the maker after the source lock")
             return
         quote = quote_of(record)
         plan = quote.timelocks
@@ -293,7 +296,7 @@ class Saga:
 
     async def _both_locked(self, record: SessionRecord) -> None:
         if record.cancel_requested:
-            await self.move(record, S.CANCELLING, note="cancel requested before the reveal")
+            await self.move(record, S.REFUNDING, note="cancelled by the maker before the reveal")
             return
         plan = quote_of(record).timelocks
         src, dst = self._src(record), self._dst(record)
@@ -359,12 +362,10 @@ class Saga:
         await self.move(record, S.COMPLETED, note="source withdrawn to the resolver", chain=record.src.chain, tx=tx)
 
     async def _cancelling(self, record: SessionRecord) -> None:
-        locks = [lock_id for lock_id in (record.src.lock_id, record.dst.lock_id) if lock_id]
-        src_state = (await self._src(record).get_lock(record.src.lock_id)).state if record.src.lock_id else ABSENT
-        if src_state == ABSENT and not record.dst.lock_id:
+        if (await self._src(record).get_lock(record.src.lock_id)).state == ABSENT:
             await self.move(record, S.CANCELLED, note="nothing was locked")
         else:
-            await self.move(record, S.REFUNDING, note=f"{len(locks)} lock(s) wait for their cancellation windows")
+            await self.move(record, S.REFUNDING, note="the source lock waits for its cancellation window")
 
     async def _refunding(self, record: SessionRecord) -> None:
         pending = False

@@ -48,31 +48,29 @@ TRANSITIONS: dict[State, dict[State, str]] = {
     },
     S.SOURCE_LOCKING: {
         S.SOURCE_LOCKED: "the source lock reached the configured confirmations",
+        S.CANCELLING: "cancel requested while the source lock may be in flight",
         S.FAILED: "the source lock was rejected and chain state shows nothing locked",
         S.REFUNDING: "the source lock exists but its terms or timing are unusable",
     },
     S.SOURCE_LOCKED: {
         S.DESTINATION_LOCKING: "the resolver locks the destination leg",
-        S.CANCELLING: "cancel requested after the source lock",
-        S.REFUNDING: "too little time left to lock the destination leg safely",
+        S.REFUNDING: "cancel requested, or too little time left to lock the destination leg safely",
     },
     S.DESTINATION_LOCKING: {
         S.BOTH_LOCKED: "the destination lock is final",
         S.REFUNDING: "the destination lock failed or the time budget ran out",
-        S.CANCELLING: "cancel requested while the destination lock was being made",
     },
     S.BOTH_LOCKED: {
         S.REVEALING_SECRET: "both locks read back, verified term by term, time left on both",
-        S.REFUNDING: "verification failed or too little time left to reveal",
-        S.CANCELLING: "cancel requested before the reveal",
+        S.REFUNDING: "cancel requested, verification failed, or too little time left to reveal",
     },
     S.REVEALING_SECRET: {
         S.COMPLETED: "both withdrawals landed; the secret is public",
         S.REFUNDING: "the destination withdrawal proved impossible and the secret never reached a chain",
     },
     S.CANCELLING: {
-        S.REFUNDING: "the in-flight step settled; locks wait for their cancellation windows",
-        S.CANCELLED: "chain state shows nothing was locked after all",
+        S.REFUNDING: "the source lock landed; it waits for its cancellation window",
+        S.CANCELLED: "chain state shows the source lock never landed",
     },
     S.REFUNDING: {
         S.REFUNDED: "every lock of the session is cancelled and the funds are back",
@@ -87,6 +85,8 @@ TRANSITIONS: dict[State, dict[State, str]] = {
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # States in which no funds can be locked yet: the only ones from which a session may end without a refund.
 NOTHING_LOCKED = frozenset({S.INITIALIZED, S.EXECUTING})
+# States whose lock may or may not have landed: they end without a refund only when chain state says so.
+LOCK_IN_FLIGHT = frozenset({S.SOURCE_LOCKING, S.CANCELLING})
 
 
 class IllegalTransition(Exception):
