@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help setup proto proto-check abi-check contracts lint fmt test test-unit test-integration clean
+.PHONY: help setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ proto-check: .venv/.synced node_modules/.installed ## fail when the protos break
 	cd protos && ../node_modules/.bin/buf lint
 	scripts/gen_protos.sh --check
 
+env-example: .venv/.synced ## regenerate deploy/env.example from the settings classes
+	$(PY) scripts/gen_env_example.py
+
 abi-check: contracts ## fail when the ABIs chain-base ships differ from the compiled contracts
 	$(PY) scripts/export_abis.py --check
 
@@ -38,7 +41,8 @@ contracts: node_modules/.installed .venv/.synced ## compile the Solidity contrac
 	node contracts/compile.mjs
 	$(PY) scripts/export_abis.py
 
-lint: setup proto-check abi-check ## ruff, ruff format, mypy --strict, buf lint, stale-stub check
+lint: setup proto-check abi-check ## ruff, ruff format, mypy --strict, buf lint, stale stubs / ABIs / env example
+	$(PY) scripts/gen_env_example.py --check
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
