@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from pydantic import TypeAdapter
 from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,12 @@ def render() -> str:
         out.append(f"# --- {service} ---")
         for field, info in cls.model_fields.items():
             default = info.get_default(call_default_factory=True)
-            shown = "" if default is None else str(default.get_secret_value() if hasattr(default, "get_secret_value") else default)
+            if default is None:
+                shown = ""
+            elif isinstance(default, str | int | float | bool | Path):
+                shown = str(default)
+            else:  # lists, dicts, models: the JSON the variable takes
+                shown = TypeAdapter(info.annotation).dump_json(default).decode()
             out.append(f"# {info.description or ''}")
             out.append(f"{prefix}{field.upper()}={shown}")
         out.append("")

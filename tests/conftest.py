@@ -6,4 +6,6 @@ pytest_plugins = [
     "tests.fixtures.near",
     "tests.fixtures.services",
     "tests.fixtures.chain_near",
+    "tests.fixtures.redis",
+    "tests.fixtures.quote",
 ]

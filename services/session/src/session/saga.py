@@ -51,11 +51,12 @@ class SagaSettings:
 
 
 def auction_amount(auction_start: int, duration_s: int, start_amount: int, end_amount: int, now: int) -> int:
-    """The Dutch auction's destination amount at `now` (linear from start to end over the duration)."""
+    """The Dutch auction's destination amount at `now`: linear from start to end over the duration,
+    rounded down like the quote service rounds it (what the receiver gets never rounds up)."""
     if duration_s <= 0 or now >= auction_start + duration_s:
         return end_amount
-    elapsed = max(now - auction_start, 0)
-    return start_amount - (start_amount - end_amount) * elapsed // duration_s
+    remaining = min(auction_start + duration_s - now, duration_s)
+    return end_amount + (start_amount - end_amount) * remaining // duration_s
 
 
 def dst_salt(session_id: str) -> str:

@@ -1,0 +1,155 @@
+"""Issuing and looking up quotes: checks the pair and the amount, prices it, attaches the swap terms
+(timelocks, safety deposits, validity) and keeps it for its validity window."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from swap_runtime.errors import InvalidArgument, NotFound
+
+from quote.model import Asset, Chain, Clock, Quote, TimelockPlan, Token
+from quote.price_source import PriceSource
+from quote.pricing import Pricer
+from quote.store import QuoteStore
+from quote.tokens import TokenRegistry
+
+log = logging.getLogger(__name__)
+
+_QUOTE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class AmountLimit:
+    """Bounds of the source amount of one token symbol, in whole tokens (None = unbounded)."""
+
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SwapTerms:
+    validity_s: int
+    timelocks: TimelockPlan
+    # Time the maker's source lock may take to land after the quote is issued.
+    lock_allowance_s: int
+    safety_deposits: Mapping[Chain, int]
+
+
+@dataclass(frozen=True)
+class QuoteRequest:
+    src: Asset
+    dst: Asset
+    src_amount: int
+    slippage_bps: int = 0
+    urgency: float = 0.0
+
+
+def new_quote_id() -> str:
+    return secrets.token_hex(16)
+
+
+class Quoter:
+    def __init__(
+        self,
+        registry: TokenRegistry,
+        prices: PriceSource,
+        pricer: Pricer,
+        terms: SwapTerms,
+        store: QuoteStore,
+        *,
+        limits: Mapping[str, AmountLimit] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._registry = registry
+        self._prices = prices
+        self._pricer = pricer
+        self._terms = terms
+        self._store = store
+        self._limits = dict(limits or {})
+        self._clock = clock
+
+    def _token(self, side: str, asset: Asset) -> Token:
+        if not asset.token:
+            raise InvalidArgument(f"{side}.token", 'required: a token address / account id, or "native"')
+        token = self._registry.find(asset.chain, asset.token)
+        if token is None:
+            raise InvalidArgument(f"{side}.token", f"{asset.token} is not a token quoted on {asset.chain}")
+        return token
+
+    def _check_limits(self, token: Token, amount: int) -> None:
+        limit = self._limits.get(token.symbol)
+        if limit is None:
+            return
+        scale = 10**token.decimals
+        if limit.min is not None and amount < (low := math.ceil(limit.min * scale)):
+            raise InvalidArgument("src_amount", f"below the minimum of {low} ({limit.min} {token.symbol})")
+        if limit.max is not None and amount > (high := math.floor(limit.max * scale)):
+            raise InvalidArgument("src_amount", f"above the maximum of {high} ({limit.max} {token.symbol})")
+
+    async def quote(self, request: QuoteRequest) -> Quote:
+        if request.src.chain == request.dst.chain:
+            raise InvalidArgument("dst.chain", f"must differ from src.chain ({request.src.chain})")
+        src = self._token("src", request.src)
+        dst = self._token("dst", request.dst)
+        if request.src_amount <= 0:
+            raise InvalidArgument("src_amount", "must be greater than zero")
+        self._check_limits(src, request.src_amount)
+        slippage_bps = self._pricer.slippage(request.slippage_bps)
+        urgency = self._pricer.urgency(request.urgency)
+
+        natives = {chain: self._registry.native(chain) for chain in (src.chain, dst.chain)}
+        symbols = sorted({src.symbol, dst.symbol, *(t.symbol for t in natives.values())})
+        usd = dict(zip(symbols, await asyncio.gather(*map(self._prices.usd_price, symbols)), strict=True))
+
+        now = self._clock()
+        issued_at = math.floor(now)
+        priced = self._pricer.price(
+            src, dst, request.src_amount, usd, natives, slippage_bps=slippage_bps, urgency=urgency, now=issued_at
+        )
+        terms = self._terms
+        quote = Quote(
+            quote_id=new_quote_id(),
+            src=Asset(src.chain, src.token),
+            dst=Asset(dst.chain, dst.token),
+            src_amount=request.src_amount,
+            market_rate=priced.market_rate,
+            auction=priced.auction,
+            protocol_fee=priced.protocol_fee,
+            network_fee=priced.network_fee,
+            slippage_bps=priced.slippage_bps,
+            min_received=priced.min_received,
+            issued_at=issued_at,
+            valid_until=issued_at + terms.validity_s,
+            timelocks=terms.timelocks,
+            refund_guaranteed_by=issued_at + terms.timelocks.src.public_cancellation_after_s + terms.lock_allowance_s,
+            src_safety_deposit=terms.safety_deposits[src.chain],
+            dst_safety_deposit=terms.safety_deposits[dst.chain],
+        )
+        await self._store.put(quote, quote.valid_until - now)
+        log.info(
+            "quote issued",
+            extra={
+                "quote_id": quote.quote_id,
+                "pair": f"{src.symbol}@{src.chain}->{dst.symbol}@{dst.chain}",
+                "src_amount": str(quote.src_amount),
+                "current_amount": str(quote.auction.current_amount),
+            },
+        )
+        return quote
+
+    async def lookup(self, quote_id: str) -> Quote:
+        if not _QUOTE_ID.fullmatch(quote_id):
+            raise InvalidArgument("quote_id", "must be 32 lowercase hex characters")
+        quote = await self._store.get(quote_id)
+        # The clock decides too: the store's expiry and this service's clock may disagree by a moment.
+        if quote is None or self._clock() >= quote.valid_until:
+            raise NotFound("quote expired or unknown", reason="QUOTE_NOT_FOUND", metadata={"quote_id": quote_id})
+        return quote

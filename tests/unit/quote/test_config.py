@@ -1,0 +1,123 @@
+"""Settings from the environment: the token registry (JSON and devnet deployment files), the price source,
+and the timelock plan checks made at start."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from quote.config import QuoteSettings
+from quote.model import NATIVE, Chain, TimelockPlan, Timelocks, Token
+from quote.pricing import Pricer
+from quote.quoter import AmountLimit
+
+EVM_TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("QUOTE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_suit_the_devnet() -> None:
+    s = QuoteSettings()
+    assert s.timelock_plan() == TimelockPlan(Timelocks(2, 60, 120, 180), Timelocks(1, 40, 80, 100), 10)
+    assert s.validity_s == 30
+    assert s.prices == {"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)}
+    registry = s.registry()
+    assert registry.native(Chain.BASE) == Token(Chain.BASE, NATIVE, "ETH", 18)
+    assert registry.native(Chain.NEAR) == Token(Chain.NEAR, NATIVE, "NEAR", 24)
+    assert s.swap_terms().safety_deposits == {Chain.BASE: 10**15, Chain.NEAR: 10**22}
+    assert s.amount_limits()["TUSD"] == AmountLimit(Decimal("0.1"), Decimal(1_000_000))
+
+
+def test_tokens_and_tables_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = [
+        {"chain": "base", "token": "0xabc0000000000000000000000000000000000001", "symbol": "TUSD", "decimals": 6},
+        {"chain": "base", "token": "native", "symbol": "ETH", "decimals": 18},
+        {"chain": "near", "token": "native", "symbol": "NEAR", "decimals": 24},
+        {"chain": "near", "token": "tusd.test.near", "symbol": "TUSD", "decimals": 6},
+    ]
+    monkeypatch.setenv("QUOTE_TOKENS", json.dumps(tokens))
+    monkeypatch.setenv("QUOTE_PRICES", '{"TUSD": "1.001", "ETH": "2500", "NEAR": "2.5"}')
+    monkeypatch.setenv("QUOTE_LIMITS", '{"TUSD": {"min": "5"}}')
+    monkeypatch.setenv("QUOTE_SRC_CANCELLATION_AFTER_S", "150")
+    s = QuoteSettings()
+    assert s.registry().find(Chain.NEAR, "tusd.test.near") == Token(Chain.NEAR, "tusd.test.near", "TUSD", 6)
+    assert s.prices["TUSD"] == Decimal("1.001")
+    assert s.amount_limits() == {"TUSD": AmountLimit(Decimal(5), None)}
+    assert s.timelock_plan().src.cancellation_after_s == 150
+
+
+def test_devnet_deployment_files_add_the_test_tokens(tmp_path: Path) -> None:
+    evm = tmp_path / "evm.json"
+    evm.write_text(json.dumps({"rpc_url": "http://127.0.0.1:8545", "token": EVM_TOKEN, "escrow_src": "0x1"}))
+    near = tmp_path / "near.json"
+    near.write_text(json.dumps({"rpc_url": "http://127.0.0.1:3030", "token": "tusd.devnet"}))
+    registry = QuoteSettings(evm_deployment_file=evm, near_deployment_file=near).registry()
+    assert registry.find(Chain.BASE, EVM_TOKEN.lower()) == Token(Chain.BASE, EVM_TOKEN, "TUSD", 6)
+    assert registry.find(Chain.NEAR, "tusd.devnet") == Token(Chain.NEAR, "tusd.devnet", "TUSD", 6)
+
+
+def test_near_token_account_without_a_file() -> None:
+    registry = QuoteSettings(near_token_account="tusd.local").registry()
+    assert registry.find(Chain.NEAR, "tusd.local") == Token(Chain.NEAR, "tusd.local", "TUSD", 6)
+
+
+def test_static_prices_must_cover_the_registry() -> None:
+    with pytest.raises(ValidationError, match="no price for NEAR"):
+        QuoteSettings(prices={"ETH": Decimal(1), "TUSD": Decimal(1)})
+
+
+def test_http_price_source_needs_a_url() -> None:
+    with pytest.raises(ValidationError, match="QUOTE_PRICE_URL"):
+        QuoteSettings(price_source="http")
+    assert QuoteSettings(price_source="http", price_url="http://127.0.0.1:1").price_url
+
+
+def test_registry_needs_the_natives() -> None:
+    with pytest.raises(ValidationError, match="native token of base"):
+        QuoteSettings(tokens=[{"chain": "near", "token": "native", "symbol": "NEAR", "decimals": 24}])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # dst cancellation 80 + margin 10 must stay below src cancellation
+        ({"src_cancellation_after_s": 90, "src_public_withdrawal_after_s": 60}, "reveal_margin_s"),
+        ({"reveal_margin_s": 40}, "reveal_margin_s"),
+        ({"src_withdrawal_after_s": 70}, "src.public_withdrawal_after_s"),
+        ({"dst_public_withdrawal_after_s": 80}, "dst.cancellation_after_s"),
+        ({"dst_public_cancellation_after_s": 79}, "dst.public_cancellation_after_s"),
+    ],
+)
+def test_timelock_plan_is_checked_at_start(overrides: dict[str, int], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        QuoteSettings(**overrides)  # type: ignore[arg-type]
+
+
+def test_the_documented_example_with_the_defaults() -> None:
+    """docs/quote.md works 10 TUSD on BASE to TUSD on NEAR through the default settings."""
+    s = QuoteSettings(near_token_account="tusd.test.near")
+    pricer = Pricer(
+        s.auction_policy(),
+        s.fee_policy(),
+        default_slippage_bps=s.default_slippage_bps,
+        default_urgency=s.default_urgency,
+    )
+    src = Token(Chain.BASE, "0x1111111111111111111111111111111111111111", "TUSD", 6)
+    dst = s.registry().find(Chain.NEAR, "tusd.test.near")
+    assert dst is not None
+    natives = {chain: s.registry().native(chain) for chain in Chain}
+    p = pricer.price(
+        src, dst, 10_000_000, s.prices, natives, slippage_bps=pricer.slippage(0), urgency=pricer.urgency(0), now=0
+    )
+    assert (p.market_rate, p.protocol_fee, p.network_fee) == (10**18, 10_000, 25_500)
+    assert (p.auction.start_amount, p.auction.end_amount, p.auction.duration_s) == (10_064_500, 9_914_500, 60)
+    assert p.min_received == 9_864_927
