@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import TypeAdapter
 from pydantic_settings import BaseSettings
@@ -36,7 +37,7 @@ def render() -> str:
             elif isinstance(default, str | int | float | bool | Path):
                 shown = str(default)
             else:  # lists, dicts, models: the JSON the variable takes
-                shown = TypeAdapter(info.annotation).dump_json(default).decode()
+                shown = TypeAdapter[Any](cast(Any, info.annotation)).dump_json(default).decode()
             out.append(f"# {info.description or ''}")
             out.append(f"{prefix}{field.upper()}={shown}")
         out.append("")
