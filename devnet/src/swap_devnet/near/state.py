@@ -1,0 +1,230 @@
+"""Chain state: accounts, access keys, contract code and contract storage, versioned by block height.
+
+Every write is recorded with the height of the block that made it, so a view at any past block (finality
+`final`, an explicit `block_id`) reads exactly the state of that block without copying anything. Receipts
+write into a `StateUpdate` first; it is committed when the receipt succeeds and dropped when it fails,
+which is how a panicking contract call leaves no trace.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from swap_devnet.near.codec import Permission, PublicKey
+
+# Bytes of storage an account record takes (nearcore's `num_bytes_account`) and the per-record overhead.
+ACCOUNT_RECORD_BYTES = 100
+STORAGE_RECORD_OVERHEAD = 40
+STORAGE_PRICE_PER_BYTE = 10**19
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    amount: int
+    locked: int = 0
+    code: bytes | None = None
+    storage_usage: int = ACCOUNT_RECORD_BYTES
+
+
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    nonce: int
+    permission: Permission
+
+
+AccountKey = tuple[Literal["account"], str]
+AccessKeyKey = tuple[Literal["access_key"], str, PublicKey]
+DataKey = tuple[Literal["data"], str, bytes]
+StateKey = AccountKey | AccessKeyKey | DataKey
+StateValue = AccountRecord | AccessKeyRecord | bytes
+
+
+def account_key(account_id: str) -> AccountKey:
+    return ("account", account_id)
+
+
+def access_key_key(account_id: str, public_key: PublicKey) -> AccessKeyKey:
+    return ("access_key", account_id, public_key)
+
+
+def data_key(account_id: str, key: bytes) -> DataKey:
+    return ("data", account_id, key)
+
+
+def record_size(key: StateKey, value: StateValue) -> int:
+    """Storage bytes a record adds to its account (nearcore's storage usage config)."""
+    if key[0] == "access_key":
+        assert isinstance(value, AccessKeyRecord)
+        size = len(key[2].data) + 1 + 8 + STORAGE_RECORD_OVERHEAD
+        if value.permission is not None:
+            permission = value.permission
+            size += len(permission.receiver_id) + sum(len(m) + 4 for m in permission.method_names) + 17
+        return size
+    if key[0] == "data":
+        assert isinstance(value, bytes)
+        return len(key[2]) + len(value) + STORAGE_RECORD_OVERHEAD
+    return 0
+
+
+class VersionedStore:
+    def __init__(self) -> None:
+        self._versions: dict[StateKey, list[tuple[int, StateValue | None]]] = {}
+        self._keys_by_account: dict[str, set[StateKey]] = {}
+
+    def get(self, key: StateKey, height: int | None = None) -> StateValue | None:
+        versions = self._versions.get(key)
+        if not versions:
+            return None
+        if height is None:
+            return versions[-1][1]
+        index = bisect_right(versions, height, key=lambda version: version[0])
+        return versions[index - 1][1] if index else None
+
+    def commit(self, writes: dict[StateKey, StateValue | None], height: int) -> None:
+        for key, value in writes.items():
+            versions = self._versions.setdefault(key, [])
+            if versions and versions[-1][0] == height:
+                versions[-1] = (height, value)
+            else:
+                if versions and versions[-1][0] > height:
+                    raise ValueError(f"write at height {height} after one at {versions[-1][0]}")
+                versions.append((height, value))
+            self._keys_by_account.setdefault(key[1], set()).add(key)
+
+    def keys_of(self, account_id: str, height: int | None = None) -> Iterator[StateKey]:
+        """Keys of `account_id` that hold a value at `height` (latest when None)."""
+        for key in self._keys_by_account.get(account_id, ()):
+            if self.get(key, height) is not None:
+                yield key
+
+
+class StateUpdate:
+    """Writes buffered over the latest state (or over a parent update) until committed."""
+
+    def __init__(self, store: VersionedStore, parent: StateUpdate | None = None) -> None:
+        self._store = store
+        self._parent = parent
+        self._writes: dict[StateKey, StateValue | None] = {}
+
+    def child(self) -> StateUpdate:
+        return StateUpdate(self._store, self)
+
+    def get(self, key: StateKey) -> StateValue | None:
+        if key in self._writes:
+            return self._writes[key]
+        if self._parent is not None:
+            return self._parent.get(key)
+        return self._store.get(key)
+
+    def put(self, key: StateKey, value: StateValue | None) -> None:
+        self._writes[key] = value
+
+    def keys_of(self, account_id: str) -> set[StateKey]:
+        keys = set(self._parent.keys_of(account_id) if self._parent else self._store.keys_of(account_id))
+        for key, value in self._writes.items():
+            if key[1] != account_id:
+                continue
+            if value is None:
+                keys.discard(key)
+            else:
+                keys.add(key)
+        return keys
+
+    def merge_into_parent(self) -> None:
+        if self._parent is None:
+            raise ValueError("a top-level update is committed, not merged")
+        self._parent._writes.update(self._writes)
+        self._writes.clear()
+
+    def commit(self, height: int) -> None:
+        if self._parent is not None:
+            raise ValueError("a nested update is merged into its parent, not committed")
+        self._store.commit(self._writes, height)
+        self._writes.clear()
+
+    # Typed accessors ----------------------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> AccountRecord | None:
+        value = self.get(account_key(account_id))
+        assert value is None or isinstance(value, AccountRecord)
+        return value
+
+    def set_account(self, account_id: str, record: AccountRecord | None) -> None:
+        self.put(account_key(account_id), record)
+
+    def access_key(self, account_id: str, public_key: PublicKey) -> AccessKeyRecord | None:
+        value = self.get(access_key_key(account_id, public_key))
+        assert value is None or isinstance(value, AccessKeyRecord)
+        return value
+
+    def data(self, account_id: str, key: bytes) -> bytes | None:
+        value = self.get(data_key(account_id, key))
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    def put_record(self, key: AccessKeyKey | DataKey, value: AccessKeyRecord | bytes | None) -> None:
+        """Write an access key or a storage entry and keep the account's storage usage in step."""
+        account = self.account(key[1])
+        if account is None:
+            raise KeyError(f"account {key[1]} does not exist")
+        old = self.get(key)
+        delta = 0
+        if old is not None:
+            delta -= record_size(key, old)
+        if value is not None:
+            delta += record_size(key, value)
+        self.put(key, value)
+        if delta:
+            self.set_account(
+                key[1],
+                AccountRecord(account.amount, account.locked, account.code, account.storage_usage + delta),
+            )
+
+
+class StateView:
+    """Read-only state at a block height."""
+
+    def __init__(self, store: VersionedStore, height: int) -> None:
+        self._store = store
+        self.height = height
+
+    def get(self, key: StateKey) -> StateValue | None:
+        return self._store.get(key, self.height)
+
+    def account(self, account_id: str) -> AccountRecord | None:
+        value = self.get(account_key(account_id))
+        assert value is None or isinstance(value, AccountRecord)
+        return value
+
+    def access_key(self, account_id: str, public_key: PublicKey) -> AccessKeyRecord | None:
+        value = self.get(access_key_key(account_id, public_key))
+        assert value is None or isinstance(value, AccessKeyRecord)
+        return value
+
+    def access_keys(self, account_id: str) -> list[tuple[PublicKey, AccessKeyRecord]]:
+        keys: list[tuple[PublicKey, AccessKeyRecord]] = []
+        for key in self._store.keys_of(account_id, self.height):
+            if key[0] == "access_key":
+                record = self.get(key)
+                assert isinstance(record, AccessKeyRecord)
+                keys.append((key[2], record))
+        keys.sort(key=lambda item: item[0].data)
+        return keys
+
+    def data(self, account_id: str, key: bytes) -> bytes | None:
+        value = self.get(data_key(account_id, key))
+        assert value is None or isinstance(value, bytes)
+        return value
+
+    def data_items(self, account_id: str, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        items: list[tuple[bytes, bytes]] = []
+        for key in self._store.keys_of(account_id, self.height):
+            if key[0] == "data" and key[2].startswith(prefix):
+                value = self.get(key)
+                assert isinstance(value, bytes)
+                items.append((key[2], value))
+        items.sort()
+        return items

@@ -1,0 +1,186 @@
+"""nearcore's JSON views of the chain: status, blocks, chunks and transaction outcomes."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from swap_devnet.near.chain import EMPTY_HASH, PROTOCOL_VERSION, Block, Chain, TxRecord, WaitUntil
+from swap_devnet.near.codec import Permission, permission_view, transaction_view
+from swap_devnet.near.keys import b58encode, crypto_hash, encode_signature
+from swap_devnet.near.runtime import ActionReceipt
+from swap_devnet.near.state import AccessKeyRecord, AccountRecord
+
+VERSION = "swap-devnet/0.1.0"
+CHUNK_GAS_LIMIT = 1_000 * 10**12
+
+
+def block_time_text(timestamp_ns: int) -> str:
+    """RFC 3339 with nanoseconds, like nearcore's `latest_block_time`."""
+    seconds, nanos = divmod(timestamp_ns, 10**9)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{nanos:09d}Z"
+
+
+def _root(label: str, block: Block) -> str:
+    return b58encode(crypto_hash(label.encode() + block.hash_bytes))
+
+
+def _signature(chain: Chain, block: Block) -> str:
+    return encode_signature(chain.config.root_key.sign(block.hash_bytes))
+
+
+def status_view(chain: Chain, rpc_addr: str) -> dict[str, Any]:
+    head = chain.head
+    genesis = chain.genesis
+    validator_key = chain.config.root_key.public_key_text
+    return {
+        "chain_id": chain.config.chain_id,
+        "genesis_hash": genesis.hash,
+        "latest_protocol_version": PROTOCOL_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "node_key": None,
+        "node_public_key": validator_key,
+        "rpc_addr": rpc_addr,
+        "sync_info": {
+            "earliest_block_hash": genesis.hash,
+            "earliest_block_height": genesis.height,
+            "earliest_block_time": block_time_text(genesis.timestamp),
+            "epoch_id": EMPTY_HASH,
+            "epoch_start_height": genesis.height,
+            "latest_block_hash": head.hash,
+            "latest_block_height": head.height,
+            "latest_state_root": _root("state", head),
+            "latest_block_time": block_time_text(head.timestamp),
+            "syncing": False,
+        },
+        "uptime_sec": int(time.time() - chain.started_at),
+        "validator_account_id": chain.config.root_account_id,
+        "validator_public_key": validator_key,
+        "validators": [{"account_id": chain.config.root_account_id}],
+        "version": {"version": VERSION, "build": VERSION, "commit": "", "rustc_version": ""},
+    }
+
+
+def chunk_header_view(chain: Chain, block: Block) -> dict[str, Any]:
+    return {
+        "chunk_hash": block.chunk_hash,
+        "prev_block_hash": block.prev_hash,
+        "outcome_root": _root("outcome", block),
+        "prev_state_root": _root("prev_state", block),
+        "encoded_merkle_root": _root("encoded", block),
+        "encoded_length": 0,
+        "height_created": block.height,
+        "height_included": block.height,
+        "shard_id": 0,
+        "gas_used": block.gas_burnt,
+        "gas_limit": CHUNK_GAS_LIMIT,
+        "rent_paid": "0",
+        "validator_reward": "0",
+        "balance_burnt": str(block.tokens_burnt),
+        "outgoing_receipts_root": _root("outgoing", block),
+        "tx_root": _root("tx", block),
+        "validator_proposals": [],
+        "signature": _signature(chain, block),
+    }
+
+
+def block_view(chain: Chain, block: Block) -> dict[str, Any]:
+    signature = _signature(chain, block)
+    return {
+        "author": block.author,
+        "header": {
+            "height": block.height,
+            "prev_height": block.prev_height,
+            "epoch_id": EMPTY_HASH,
+            "next_epoch_id": EMPTY_HASH,
+            "hash": block.hash,
+            "prev_hash": block.prev_hash,
+            "prev_state_root": _root("prev_state", block),
+            "block_body_hash": _root("body", block),
+            "chunk_receipts_root": _root("receipts", block),
+            "chunk_headers_root": _root("headers", block),
+            "chunk_tx_root": _root("tx", block),
+            "outcome_root": _root("outcome", block),
+            "chunks_included": 1,
+            "challenges_root": EMPTY_HASH,
+            "timestamp": block.timestamp,
+            "timestamp_nanosec": str(block.timestamp),
+            "random_value": _root("random", block),
+            "validator_proposals": [],
+            "chunk_mask": [True],
+            "gas_price": str(chain.config.gas_price),
+            "block_ordinal": block.ordinal,
+            "rent_paid": "0",
+            "validator_reward": "0",
+            "total_supply": str(block.total_supply),
+            "challenges_result": [],
+            "last_final_block": chain.previous(block, chain.config.final_lag).hash,
+            "last_ds_final_block": chain.previous(block, 1).hash,
+            "next_bp_hash": _root("next_bp", block),
+            "block_merkle_root": _root("merkle", block),
+            "epoch_sync_data_hash": None,
+            "approvals": [signature],
+            "signature": signature,
+            "latest_protocol_version": PROTOCOL_VERSION,
+        },
+        "chunks": [chunk_header_view(chain, block)],
+    }
+
+
+def chunk_view(chain: Chain, block: Block) -> dict[str, Any]:
+    return {
+        "author": block.author,
+        "header": chunk_header_view(chain, block),
+        "transactions": [transaction_view(signed) for signed in block.transactions],
+        "receipts": [receipt.view() for receipt in block.receipts],
+    }
+
+
+def account_view(account: AccountRecord, block: Block) -> dict[str, Any]:
+    code_hash = b58encode(crypto_hash(account.code)) if account.code is not None else EMPTY_HASH
+    return {
+        "amount": str(account.amount),
+        "locked": str(account.locked),
+        "code_hash": code_hash,
+        "storage_usage": account.storage_usage,
+        "storage_paid_at": 0,
+        "block_height": block.height,
+        "block_hash": block.hash,
+    }
+
+
+def access_key_view(record: AccessKeyRecord) -> dict[str, Any]:
+    permission: Permission = record.permission
+    return {"nonce": record.nonce, "permission": permission_view(permission)}
+
+
+def outcome_view(chain: Chain, record: TxRecord, *, with_receipts: bool = False) -> dict[str, Any]:
+    """FinalExecutionOutcomeView (WithReceipts for EXPERIMENTAL_tx_status) plus final_execution_status."""
+    order = chain.receipt_order(record)
+    view: dict[str, Any] = {
+        "final_execution_status": chain.achieved(record),
+        "status": chain.final_status(record),
+        "transaction": transaction_view(record.signed),
+        "transaction_outcome": chain.outcomes[record.hash].view(),
+        "receipts_outcome": [chain.outcomes[receipt_id].view() for receipt_id in order],
+    }
+    if with_receipts:
+        receipts = [chain.receipts[receipt_id] for receipt_id in order]
+        view["receipts"] = [
+            receipt.view()
+            for receipt in receipts
+            # Like nearcore, receipts a signer sends to itself were never "sent" and are not listed.
+            if not (isinstance(receipt, ActionReceipt) and receipt.receiver_id == receipt.predecessor_id)
+        ]
+    return view
+
+
+def pending_view(status: WaitUntil) -> dict[str, Any]:
+    return {"final_execution_status": status}
+
+
+def base64_text(data: bytes) -> str:
+    return base64.b64encode(data).decode()
