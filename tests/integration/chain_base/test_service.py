@@ -20,7 +20,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.evm import EvmDeployment, increase_time, mine, sha256_hashlock, sign_order
 from web3 import Web3
-from web3.types import RPCEndpoint, Wei
+from web3.types import Nonce, RPCEndpoint, TxParams, Wei
 
 from tests.fixtures.services import BASE_CONFIRMATIONS
 
@@ -390,9 +390,13 @@ async def test_reorg_retracts_replaced_lock(
 
     replacement = params(next(_salts))
     replacement_id = "0x" + escrow.functions.dstEscrowId(maker, replacement).call().hex()
-    tx = escrow.functions.createDstEscrow(replacement).build_transaction(
-        {"from": maker, "value": Wei(10**15), "nonce": w3.eth.get_transaction_count(maker) - 1, "gas": 300_000}
-    )
+    sent: TxParams = {
+        "from": maker,
+        "value": Wei(10**15),
+        "nonce": Nonce(w3.eth.get_transaction_count(maker) - 1),
+        "gas": 300_000,
+    }
+    tx = escrow.functions.createDstEscrow(replacement).build_transaction(sent)
     # Replace the lock's block and the one on top with two blocks, the first holding the other lock.
     reorg = w3.provider.make_request(RPCEndpoint("anvil_reorg"), [2, [[tx, 0]]])
     assert "error" not in reorg, reorg

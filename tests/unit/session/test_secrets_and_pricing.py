@@ -43,7 +43,7 @@ def test_auction_decays_linearly_and_stops_at_the_end() -> None:
 
 def test_derived_values_are_deterministic() -> None:
     assert dst_salt("abc") == dst_salt("abc") != dst_salt("abd")
-    assert int(dst_salt("abc")) < 2**256
+    assert len(dst_salt("abc")) <= 64
     h = dst_terms_hash("near", "native", "10", "bob.test.near", "00" * 32)
     assert len(h) == 32 and h != dst_terms_hash("near", "native", "11", "bob.test.near", "00" * 32)
 

@@ -74,9 +74,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 except Exception as err:
                     await abort(ctx, err)
 
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
+            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 

@@ -37,12 +37,8 @@ def check_timelocks(field: str, t: common_pb2.Timelocks) -> None:
     if not t.cancellation_after_s:
         raise InvalidArgument(f"{field}.cancellation_after_s", "required and must be greater than zero")
     if t.withdrawal_after_s > t.public_withdrawal_after_s:
-        raise InvalidArgument(
-            f"{field}.public_withdrawal_after_s", "must not be earlier than withdrawal_after_s"
-        )
+        raise InvalidArgument(f"{field}.public_withdrawal_after_s", "must not be earlier than withdrawal_after_s")
     if t.public_withdrawal_after_s >= t.cancellation_after_s:
         raise InvalidArgument(f"{field}.cancellation_after_s", "must be later than public_withdrawal_after_s")
     if t.cancellation_after_s > t.public_cancellation_after_s:
-        raise InvalidArgument(
-            f"{field}.public_cancellation_after_s", "must not be earlier than cancellation_after_s"
-        )
+        raise InvalidArgument(f"{field}.public_cancellation_after_s", "must not be earlier than cancellation_after_s")

@@ -132,7 +132,9 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
             self._add_test_token(Chain.BASE, str(data["token"]))
         account = self.near_token_account
         if self.near_deployment_file is not None and not account:
-            account = str(json.loads(self.near_deployment_file.read_text())["token"])
+            token = json.loads(self.near_deployment_file.read_text())["token"]
+            # The NEAR devnet writes each role as {"account_id", "public_key", "private_key"}.
+            account = str(token["account_id"] if isinstance(token, dict) else token)
         if account:
             self._add_test_token(Chain.NEAR, account)
 

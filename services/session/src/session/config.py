@@ -27,7 +27,7 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     rpc_timeout_s: float = Field(60.0, gt=0, description="Deadline of one call to another service.")
     poll_interval_s: float = Field(1.0, gt=0, description="Seconds between saga passes while waiting.")
     order_deadline_s: int = Field(600, gt=0, description="Seconds the maker has to sign / lock after Create.")
-    lock_allowance_s: int = Field(30, ge=0, description="Seconds a destination lock may take to land.")
+    lock_allowance_s: int = Field(15, ge=0, description="Seconds a destination lock may take to land.")
     max_active_per_maker: int = Field(5, ge=1, description="Open sessions one maker may have.")
     max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
 

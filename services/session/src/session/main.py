@@ -26,7 +26,7 @@ SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_na
 
 
 async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
-    store = SessionStore(aioredis.Redis.from_url(settings.redis_url), settings.key_prefix)
+    store = SessionStore(aioredis.Redis.from_url(settings.redis_url, socket_timeout=10), settings.key_prefix)
     channels = {
         "base": grpc.aio.insecure_channel(settings.chain_base_addr),
         "near": grpc.aio.insecure_channel(settings.chain_near_addr),

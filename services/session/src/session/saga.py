@@ -60,7 +60,8 @@ def auction_amount(auction_start: int, duration_s: int, start_amount: int, end_a
 
 
 def dst_salt(session_id: str) -> str:
-    return str(int.from_bytes(hashlib.sha256(f"dst:{session_id}".encode()).digest(), "big"))
+    """The destination lock's salt: 24 bytes of a hash, so its decimal form fits NEAR's 64-char nonces."""
+    return str(int.from_bytes(hashlib.sha256(f"dst:{session_id}".encode()).digest()[:24], "big"))
 
 
 class Retry(Exception):

@@ -36,7 +36,7 @@ from session.views import CHAIN_NAMES, quote_of, snapshot
 log = logging.getLogger(__name__)
 S = State
 MAX_SLIPPAGE_BPS = 5000
-_WATCH_BLOCK_MS = 5000
+_WATCH_BLOCK_MS = 2000  # under the Redis client's socket timeout
 
 
 def dst_terms_hash(dst_chain: str, token: str, min_received: str, receiver: str, hashlock: str) -> bytes:
@@ -106,7 +106,8 @@ class Sessions:
                     amount=amount,
                     hashlock=hashlock,
                     timelocks=quote.timelocks.src,
-                    safety_deposit=quote.src_safety_deposit,
+                    # On NEAR the maker makes the lock, so no resolver deposit can ride on it.
+                    safety_deposit=quote.src_safety_deposit if src_chain == "base" else "0",
                 ),
                 maker=maker,
                 nonce=nonce,

@@ -1,0 +1,144 @@
+"""The whole local stack on loopback: anvil with the escrows, the NEAR devnet, Redis (the local one
+or our own), and the four gRPC services as real processes on free ports. `make run` and the
+end-to-end tests start it the same way; stop() ends everything it started, in reverse order."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from swap_devnet.evm import Anvil, EvmDeployment, deploy
+from swap_devnet.near.bootstrap import NearDeployment
+from swap_devnet.near.process import NearDevnetProcess
+from swap_devnet.procs import ServiceProcess
+from swap_devnet.redis_server import LOCAL_REDIS_URL, RedisServer, answers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackOptions:
+    work_dir: Path
+    # Interval mining, so confirmations accrue without traffic (0 = automine only).
+    anvil_block_time: float = 0.5
+    base_confirmations: int = 2
+    poll_interval_s: float = 0.2
+    redis_url: str | None = None  # None: the local Redis if it answers, else one of our own
+    key_prefix: str = field(default_factory=lambda: f"swap:{uuid.uuid4().hex[:8]}:")
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service name
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self._exit = contextlib.ExitStack()
+        self.evm: EvmDeployment | None = None
+        self.near: NearDeployment | None = None
+        self.near_devnet: NearDevnetProcess | None = None
+        self.anvil: Anvil | None = None
+        self.redis_url = ""
+        self.services: dict[str, ServiceProcess] = {}
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        o = self.options
+        o.work_dir.mkdir(parents=True, exist_ok=True)
+        self.anvil = self._exit.enter_context(Anvil(block_time=o.anvil_block_time or None, log_dir=o.work_dir))
+        self.evm = deploy(self.anvil.rpc_url)
+        evm_file = o.work_dir / "evm.json"
+        self.evm.write(evm_file)
+        near_file = o.work_dir / "near.json"
+        self.near_devnet = self._exit.enter_context(NearDevnetProcess(out=near_file, log_dir=o.work_dir))
+        self.near = NearDeployment.read(near_file)
+        if o.redis_url:
+            self.redis_url = o.redis_url
+        elif answers(LOCAL_REDIS_URL):
+            self.redis_url = LOCAL_REDIS_URL
+        else:
+            self.redis_url = self._exit.enter_context(RedisServer()).url
+        poll = str(o.poll_interval_s)
+        specs: list[tuple[str, str, dict[str, str]]] = [
+            (
+                "chain-base",
+                "chain_base.main",
+                {
+                    "CHAIN_BASE_DEPLOYMENT_FILE": str(evm_file),
+                    "CHAIN_BASE_CONFIRMATIONS": str(o.base_confirmations),
+                    "CHAIN_BASE_POLL_INTERVAL_S": poll,
+                },
+            ),
+            (
+                "chain-near",
+                "chain_near.main",
+                {"CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file), "CHAIN_NEAR_POLL_INTERVAL_S": poll},
+            ),
+            (
+                "quote",
+                "quote.main",
+                {
+                    "QUOTE_EVM_DEPLOYMENT_FILE": str(evm_file),
+                    "QUOTE_NEAR_DEPLOYMENT_FILE": str(near_file),
+                    "QUOTE_REDIS_URL": self.redis_url,
+                    "QUOTE_REDIS_PREFIX": o.key_prefix,
+                },
+            ),
+        ]
+        for name, module, env in specs:
+            self._service(name, module, env)
+        self._service(
+            "session",
+            "session.main",
+            {
+                "SESSION_REDIS_URL": self.redis_url,
+                "SESSION_KEY_PREFIX": o.key_prefix,
+                "SESSION_DEV_MODE": "true",
+                "SESSION_CHAIN_BASE_ADDR": self.services["chain-base"].address,
+                "SESSION_CHAIN_NEAR_ADDR": self.services["chain-near"].address,
+                "SESSION_QUOTE_ADDR": self.services["quote"].address,
+                "SESSION_POLL_INTERVAL_S": poll,
+            },
+        )
+        (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+    def _service(self, name: str, module: str, env: dict[str, str]) -> ServiceProcess:
+        prefix = name.replace("-", "_").upper()
+        proc = ServiceProcess(name, module, env, self.options.work_dir)
+        env[f"{prefix}_PORT"] = str(proc.port)
+        env.update(self.options.extra_env.get(name, {}))
+        self._exit.enter_context(proc)
+        self.services[name] = proc
+        return proc
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "base_rpc": self.anvil.rpc_url if self.anvil else None,
+            "near_rpc": self.near.rpc_url if self.near else None,
+            "redis": self.redis_url,
+            "key_prefix": self.options.key_prefix,
+            "services": {name: proc.address for name, proc in self.services.items()},
+            "logs": str(self.options.work_dir),
+        }
+
+    def stop(self) -> None:
+        self._exit.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

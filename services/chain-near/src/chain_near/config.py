@@ -1,0 +1,69 @@
+"""chain-near settings, from CHAIN_NEAR_* environment variables (see docs/chain-near.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import Field, SecretStr, model_validator
+from swap_runtime.settings import ServiceSettings
+
+
+class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
+    rpc_url: str = Field("http://127.0.0.1:3030", description="NEAR JSON-RPC endpoint.")
+    network_id: str = Field(
+        "", description="Expected network (chain) id from `status`; empty accepts what the node reports."
+    )
+    htlc_account: str = Field("", description="Account of the NEAR HTLC contract.")
+    resolver_account: str = Field("", description="The resolver's account id; it funds and signs.")
+    resolver_key: SecretStr | None = Field(None, description="Resolver full-access key, ed25519:<base58>.")
+    resolver_key_file: Path | None = Field(
+        None, description="File holding the resolver key (the key alone, or a near-cli JSON key file)."
+    )
+    deployment_file: Path | None = Field(
+        None,
+        description="Devnet deployment JSON (`python -m swap_devnet.near serve --out`): fills the rpc url, "
+        "network id, HTLC and resolver accounts and the resolver key.",
+    )
+    signer_keys: int = Field(
+        8, ge=1, le=64, description="Access keys sending in parallel (derived from the resolver key)."
+    )
+    poll_interval_s: float = Field(1.0, gt=0, description="Seconds between polls of the final head.")
+    event_batch: int = Field(200, ge=1, le=1000, description="Most events per get_events view.")
+    call_gas_tgas: int = Field(
+        100, ge=50, le=300, description="TGas attached to HTLC calls (a payout and its callback need 50)."
+    )
+    ft_call_gas_tgas: int = Field(200, ge=50, le=300, description="TGas attached to ft_transfer_call.")
+    tx_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for a transaction's outcome.")
+    rpc_timeout_s: float = Field(30.0, gt=0, description="Seconds one JSON-RPC request may take.")
+    rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on transport faults.")
+
+    @model_validator(mode="after")
+    def _load_deployment(self) -> Self:
+        if self.deployment_file is not None:
+            data: dict[str, Any] = json.loads(self.deployment_file.read_text())
+            self.rpc_url = data.get("rpc_url", self.rpc_url)
+            self.network_id = self.network_id or str(data.get("chain_id", ""))
+            self.htlc_account = self.htlc_account or data["htlc"]["account_id"]
+            resolver = data["resolver"]
+            self.resolver_account = self.resolver_account or resolver["account_id"]
+            if self.resolver_key is None and self.resolver_key_file is None:
+                self.resolver_key = SecretStr(resolver["private_key"])
+        if not self.htlc_account or not self.resolver_account:
+            raise ValueError(
+                "CHAIN_NEAR_HTLC_ACCOUNT and CHAIN_NEAR_RESOLVER_ACCOUNT (or a deployment file) are required"
+            )
+        if self.resolver_key is None and self.resolver_key_file is None:
+            raise ValueError("CHAIN_NEAR_RESOLVER_KEY or CHAIN_NEAR_RESOLVER_KEY_FILE is required")
+        return self
+
+    def resolver_secret_key(self) -> str:
+        if self.resolver_key is not None:
+            return self.resolver_key.get_secret_value()
+        assert self.resolver_key_file is not None
+        text = self.resolver_key_file.read_text().strip()
+        if text.startswith("{"):  # near-cli's credentials file
+            key: str = json.loads(text)["private_key"]
+            return key
+        return text

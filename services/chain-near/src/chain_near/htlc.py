@@ -1,0 +1,495 @@
+"""The NEAR HTLC contract as domain operations: read, lock, withdraw, refund, balances.
+
+Every write reads chain state first, so repeating a step that already happened sends nothing (the saga
+may retry any step after a crash). The lock id is derived from the depositor and the nonce
+(hex(sha256("<depositor>:<nonce>"))), so a lock is found again before anything is sent.
+
+Native locks are one `lock_native` call carrying amount + safety deposit. NEP-141 locks are an
+`ft_transfer_call` to the HTLC whose message holds the terms; their safety deposit comes from a native
+balance the resolver prepays on the HTLC with `deposit_native` (topped up only by what the locks in
+flight need beyond what is already there). The beneficiary and the HTLC are registered with the token
+(NEP-145 storage) before the first lock, since a payout to an unregistered account bounces.
+
+A withdrawal or refund is a payout promise and an `on_payout` callback: the call returns false when the
+payout bounced and the lock is active again, which is reported as PAYOUT_FAILED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from py_near import transactions
+from py_near.models import Action
+from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+
+from chain_near.model import (
+    NATIVE,
+    STATES,
+    HtlcEvent,
+    Lock,
+    LockRequest,
+    LockView,
+    MakerCall,
+    State,
+    Timelocks,
+    TxRef,
+    lock_id_for,
+)
+from chain_near.panics import payout_failed, to_domain_error
+from chain_near.rpc import Rpc, UnknownBlockError, ViewError
+from chain_near.tx import Outcome, TxSender
+
+log = logging.getLogger(__name__)
+
+CREATED = "lock_created"
+WITHDRAWN = "lock_withdrawn"
+REFUNDED = "lock_refunded"
+EVENT_PREFIX = "EVENT_JSON:"
+HTLC_STANDARD = "swap_htlc"
+TGAS = 10**12
+_STORAGE_GAS = 30 * TGAS
+_INDEX_PAGE = 500
+# Blocks searched back from an event for the transaction behind it (a transaction's receipts run within a
+# few blocks of it: the call, the payout, the callback).
+_ATTRIBUTION_DEPTH = 6
+_REMEMBERED = 100_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+_ONE_YOCTO = 1
+
+
+@dataclass(frozen=True)
+class Gas:
+    call: int
+    ft_call: int
+
+
+def _lock_from_json(data: dict[str, Any]) -> Lock:
+    secret = data.get("secret")
+    return Lock(
+        lock_id=str(data["lock_id"]),
+        state=STATES[str(data["state"])],
+        depositor=str(data["depositor"]),
+        operator=str(data["operator"]),
+        beneficiary=str(data["beneficiary"]),
+        token=str(data["token"]),
+        amount=int(data["amount"]),
+        safety_deposit=int(data["safety_deposit"]),
+        hashlock=bytes.fromhex(str(data["hashlock"])),
+        timelocks=Timelocks.from_json(data["timelocks"]),
+        locked_at=int(data["locked_at"]),
+        locked_height=int(data["locked_height"]),
+        secret=bytes.fromhex(secret) if secret else None,
+    )
+
+
+def lock_from_event(data: dict[str, Any]) -> Lock:
+    """The lock as an event recorded it (every term, and the secret for a withdrawal)."""
+    return _lock_from_json(data)
+
+
+def _function_call(method: str, args: dict[str, Any], gas: int, deposit: int) -> Action:
+    return transactions.create_function_call_action(method, json.dumps(args).encode(), gas, deposit)
+
+
+class _Recent(OrderedDict[K, V]):
+    """A mapping that forgets its oldest entries beyond `limit`. The service runs for months; the
+    references it keeps only name transactions and blocks, and a lock whose entries were forgotten is
+    still described from its own state."""
+
+    def __init__(self, limit: int = _REMEMBERED) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self._limit:
+            self.popitem(last=False)
+
+
+class Htlc:
+    def __init__(self, rpc: Rpc, sender: TxSender, contract: str, gas: Gas) -> None:
+        self._rpc = rpc
+        self._sender = sender
+        self.contract = contract
+        self._gas = gas
+        # Final blocks never change, so their hashes are kept.
+        self._block_hashes: _Recent[int, str] = _Recent()
+        # Where the steps of each lock landed, by (lock id, event): this service's sends, resolved
+        # references, and the events read from the HTLC.
+        self._sent: _Recent[tuple[str, str], TxRef] = _Recent()
+        self._seen: _Recent[tuple[str, str], HtlcEvent] = _Recent()
+        self._receipt_tx: _Recent[str, str] = _Recent()
+        self._indexed_to = 0
+        self._index_lock = asyncio.Lock()
+        self._registered: set[tuple[str, str]] = set()
+        self._registration_lock = asyncio.Lock()
+        self._prepaid_lock = asyncio.Lock()
+        self._prepaid_in_flight = 0
+
+    @property
+    def resolver(self) -> str:
+        return self._sender.account_id
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def head(self) -> tuple[int, int]:
+        """(latest block height, its timestamp in ns)."""
+        header = await self._rpc.block(finality="optimistic")
+        return int(header["height"]), int(header["timestamp_nanosec"])
+
+    async def final_head(self) -> tuple[int, str, int]:
+        """(final block height, its hash, its timestamp in ns)."""
+        header = await self._rpc.block(finality="final")
+        height = int(header["height"])
+        self._block_hashes[height] = str(header["hash"])
+        return height, str(header["hash"]), int(header["timestamp_nanosec"])
+
+    async def block_hash(self, height: int, final_height: int | None = None) -> str:
+        if (known := self._block_hashes.get(height)) is not None:
+            return known
+        header = await self._rpc.block(block_id=height)
+        block_hash = str(header["hash"])
+        if final_height is not None and height <= final_height:
+            self._block_hashes[height] = block_hash
+        return block_hash
+
+    async def read(self, lock_id: str, finality: str = "optimistic") -> Lock | None:
+        data, _ = await self._rpc.view(self.contract, "get_lock", {"lock_id": lock_id}, finality)
+        return None if data is None else _lock_from_json(data)
+
+    async def view(self, lock_id: str) -> LockView | None:
+        lock, (final_height, _, _) = await asyncio.gather(self.read(lock_id), self.final_head())
+        if lock is None:
+            return None
+        final = lock.locked_height <= final_height
+        closing = {State.WITHDRAWN: WITHDRAWN, State.REFUNDED: REFUNDED}.get(lock.state)
+        kinds = [CREATED] if closing is None else [CREATED, closing]
+        if any(self._step(lock_id, kind) is None for kind in kinds):
+            await self._sync_index()
+        created = await self.step_ref(lock_id, CREATED, final_height)
+        closed = await self.step_ref(lock_id, closing, final_height) if closing else None
+        if created is None:  # not final yet: where the lock's state says it was made
+            block_hash = await self.block_hash(lock.locked_height, final_height)
+            created = TxRef(tx_hash="", block_height=lock.locked_height, block_hash=block_hash)
+        confirmations = final_height - lock.locked_height + 1 if final else 0
+        return LockView(lock=lock, created=created, confirmations=confirmations, final=final, closed=closed)
+
+    async def events(self, from_index: int, limit: int, finality: str = "final") -> tuple[list[HtlcEvent], int]:
+        """HTLC events from `from_index` on, oldest first, and the height of the block they were read at."""
+        raw, height = await self._rpc.view(
+            self.contract, "get_events", {"from_index": from_index, "limit": limit}, finality
+        )
+        events: list[HtlcEvent] = []
+        per_receipt: dict[str, int] = {}
+        for item in raw or []:
+            receipt_id = str(item.get("receipt_id", ""))
+            # The HTLC logs one line per event, and nothing else in a receipt that records events.
+            log_index = per_receipt.get(receipt_id, 0)
+            per_receipt[receipt_id] = log_index + 1
+            data = item.get("data") or {}
+            events.append(
+                HtlcEvent(
+                    index=int(item["index"]),
+                    name=str(item["event"]),
+                    lock_id=str(data.get("lock_id", "")),
+                    data=data,
+                    block_height=int(item["block_height"]),
+                    block_timestamp=int(item["block_timestamp"]),
+                    receipt_id=receipt_id,
+                    tx_hash=str(item.get("tx_hash") or ""),
+                    log_index=log_index,
+                )
+            )
+        return events, height
+
+    async def _sync_index(self) -> None:
+        """Reads the final events recorded since the last sync, to know in which receipt each lock's
+        steps happened."""
+        async with self._index_lock:
+            while True:
+                batch, _ = await self.events(self._indexed_to, _INDEX_PAGE, finality="final")
+                for event in batch:
+                    self.remember(event)
+                    self._indexed_to = event.index + 1
+                if len(batch) < _INDEX_PAGE:
+                    return
+
+    def remember(self, event: HtlcEvent) -> None:
+        key = (event.lock_id, event.name)
+        if key not in self._seen:
+            self._seen[key] = event
+
+    def _step(self, lock_id: str, kind: str) -> TxRef | HtlcEvent | None:
+        return self._sent.get((lock_id, kind)) or self._seen.get((lock_id, kind))
+
+    async def step_ref(self, lock_id: str, kind: str, final_height: int) -> TxRef | None:
+        """Where a step of a lock landed: from this service's own send, or from the event it recorded."""
+        if (sent := self._sent.get((lock_id, kind))) is not None:
+            return sent
+        event = self._seen.get((lock_id, kind))
+        if event is None:
+            return None
+        ref = await self.event_ref(event, final_height)
+        if ref.tx_hash:
+            self._sent[(lock_id, kind)] = ref
+        return ref
+
+    async def event_ref(self, event: HtlcEvent, final_height: int) -> TxRef:
+        block_hash = await self.block_hash(event.block_height, final_height)
+        tx_hash = event.tx_hash or await self._attribute(event)
+        return TxRef(tx_hash=tx_hash, block_height=event.block_height, block_hash=block_hash)
+
+    async def _attribute(self, event: HtlcEvent) -> str:
+        """The transaction behind an event. Receipts do not name their transaction, so unless this
+        service sent it, the blocks up to the event's are searched (newest first) for a transaction of the
+        account that acted (the depositor of a lock, the caller of a withdrawal or refund) whose outcome
+        contains the event's receipt. Empty when none is found within the search depth."""
+        if event.receipt_id in self._receipt_tx:
+            return self._receipt_tx[event.receipt_id]
+        signer = str(event.data.get("depositor" if event.name == CREATED else "caller") or "")
+        if not signer or not event.receipt_id:
+            return ""
+        for height in range(event.block_height, max(event.block_height - _ATTRIBUTION_DEPTH, 0), -1):
+            try:
+                block = await self._rpc.request("block", "block", {"block_id": height})
+            except UnknownBlockError:
+                continue  # heights can be skipped
+            for header in block.get("chunks", []):
+                chunk = await self._rpc.request("chunk", "chunk", {"chunk_id": header["chunk_hash"]})
+                for tx in chunk.get("transactions", []):
+                    if tx.get("signer_id") != signer:
+                        continue
+                    tx_hash = str(tx["hash"])
+                    result = await self._rpc.tx_status(tx_hash, signer)
+                    for outcome in (result or {}).get("receipts_outcome", []):
+                        self._receipt_tx[str(outcome.get("id"))] = tx_hash
+                    if self._receipt_tx.get(event.receipt_id) == tx_hash:
+                        return tx_hash
+        # Searched once: a final event's transaction does not appear later.
+        self._receipt_tx[event.receipt_id] = ""
+        return ""
+
+    async def account_exists(self, account_id: str) -> bool:
+        return await self._rpc.account(account_id) is not None
+
+    async def is_token(self, account_id: str) -> bool:
+        """The account runs a NEP-141 contract (answers ft_balance_of)."""
+        try:
+            await self._rpc.view(account_id, "ft_balance_of", {"account_id": self.contract})
+        except ViewError:
+            return False
+        return True
+
+    async def balance(self, account_id: str, token: str) -> int:
+        if token == NATIVE:
+            account = await self._rpc.account(account_id)
+            return 0 if account is None else int(account["amount"])
+        value, _ = await self._rpc.view(token, "ft_balance_of", {"account_id": account_id})
+        return int(value or 0)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def lock_id(self, nonce: str) -> str:
+        return lock_id_for(self.resolver, nonce)
+
+    async def create(self, request: LockRequest) -> tuple[str, bool]:
+        """Locks the resolver's funds for a beneficiary. Returns (lock id, whether a tx was sent)."""
+        lock_id = self.lock_id(request.nonce)
+        if await self.read(lock_id) is not None:
+            return lock_id, False
+        if request.token == NATIVE:
+            outcome = await self._sender.send(
+                self.contract,
+                [
+                    _function_call(
+                        "lock_native",
+                        request.message(self.resolver),
+                        self._gas.call,
+                        request.amount + request.safety_deposit,
+                    )
+                ],
+            )
+        else:
+            outcome = await self._create_ft(request)
+        failure = outcome.failure
+        if failure is not None:
+            error = to_domain_error(failure, "create lock")
+            if getattr(error, "reason", "") == "LOCK_EXISTS":
+                # A concurrent request with the same nonce won the race: the lock is there, nothing to do.
+                return lock_id, False
+            raise error
+        await self._record(lock_id, CREATED, outcome)
+        return lock_id, True
+
+    async def maker_call(self, maker: str, request: LockRequest) -> MakerCall:
+        """The call with which `maker` locks the source leg for this resolver (the lock's operator).
+
+        A NEP-141 lock with a safety deposit needs it prepaid on the HTLC first: while the maker's prepaid
+        balance falls short, the call returned is that deposit_native top-up, and asking again afterwards
+        returns the lock itself.
+        """
+        lock_id = lock_id_for(maker, request.nonce)
+        message = request.message(self.resolver)
+        if request.token == NATIVE:
+            return MakerCall(
+                lock_id, self.contract, "lock_native", message, request.amount + request.safety_deposit, self._gas.call
+            )
+        await self._ensure_registered(request.token, self.contract)
+        await self._ensure_registered(request.token, request.beneficiary)
+        if request.safety_deposit:
+            value, _ = await self._rpc.view(self.contract, "native_balance_of", {"account_id": maker})
+            shortfall = request.safety_deposit - int(value or 0)
+            if shortfall > 0:
+                return MakerCall(lock_id, self.contract, "deposit_native", {}, shortfall, self._gas.call)
+        else:
+            message.pop("safety_deposit")
+        args: dict[str, object] = {
+            "receiver_id": self.contract,
+            "amount": str(request.amount),
+            "msg": json.dumps(message),
+        }
+        return MakerCall(lock_id, request.token, "ft_transfer_call", args, _ONE_YOCTO, self._gas.ft_call)
+
+    async def _create_ft(self, request: LockRequest) -> Outcome:
+        await self._ensure_registered(request.token, self.contract)
+        await self._ensure_registered(request.token, request.beneficiary)
+        async with self._prepaid(request.safety_deposit):
+            message = request.message(self.resolver)
+            if not request.safety_deposit:
+                message.pop("safety_deposit")
+            return await self._sender.send(
+                request.token,
+                [
+                    _function_call(
+                        "ft_transfer_call",
+                        {"receiver_id": self.contract, "amount": str(request.amount), "msg": json.dumps(message)},
+                        self._gas.ft_call,
+                        _ONE_YOCTO,
+                    )
+                ],
+            )
+
+    @contextlib.asynccontextmanager
+    async def _prepaid(self, deposit: int) -> AsyncIterator[None]:
+        """Holds the prepaid safety deposit of one token lock for as long as the lock is in flight."""
+        if not deposit:
+            yield
+            return
+        await self._reserve_prepaid(deposit)
+        try:
+            yield
+        finally:
+            self._prepaid_in_flight -= deposit
+
+    async def _reserve_prepaid(self, deposit: int) -> None:
+        """Tops up the resolver's native balance on the HTLC to cover every token lock in flight. The
+        reservations of locks whose transfer already consumed theirs are still counted, so a top-up errs
+        on the high side and later locks use what is left over."""
+        async with self._prepaid_lock:
+            value, _ = await self._rpc.view(self.contract, "native_balance_of", {"account_id": self.resolver})
+            needed = self._prepaid_in_flight + deposit - int(value or 0)
+            if needed > 0:
+                outcome = await self._sender.send(
+                    self.contract, [_function_call("deposit_native", {}, self._gas.call, needed)]
+                )
+                if outcome.failure is not None:
+                    raise to_domain_error(outcome.failure, "prepay safety deposit")
+            self._prepaid_in_flight += deposit
+
+    async def _ensure_registered(self, token: str, account_id: str) -> None:
+        if (token, account_id) in self._registered:
+            return
+        async with self._registration_lock:
+            if (token, account_id) in self._registered:
+                return
+            try:
+                storage, _ = await self._rpc.view(token, "storage_balance_of", {"account_id": account_id})
+            except ViewError:
+                storage = {}  # no NEP-145 on this token: nothing to register
+            if storage is None:
+                bounds, _ = await self._rpc.view(token, "storage_balance_bounds", {})
+                minimum = int(bounds["min"])
+                log.info("registering account with token", extra={"token": token, "account": account_id})
+                outcome = await self._sender.send(
+                    token, [_function_call("storage_deposit", {"account_id": account_id}, _STORAGE_GAS, minimum)]
+                )
+                if outcome.failure is not None:
+                    raise to_domain_error(outcome.failure, "token storage registration")
+            self._registered.add((token, account_id))
+
+    async def withdraw(self, lock_id: str, secret: bytes) -> TxRef | None:
+        """Withdraws with the secret; None when it was withdrawn already (nothing sent)."""
+        lock = await self._active_or_done(lock_id, State.WITHDRAWN)
+        if hashlib.sha256(secret).digest() != lock.hashlock:
+            raise InvalidArgument("secret", "does not match the lock's hashlock")
+        if lock.state is State.WITHDRAWN:
+            return None
+        args = {"lock_id": lock_id, "secret": secret.hex()}
+        outcome = await self._sender.send(self.contract, [_function_call("withdraw", args, self._gas.call, 0)])
+        return await self._closed(lock_id, WITHDRAWN, outcome, "withdraw", hide=secret)
+
+    async def refund(self, lock_id: str) -> TxRef | None:
+        """Refunds the depositor; None when it was refunded already (nothing sent)."""
+        lock = await self._active_or_done(lock_id, State.REFUNDED)
+        if lock.state is State.REFUNDED:
+            return None
+        args = {"lock_id": lock_id}
+        outcome = await self._sender.send(self.contract, [_function_call("refund", args, self._gas.call, 0)])
+        return await self._closed(lock_id, REFUNDED, outcome, "refund")
+
+    async def _closed(self, lock_id: str, kind: str, outcome: Outcome, action: str, hide: bytes | None = None) -> TxRef:
+        if outcome.value is False:  # on_payout's answer: the payout failed and the lock is active again
+            raise payout_failed(outcome.failure, action, hide=hide)
+        if outcome.failure is not None:
+            raise to_domain_error(outcome.failure, action, hide=hide)
+        return await self._record(lock_id, kind, outcome)
+
+    async def _record(self, lock_id: str, kind: str, outcome: Outcome) -> TxRef:
+        """Remembers where a step this service sent landed: the block of the HTLC receipt that logged it."""
+        for each in outcome.receipts:
+            self._receipt_tx[each.receipt_id] = outcome.tx_hash
+        receipt = next(
+            (
+                r
+                for r in outcome.receipts
+                if r.executor == self.contract and any(_is_event(line, kind) for line in r.logs)
+            ),
+            None,
+        )
+        block_hash = receipt.block_hash if receipt is not None else outcome.block_hash
+        header = await self._rpc.block(block_id=block_hash)
+        ref = TxRef(tx_hash=outcome.tx_hash, block_height=int(header["height"]), block_hash=block_hash)
+        self._sent[(lock_id, kind)] = ref
+        return ref
+
+    async def _active_or_done(self, lock_id: str, done: State) -> Lock:
+        lock = await self.read(lock_id)
+        if lock is None:
+            raise NotFound(f"no lock {lock_id}", reason="LOCK_NOT_FOUND")
+        if lock.state not in (State.ACTIVE, done):
+            raise FailedPrecondition(
+                f"the lock is {lock.state.name.lower()}",
+                reason="LOCK_NOT_ACTIVE",
+                metadata={"state": lock.state.name},
+            )
+        return lock
+
+
+def _is_event(line: str, kind: str) -> bool:
+    if not line.startswith(EVENT_PREFIX):
+        return False
+    try:
+        payload = json.loads(line[len(EVENT_PREFIX) :])
+    except ValueError:
+        return False
+    return bool(payload.get("standard") == HTLC_STANDARD and payload.get("event") == kind)

@@ -1,0 +1,83 @@
+"""chain-near entry point: settings -> wiring -> serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from loguru import logger as loguru_logger
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.logs import configure_logging
+from swap_runtime.server import GrpcService
+
+from chain_near.config import ChainNearSettings
+from chain_near.htlc import TGAS, Gas, Htlc
+from chain_near.rpc import Rpc
+from chain_near.servicer import ChainNearServicer
+from chain_near.tx import TxSender, derive_seeds
+from chain_near.watcher import EventWatcher
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name
+
+
+async def build(settings: ChainNearSettings) -> GrpcService:
+    """Wires the service from settings; refuses a node of another network than configured, and an HTLC
+    account without the contract."""
+    rpc = Rpc(settings.rpc_url, attempts=settings.rpc_attempts, timeout_s=settings.rpc_timeout_s)
+    await rpc.start()
+    try:
+        status = await rpc.status()
+        network_id = str(status["chain_id"])
+        if settings.network_id and network_id != settings.network_id:
+            raise RuntimeError(f"RPC {settings.rpc_url} serves {network_id}, expected {settings.network_id}")
+        sender = TxSender(
+            rpc,
+            settings.resolver_account,
+            derive_seeds(settings.resolver_secret_key(), settings.signer_keys),
+            tx_timeout_s=settings.tx_timeout_s,
+            poll_interval_s=settings.poll_interval_s,
+        )
+        await sender.ensure_keys()
+        htlc = Htlc(
+            rpc,
+            sender,
+            settings.htlc_account,
+            Gas(call=settings.call_gas_tgas * TGAS, ft_call=settings.ft_call_gas_tgas * TGAS),
+        )
+        await htlc.events(0, 1)  # fails here, not on the first request, when the HTLC is not there
+    except BaseException:
+        await rpc.close()
+        raise
+    watcher = EventWatcher(htlc, settings.poll_interval_s, settings.event_batch)
+    servicer = ChainNearServicer(htlc, watcher, network_id)
+    log.info(
+        "near chain ready",
+        extra={"network": network_id, "htlc": settings.htlc_account, "signer_keys": sender.key_count},
+    )
+    return GrpcService(
+        name="chain-near",
+        service_names=[SERVICE_NAME],
+        register=lambda server: chain_pb2_grpc.add_ChainServiceServicer_to_server(servicer, server),
+        host=settings.host,
+        port=settings.port,
+        grace_s=settings.shutdown_grace_s,
+        closers=[rpc.close],
+    )
+
+
+async def _run() -> None:
+    settings = ChainNearSettings()
+    configure_logging("chain-near", settings.log_level)
+    # py-near reports through loguru on stderr; our JSON log already carries what matters.
+    loguru_logger.disable("py_near")
+    service = await build(settings)
+    await service.serve_until_signalled()
+
+
+def main() -> None:
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    main()

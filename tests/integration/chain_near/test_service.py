@@ -1,0 +1,501 @@
+"""chain-near over gRPC against a real NEAR devnet: native and NEP-141 locks, final events, withdrawals,
+refunds, bad input, idempotent repeats, the maker's own lock and concurrency, each checked on chain."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from py_near.account import Account
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap.common.v1 import common_pb2
+from swap_devnet.near import NEAR, NearDevnetProcess, lock_id_for
+from swap_devnet.procs import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+NATIVE_AMOUNT = NEAR // 2
+TOKEN_AMOUNT = 25_000_000  # 25 TUSD (6 decimals)
+DEPOSIT = NEAR // 100  # safety deposit, yoctoNEAR
+# More than any one of these transactions burns in gas (a few TGas at 10^8 yoctoNEAR per gas).
+GAS_BOUND = NEAR // 100
+_salts = itertools.count(int.from_bytes(os.urandom(4), "big") * 1000)
+
+Stub = chain_pb2_grpc.ChainServiceStub
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def timelocks(withdrawal: int = 10, public: int = 20, cancel: int = 100, public_cancel: int = 200) -> Any:
+    return common_pb2.Timelocks(
+        withdrawal_after_s=withdrawal,
+        public_withdrawal_after_s=public,
+        cancellation_after_s=cancel,
+        public_cancellation_after_s=public_cancel,
+    )
+
+
+def lock_request(
+    devnet: NearDevnetProcess, hashlock: bytes, *, token: str = "native", amount: int = NATIVE_AMOUNT
+) -> Any:
+    return chain_pb2.CreateLockRequest(
+        terms=chain_pb2.LockTerms(
+            token=token,
+            amount=str(amount),
+            hashlock=hashlock,
+            timelocks=timelocks(),
+            beneficiary=devnet.receiver.account_id,
+            safety_deposit=str(DEPOSIT),
+        ),
+        resolver=chain_pb2.ResolverFunding(salt=str(next(_salts))),
+    )
+
+
+class EventStream:
+    """A WatchEvents call drained by a task, so waiting for an event with a timeout never cancels the call."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.queue: asyncio.Queue[chain_pb2.ChainEvent | BaseException] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            async for reply in self.call:
+                await self.queue.put(reply.event)
+        except grpc.aio.AioRpcError as err:
+            await self.queue.put(err)
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.task.cancel()
+
+
+async def next_event(stream: EventStream, timeout: float = 10.0) -> chain_pb2.ChainEvent:
+    item = await asyncio.wait_for(stream.queue.get(), timeout)
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def error_reason(err: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(err)
+    assert status is not None
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    raise AssertionError("no ErrorInfo detail")
+
+
+def field_violation(err: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(err)
+    assert status is not None
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            return str(bad.field_violations[0].field)
+    raise AssertionError("no BadRequest detail")
+
+
+@pytest.fixture
+async def watch(chain_near: Stub) -> AsyncIterator[Callable[..., EventStream]]:
+    streams: list[EventStream] = []
+
+    def open_stream(lock_id: str = "", cursor: str = "") -> EventStream:
+        stream = EventStream(chain_near.WatchEvents(chain_pb2.WatchEventsRequest(lock_id=lock_id, cursor=cursor)))
+        streams.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in streams:
+        stream.close()
+
+
+async def test_chain_info(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
+    info = await chain_near.GetChainInfo(chain_pb2.GetChainInfoRequest())
+    assert info.chain == common_pb2.CHAIN_NEAR
+    assert info.chain_id == chain_near_devnet.chain_id == "localnet"
+    assert info.resolver == chain_near_devnet.resolver.account_id
+    assert info.escrow_src == info.escrow_dst == chain_near_devnet.htlc.account_id
+    assert info.head_block > 0 and info.chain_time > 0
+    balance = await chain_near.GetBalance(
+        chain_pb2.GetBalanceRequest(
+            account=chain_near_devnet.maker.account_id, token=chain_near_devnet.token.account_id
+        )
+    )
+    assert int(balance.balance) == await chain_near_devnet.atoken_balance(chain_near_devnet.maker.account_id)
+    native = await chain_near.GetBalance(
+        chain_pb2.GetBalanceRequest(account=chain_near_devnet.htlc.account_id, token="native")
+    )
+    assert int(native.balance) == await chain_near_devnet.abalance(chain_near_devnet.htlc.account_id)
+
+
+async def test_native_lock_watch_withdraw(
+    chain_near: Stub, chain_near_devnet: NearDevnetProcess, watch: Callable[..., EventStream]
+) -> None:
+    devnet = chain_near_devnet
+    resolver, receiver = devnet.resolver.account_id, devnet.receiver.account_id
+    secret = os.urandom(32)
+    request = lock_request(devnet, sha256(secret))
+    resolver_before = await devnet.abalance(resolver)
+
+    created = await chain_near.CreateLock(request)
+    lock = created.lock
+    assert created.sent and lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert lock.lock_id == lock_id_for(resolver, request.resolver.salt)
+    assert (lock.depositor, lock.operator, lock.terms.beneficiary) == (resolver, resolver, receiver)
+    assert lock.terms.token == "native" and lock.terms.amount == str(NATIVE_AMOUNT)
+    assert lock.terms.timelocks == request.terms.timelocks
+    assert lock.withdrawal_at == lock.locked_at + 10 and lock.public_cancellation_at == lock.locked_at + 200
+    assert lock.created.tx_hash and lock.created.block_number and lock.created.block_hash
+    spent = resolver_before - await devnet.abalance(resolver)
+    assert NATIVE_AMOUNT + DEPOSIT <= spent < NATIVE_AMOUNT + DEPOSIT + GAS_BOUND
+
+    # Repeating the request finds the lock and sends nothing.
+    resolver_after_lock = await devnet.abalance(resolver)
+    again = await chain_near.CreateLock(request)
+    assert not again.sent and again.lock.lock_id == lock.lock_id
+    assert again.lock.created.tx_hash == lock.created.tx_hash
+    assert await devnet.abalance(resolver) == resolver_after_lock
+
+    stream = watch(lock_id=lock.lock_id)
+    event = await next_event(stream)
+    assert event.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED and not event.removed
+    assert event.tx.tx_hash == lock.created.tx_hash
+    assert event.tx.block_number == lock.created.block_number
+    assert event.confirmations >= 1
+    assert event.lock.terms == lock.terms and event.lock.locked_at == lock.locked_at
+    final = await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=lock.lock_id))
+    assert final.lock.final and final.lock.confirmations >= 1
+
+    wrong_secret = os.urandom(32)
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=wrong_secret))
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violation(wrong.value) == "secret"
+    assert wrong_secret.hex() not in (wrong.value.details() or "")
+    assert secret.hex() not in (wrong.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(early.value) == "WINDOW_NOT_OPEN"
+    assert "not opened" in (early.value.details() or "")
+    assert secret.hex() not in (early.value.details() or "")
+
+    receiver_before = await devnet.abalance(receiver)
+    await devnet.afast_forward(delta_seconds=10)
+    done = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert done.lock.secret == secret
+    assert done.tx.tx_hash and done.tx.block_number > lock.created.block_number
+    assert await devnet.abalance(receiver) == receiver_before + NATIVE_AMOUNT
+
+    again_withdraw = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
+    assert not again_withdraw.sent and again_withdraw.tx.tx_hash == done.tx.tx_hash
+    assert await devnet.abalance(receiver) == receiver_before + NATIVE_AMOUNT
+
+    withdrawn = await next_event(stream)
+    assert withdrawn.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN
+    assert withdrawn.secret == secret and withdrawn.tx.tx_hash == done.tx.tx_hash
+
+    # A stream resumed from the first event's cursor starts right after it.
+    resumed = watch(lock_id=lock.lock_id, cursor=event.cursor)
+    assert (await next_event(resumed)).cursor == withdrawn.cursor
+    assert int(withdrawn.cursor) > int(event.cursor)
+
+
+async def test_token_lock_withdraw(
+    chain_near: Stub, chain_near_devnet: NearDevnetProcess, watch: Callable[..., EventStream]
+) -> None:
+    devnet = chain_near_devnet
+    token = devnet.token.account_id
+    resolver, receiver = devnet.resolver.account_id, devnet.receiver.account_id
+    secret = os.urandom(32)
+    request = lock_request(devnet, sha256(secret), token=token, amount=TOKEN_AMOUNT)
+    resolver_tokens = await devnet.atoken_balance(resolver)
+    receiver_tokens = await devnet.atoken_balance(receiver)
+
+    created = await chain_near.CreateLock(request)
+    assert created.sent and created.lock.terms.token == token
+    assert created.lock.terms.safety_deposit == str(DEPOSIT)
+    assert await devnet.atoken_balance(resolver) == resolver_tokens - TOKEN_AMOUNT
+    assert await devnet.atoken_balance(devnet.htlc.account_id) >= TOKEN_AMOUNT
+
+    again = await chain_near.CreateLock(request)
+    assert not again.sent and again.lock.lock_id == created.lock.lock_id
+    assert await devnet.atoken_balance(resolver) == resolver_tokens - TOKEN_AMOUNT
+
+    event = await next_event(watch(lock_id=created.lock.lock_id))
+    assert event.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED
+    assert event.lock.terms.token == token and event.tx.tx_hash == created.lock.created.tx_hash
+
+    await devnet.afast_forward(delta_seconds=10)
+    done = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=created.lock.lock_id, secret=secret))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert await devnet.atoken_balance(receiver) == receiver_tokens + TOKEN_AMOUNT
+
+    again_withdraw = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=created.lock.lock_id, secret=secret))
+    assert not again_withdraw.sent and again_withdraw.tx.tx_hash == done.tx.tx_hash
+    assert await devnet.atoken_balance(receiver) == receiver_tokens + TOKEN_AMOUNT
+
+
+@pytest.mark.parametrize("kind", ["native", "token"])
+async def test_refund_after_timeout(chain_near: Stub, chain_near_devnet: NearDevnetProcess, kind: str) -> None:
+    devnet = chain_near_devnet
+    resolver = devnet.resolver.account_id
+    token = devnet.token.account_id if kind == "token" else "native"
+    amount = TOKEN_AMOUNT if kind == "token" else NATIVE_AMOUNT
+    tokens_before = await devnet.atoken_balance(resolver)
+    created = await chain_near.CreateLock(lock_request(devnet, sha256(os.urandom(32)), token=token, amount=amount))
+    lock_id = created.lock.lock_id
+
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain_near.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "not opened" in (early.value.details() or "")
+
+    await devnet.afast_forward(delta_seconds=100)
+    native_before = await devnet.abalance(resolver)
+    cancelled = await chain_near.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
+    assert cancelled.tx.tx_hash
+    native_after = await devnet.abalance(resolver)
+    if kind == "token":
+        assert await devnet.atoken_balance(resolver) == tokens_before
+        # The caller who completes the refund earns the safety deposit.
+        assert native_after > native_before + DEPOSIT - GAS_BOUND
+    else:
+        assert native_after > native_before + NATIVE_AMOUNT + DEPOSIT - GAS_BOUND
+
+    again = await chain_near.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert not again.sent and again.tx.tx_hash == cancelled.tx.tx_hash
+    assert await devnet.abalance(resolver) == native_after
+
+    with pytest.raises(grpc.aio.AioRpcError) as closed:
+        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=os.urandom(32)))
+    assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_maker_locks_directly(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
+    """On NEAR the maker makes the source lock from their own account (PrepareMakerLock says how); the
+    service reads it back and the resolver withdraws it with the secret."""
+    devnet = chain_near_devnet
+    maker, resolver = devnet.maker, devnet.resolver.account_id
+    secret = os.urandom(32)
+    terms = chain_pb2.LockTerms(
+        token="native", amount=str(NATIVE_AMOUNT), hashlock=sha256(secret), timelocks=timelocks(withdrawal=0)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await chain_near.CreateLock(
+            chain_pb2.CreateLockRequest(terms=terms, maker_order=chain_pb2.MakerOrder(maker=maker.account_id))
+        )
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(refused.value) == "MAKER_LOCKS_DIRECTLY"
+
+    nonce = str(next(_salts))
+    prepared = await chain_near.PrepareMakerLock(
+        chain_pb2.PrepareMakerLockRequest(terms=terms, maker=maker.account_id, nonce=nonce)
+    )
+    call = prepared.near_call
+    assert prepared.lock_id == lock_id_for(maker.account_id, nonce)
+    assert (call.contract, call.method, call.deposit) == (devnet.htlc.account_id, "lock_native", str(NATIVE_AMOUNT))
+    absent = await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=prepared.lock_id))
+    assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
+
+    result = await maker_calls(devnet, call)
+    adopted = await final_lock(chain_near, prepared.lock_id)
+    assert adopted.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert (adopted.depositor, adopted.operator, adopted.terms.beneficiary) == (maker.account_id, resolver, resolver)
+    assert adopted.created.tx_hash == result.transaction.hash
+
+    resolver_before = await devnet.abalance(resolver)
+    done = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=prepared.lock_id, secret=secret))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert await devnet.abalance(resolver) > resolver_before + NATIVE_AMOUNT - GAS_BOUND
+
+
+async def test_maker_token_lock_prepays_the_deposit(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
+    """A NEP-141 source lock with a safety deposit: PrepareMakerLock first asks for the deposit_native
+    top-up, then for the ft_transfer_call that makes the lock."""
+    devnet = chain_near_devnet
+    maker, token = devnet.maker, devnet.token.account_id
+    request = chain_pb2.PrepareMakerLockRequest(
+        terms=chain_pb2.LockTerms(
+            token=token,
+            amount=str(TOKEN_AMOUNT),
+            hashlock=sha256(os.urandom(32)),
+            timelocks=timelocks(),
+            safety_deposit=str(DEPOSIT),
+        ),
+        maker=maker.account_id,
+        nonce=str(next(_salts)),
+    )
+    top_up = await chain_near.PrepareMakerLock(request)
+    assert (top_up.near_call.contract, top_up.near_call.method) == (devnet.htlc.account_id, "deposit_native")
+    await maker_calls(devnet, top_up.near_call)
+
+    prepared = await chain_near.PrepareMakerLock(request)
+    assert prepared.lock_id == top_up.lock_id
+    assert (prepared.near_call.contract, prepared.near_call.method) == (token, "ft_transfer_call")
+    tokens_before = await devnet.atoken_balance(maker.account_id)
+    await maker_calls(devnet, prepared.near_call)
+    assert await devnet.atoken_balance(maker.account_id) == tokens_before - TOKEN_AMOUNT
+    lock = await final_lock(chain_near, prepared.lock_id)
+    assert (lock.depositor, lock.terms.token, lock.terms.safety_deposit) == (maker.account_id, token, str(DEPOSIT))
+
+
+async def maker_calls(devnet: NearDevnetProcess, call: chain_pb2.NearCall) -> Any:
+    """The maker makes the call PrepareMakerLock described, with py-near from their own account."""
+    account = Account(devnet.maker.account_id, devnet.maker.private_key, devnet.rpc_url)
+    await account.startup()
+    try:
+        result = await account.function_call(
+            call.contract, call.method, json.loads(call.args_json), gas=call.gas, amount=int(call.deposit)
+        )
+    finally:
+        await account.shutdown()
+    assert "SuccessValue" in result.status, result.status
+    return result
+
+
+async def final_lock(chain_near: Stub, lock_id: str) -> chain_pb2.Lock:
+    """The lock once final (the service names a lock's transaction from the final event log)."""
+    for _ in range(100):
+        lock: chain_pb2.Lock = (await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id))).lock
+        if lock.final:
+            return lock
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"lock {lock_id} not final")
+
+
+def _mutations(devnet: NearDevnetProcess) -> list[tuple[str, Callable[[Any], None]]]:
+    def terms(**changes: Any) -> Callable[[Any], None]:
+        def apply(req: Any) -> None:
+            for key, value in changes.items():
+                setattr(req.terms, key, value)
+
+        return apply
+
+    def unordered_timelocks(req: Any) -> None:
+        req.terms.timelocks.CopyFrom(timelocks(withdrawal=50, public=20))
+
+    def no_timelocks(req: Any) -> None:
+        req.terms.ClearField("timelocks")
+
+    def salt(value: str) -> Callable[[Any], None]:
+        def apply(req: Any) -> None:
+            req.resolver.salt = value
+
+        return apply
+
+    return [
+        ("terms.beneficiary", terms(beneficiary="Receiver!")),
+        ("terms.beneficiary", terms(beneficiary="")),
+        ("terms.beneficiary", terms(beneficiary="a")),
+        ("terms.beneficiary", terms(beneficiary="nobody-here.test.near")),  # valid id, no such account
+        ("terms.amount", terms(amount="0")),
+        ("terms.amount", terms(amount="-5")),
+        ("terms.amount", terms(amount="1e6")),
+        ("terms.amount", terms(amount="")),
+        ("terms.amount", terms(amount=str(2**128))),
+        ("terms.token", terms(token="USDC")),
+        ("terms.token", terms(token="nobody-here.test.near")),  # no such account
+        ("terms.token", terms(token=devnet.receiver.account_id)),  # an account without a token contract
+        ("terms.hashlock", terms(hashlock=b"\x01" * 31)),
+        ("terms.safety_deposit", terms(safety_deposit="0.5")),
+        ("terms.timelocks.public_withdrawal_after_s", unordered_timelocks),
+        ("terms.timelocks", no_timelocks),
+        ("resolver.salt", salt("-1")),
+        ("resolver.salt", salt("9" * 65)),
+    ]
+
+
+async def test_bad_input_names_the_field_and_sends_nothing(
+    chain_near: Stub, chain_near_devnet: NearDevnetProcess
+) -> None:
+    devnet = chain_near_devnet
+    resolver = devnet.resolver.account_id
+    balance = await devnet.abalance(resolver)
+    events = await devnet.aview(devnet.htlc.account_id, "events_count")
+    for field, mutate in _mutations(devnet):
+        request = lock_request(devnet, sha256(os.urandom(32)))
+        mutate(request)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await chain_near.CreateLock(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.value.details())
+        assert field_violation(err.value) == field, (field, err.value.details())
+    for bad_id in ("", "0x12", "zz" * 32, "0x" + "ab" * 32):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=bad_id))
+        assert field_violation(err.value) == "lock_id"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id="ab" * 32, secret=b"short"))
+    assert field_violation(err.value) == "secret"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain_near.GetBalance(chain_pb2.GetBalanceRequest(account="Bad Account", token="native"))
+    assert field_violation(err.value) == "account"
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id="ab" * 32, secret=os.urandom(32)))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    stream = EventStream(chain_near.WatchEvents(chain_pb2.WatchEventsRequest(cursor="not-a-cursor")))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await next_event(stream)
+        assert field_violation(err.value) == "cursor"
+    finally:
+        stream.close()
+    assert await devnet.abalance(resolver) == balance
+    assert await devnet.aview(devnet.htlc.account_id, "events_count") == events
+
+
+async def test_fifty_concurrent_locks_all_land(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
+    devnet = chain_near_devnet
+    resolver = devnet.resolver.account_id
+    amount = NEAR // 1000
+    balance_before = await devnet.abalance(resolver)
+    events_before = await devnet.aview(devnet.htlc.account_id, "events_count")
+    replies = await asyncio.gather(
+        *(chain_near.CreateLock(lock_request(devnet, sha256(os.urandom(32)), amount=amount)) for _ in range(50))
+    )
+    assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
+    assert len({r.lock.lock_id for r in replies}) == 50
+    assert len({r.lock.created.tx_hash for r in replies}) == 50
+    assert await devnet.aview(devnet.htlc.account_id, "events_count") == events_before + 50
+    spent = balance_before - await devnet.abalance(resolver)
+    assert 50 * (amount + DEPOSIT) <= spent < 50 * (amount + DEPOSIT + GAS_BOUND)
+
+
+async def test_rpc_outage_is_unavailable(tmp_path: Path) -> None:
+    """With the node gone, calls retry and then answer UNAVAILABLE; the service itself stays up."""
+    with NearDevnetProcess(out=tmp_path / "near.json", log_dir=tmp_path) as devnet:
+        env = {
+            "CHAIN_NEAR_DEPLOYMENT_FILE": str(tmp_path / "near.json"),
+            "CHAIN_NEAR_RPC_ATTEMPTS": "2",
+            "CHAIN_NEAR_SIGNER_KEYS": "1",
+        }
+        proc = ServiceProcess("chain-near-outage", "chain_near.main", env, tmp_path)
+        env["CHAIN_NEAR_PORT"] = str(proc.port)
+        with proc:
+            async with grpc.aio.insecure_channel(proc.address) as channel:
+                stub = chain_pb2_grpc.ChainServiceStub(channel)
+                assert (await stub.GetChainInfo(chain_pb2.GetChainInfoRequest())).chain_id == "localnet"
+                devnet.stop()
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.GetChainInfo(chain_pb2.GetChainInfoRequest())
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert error_reason(err.value) == "CHAIN_RPC_UNAVAILABLE"
+                assert proc.returncode is None

@@ -1,0 +1,31 @@
+"""The whole stack for the swap tests: anvil, the NEAR devnet, Redis and the four services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from swap.session.v1 import session_pb2_grpc
+from swap_devnet.stack import LocalStack, StackOptions
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    options = StackOptions(
+        work_dir=Path(tmp_path_factory.mktemp("stack")),
+        anvil_block_time=0.5,
+        poll_interval_s=0.1,
+        # A destination withdrawal window that opens 3 s after the lock leaves the tests a moment to
+        # cancel while both legs are locked.
+        extra_env={"quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60"}},
+    )
+    with LocalStack(options) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+async def sessions(stack: LocalStack) -> AsyncIterator[session_pb2_grpc.SessionServiceStub]:
+    async with grpc.aio.insecure_channel(stack.services["session"].address) as channel:
+        yield session_pb2_grpc.SessionServiceStub(channel)

@@ -1,0 +1,204 @@
+"""Whole swaps through the session service against real chains, checked by balances on both chains."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import grpc
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from swap.common.v1 import common_pb2
+from swap.quote.v1 import quote_pb2
+from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_devnet.evm import increase_time
+from swap_devnet.stack import LocalStack
+from web3 import Web3
+
+pytestmark = pytest.mark.integration
+
+St = session_pb2.SessionState
+TERMINAL = {
+    St.SESSION_STATE_COMPLETED,
+    St.SESSION_STATE_REFUNDED,
+    St.SESSION_STATE_CANCELLED,
+    St.SESSION_STATE_FAILED,
+    St.SESSION_STATE_TIMEOUT,
+}
+AMOUNT = 10_000_000  # 10 TUSD
+
+
+class Balances:
+    """TUSD on both chains for the roles of a swap."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.evm is not None and stack.near is not None and stack.near_devnet is not None
+        self.stack = stack
+        self.evm = stack.evm
+        self.near = stack.near
+        self.w3 = Web3(Web3.HTTPProvider(self.evm.rpc_url))
+        self.token = self.evm.token_contract(self.w3)
+
+    def base(self, who: str) -> int:
+        return int(self.token.functions.balanceOf(who).call())
+
+    def near_tusd(self, who: str) -> int:
+        assert self.stack.near_devnet is not None
+        return self.stack.near_devnet.token_balance(who)
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            "base_maker": self.base(self.evm.maker.address),
+            "base_resolver": self.base(self.evm.resolver.address),
+            "near_resolver": self.near_tusd(self.near.resolver.account_id),
+            "near_receiver": self.near_tusd(self.near.receiver.account_id),
+        }
+
+
+async def watch_until(
+    sessions: session_pb2_grpc.SessionServiceStub, session_id: str, states: set[Any], timeout: float = 60
+) -> tuple[session_pb2.Session, list[Any]]:
+    seen: list[Any] = []
+
+    async def follow() -> session_pb2.Session:
+        async for update in sessions.WatchSession(session_pb2.WatchSessionRequest(session_id=session_id)):
+            if not seen or seen[-1] != update.session.state:
+                seen.append(update.session.state)
+            if update.session.state in states:
+                found: session_pb2.Session = update.session
+                return found
+        raise AssertionError(f"stream ended in {seen}")
+
+    return await asyncio.wait_for(follow(), timeout), seen
+
+
+def sign(session: session_pb2.Session, key: str) -> bytes:
+    typed = json.loads(session.maker_action.sign_order.typed_data_json)
+    return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
+
+
+async def create_base_to_near(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> Any:
+    assert stack.evm is not None and stack.near is not None
+    reply = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+            src_amount=str(AMOUNT),
+            maker=stack.evm.maker.address,
+            receiver=stack.near.receiver.account_id,
+        )
+    )
+    return reply.session
+
+
+async def test_base_to_near_swap_completes(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> None:
+    assert stack.evm is not None
+    balances = Balances(stack)
+    before = balances.snapshot()
+    session = await create_base_to_near(sessions, stack)
+    assert session.state == St.SESSION_STATE_INITIALIZED
+    assert session.maker_action.sign_order.allowance == str(AMOUNT)
+    assert not session.secret
+
+    await sessions.ExecuteSession(
+        session_pb2.ExecuteSessionRequest(
+            session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
+        )
+    )
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
+    for state in (St.SESSION_STATE_SOURCE_LOCKED, St.SESSION_STATE_BOTH_LOCKED, St.SESSION_STATE_REVEALING_SECRET):
+        assert state in [s.state for s in done.steps]
+    assert hashlib.sha256(bytes.fromhex(done.secret)).hexdigest() == done.hashlock
+
+    dst_amount = int(done.dst_amount)
+    assert dst_amount >= int(done.quote.min_received) > 0
+    after = balances.snapshot()
+    assert after["base_maker"] == before["base_maker"] - AMOUNT
+    assert after["base_resolver"] == before["base_resolver"] + AMOUNT
+    assert after["near_receiver"] == before["near_receiver"] + dst_amount
+    assert after["near_resolver"] == before["near_resolver"] - dst_amount
+
+
+async def test_cancel_after_both_locks_refunds_both_legs(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near_devnet is not None
+    balances = Balances(stack)
+    before = balances.snapshot()
+    session = await create_base_to_near(sessions, stack)
+    await sessions.ExecuteSession(
+        session_pb2.ExecuteSessionRequest(
+            session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
+        )
+    )
+    await watch_until(sessions, session.session_id, {St.SESSION_STATE_BOTH_LOCKED})
+    cancelled = await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
+    assert cancelled.session.state == St.SESSION_STATE_BOTH_LOCKED
+    await watch_until(sessions, session.session_id, {St.SESSION_STATE_REFUNDING})
+    locked = balances.snapshot()
+    assert locked["base_maker"] == before["base_maker"] - AMOUNT
+
+    # Past both cancellation windows on both chains' clocks: the saga refunds each lock.
+    increase_time(balances.w3, 200)
+    stack.near_devnet.fast_forward(delta_seconds=200)
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_REFUNDED, (seen, done.error)
+    assert not done.secret
+    assert balances.snapshot() == before
+
+
+async def test_bad_requests_name_the_field_and_store_nothing(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near is not None
+    good = session_pb2.CreateSessionRequest(
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        src_amount=str(AMOUNT),
+        maker=stack.evm.maker.address,
+        receiver=stack.near.receiver.account_id,
+    )
+    listed = await sessions.ListSessions(session_pb2.ListSessionsRequest(maker=stack.evm.maker.address, page_size=100))
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("src_amount", {"src_amount": "-1"}),
+        ("src_amount", {"src_amount": "1.5"}),
+        ("maker", {"maker": "not-an-address"}),
+        ("receiver", {"receiver": "0x" + "ab" * 20 + "!"}),
+        ("receiver", {"receiver": "UPPER.near"}),
+        ("dst.chain", {"dst": quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token)}),
+        ("src.chain", {"src": quote_pb2.Asset(chain=common_pb2.CHAIN_UNSPECIFIED, token="x")}),
+        ("slippage_bps", {"slippage_bps": 9000}),
+        ("dst.token", {"dst": quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token="nosuch.test.near")}),
+    ]
+    for field, change in cases:
+        request = session_pb2.CreateSessionRequest()
+        request.CopyFrom(good)
+        for key, value in change.items():
+            if isinstance(value, quote_pb2.Asset):
+                getattr(request, key).CopyFrom(value)
+            else:
+                setattr(request, key, value)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sessions.CreateSession(request)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.value.details())
+        assert (err.value.details() or "").startswith(field), (field, err.value.details())
+    after = await sessions.ListSessions(session_pb2.ListSessionsRequest(maker=stack.evm.maker.address, page_size=100))
+    assert len(after.sessions) == len(listed.sessions)
+
+    session = await create_base_to_near(sessions, stack)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await sessions.ExecuteSession(
+            session_pb2.ExecuteSessionRequest(
+                session_id=session.session_id, signature=sign(session, stack.evm.receiver.private_key)
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("signature")
+    still = await sessions.GetSession(session_pb2.GetSessionRequest(session_id=session.session_id))
+    assert still.session.state == St.SESSION_STATE_INITIALIZED
+    cancelled = await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
+    assert cancelled.session.state == St.SESSION_STATE_CANCELLED
