@@ -11,6 +11,7 @@ import grpc
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2, session_pb2_grpc
@@ -202,3 +203,92 @@ async def test_bad_requests_name_the_field_and_store_nothing(
     assert still.session.state == St.SESSION_STATE_INITIALIZED
     cancelled = await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
     assert cancelled.session.state == St.SESSION_STATE_CANCELLED
+
+
+async def test_near_to_base_swap_completes(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> None:
+    """The mirror direction through the same saga: the maker locks on NEAR with the call the session gave."""
+    assert stack.evm is not None and stack.near is not None
+    balances = Balances(stack)
+    maker = stack.near.maker
+    before = {
+        "near_maker": balances.near_tusd(maker.account_id),
+        "near_resolver": balances.near_tusd(stack.near.resolver.account_id),
+        "base_receiver": balances.base(stack.evm.receiver.address),
+        "base_resolver": balances.base(stack.evm.resolver.address),
+    }
+    created = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            src=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+            src_amount=str(AMOUNT),
+            maker=maker.account_id,
+            receiver=stack.evm.receiver.address,
+        )
+    )
+    session = created.session
+    call = session.maker_action.near_call
+    assert call.method == "ft_transfer_call" and call.contract == stack.near.token.account_id
+    await sessions.ExecuteSession(session_pb2.ExecuteSessionRequest(session_id=session.session_id))
+
+    account = NearAccount(maker.account_id, maker.private_key, stack.near.rpc_url)
+    await account.startup()
+    await account.function_call(call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit))
+
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
+    dst_amount = int(done.dst_amount)
+    assert dst_amount >= int(done.quote.min_received) > 0
+    assert balances.near_tusd(maker.account_id) == before["near_maker"] - AMOUNT
+    assert balances.near_tusd(stack.near.resolver.account_id) == before["near_resolver"] + AMOUNT
+    assert balances.base(stack.evm.receiver.address) == before["base_receiver"] + dst_amount
+    assert balances.base(stack.evm.resolver.address) == before["base_resolver"] - dst_amount
+
+
+async def test_session_service_killed_mid_swap_resumes_and_completes(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """SIGKILL between the two locks: the restarted service reloads the session from Redis, reads both
+    chains and finishes; nothing is sent twice (the resolver pays the destination amount once)."""
+    assert stack.evm is not None
+    balances = Balances(stack)
+    before = balances.snapshot()
+    session = await create_base_to_near(sessions, stack)
+    await sessions.ExecuteSession(
+        session_pb2.ExecuteSessionRequest(
+            session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
+        )
+    )
+    await watch_until(
+        sessions, session.session_id, {St.SESSION_STATE_SOURCE_LOCKED, St.SESSION_STATE_DESTINATION_LOCKING}
+    )
+    service = stack.services["session"]
+    service.kill()
+    assert service.returncode == -9
+    service.start()
+
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
+    dst_amount = int(done.dst_amount)
+    after = balances.snapshot()
+    assert after["base_maker"] == before["base_maker"] - AMOUNT
+    assert after["near_receiver"] == before["near_receiver"] + dst_amount
+    assert after["near_resolver"] == before["near_resolver"] - dst_amount
+
+
+async def test_create_is_idempotent_with_a_request_id(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near is not None
+    request = session_pb2.CreateSessionRequest(
+        request_id="req-" + hashlib.sha256(str(asyncio.get_running_loop().time()).encode()).hexdigest()[:16],
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        src_amount=str(AMOUNT),
+        maker=stack.evm.maker.address,
+        receiver=stack.near.receiver.account_id,
+    )
+    first, second = await asyncio.gather(sessions.CreateSession(request), sessions.CreateSession(request))
+    assert first.session.session_id == second.session.session_id
+    third = await sessions.CreateSession(request)
+    assert third.session.session_id == first.session.session_id
+    await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=first.session.session_id))

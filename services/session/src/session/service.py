@@ -98,7 +98,7 @@ class Sessions:
         src = self._chains[src_chain]
         deadline = int((await src.info()).chain_time) + self._deadline_s
         terms_hash = dst_terms_hash(dst_chain, dst_token, quote.min_received, receiver, hashlock_hex)
-        nonce = str(int(session_id, 16)) if src_chain == "base" else session_id
+        nonce = str(int(session_id, 16))  # decimal, unique per session, within NEAR's 64-char nonces
         prepared = await src.prepare_maker_lock(
             chain_pb2.PrepareMakerLockRequest(
                 terms=chain_pb2.LockTerms(
