@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,12 @@ lint: setup proto-check abi-check ## ruff, ruff format, mypy --strict, buf lint,
 fmt: setup ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
+
+run: setup contracts ## start the local stack, run a demo swap, keep it up until Ctrl-C (DEMO_ONLY=1: stop after it)
+	$(PY) -m swap_devnet.demo $(if $(DEMO_ONLY),--demo-only,)
+
+down: ## stop a stack left running by `make run` (normally Ctrl-C does it)
+	-pkill -f "swap_devnet.demo" ; true
 
 test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
 	$(PY) -m pytest $(PYTEST_ARGS)
