@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down bench setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test: setup contracts ## the whole test suite: unit, contracts on anvil, service
 
 test-unit: setup ## unit tests only (no chains)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: setup contracts ## benchmarks on the local stack; prints one JSON report (not part of make test)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: ## remove build outputs and local chain state
 	rm -rf contracts/build .localnet .pytest_cache .mypy_cache .ruff_cache

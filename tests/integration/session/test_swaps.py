@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import redis
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from py_near.account import Account as NearAccount
@@ -244,11 +248,16 @@ async def test_near_to_base_swap_completes(sessions: session_pb2_grpc.SessionSer
     assert balances.base(stack.evm.resolver.address) == before["base_resolver"] - dst_amount
 
 
+@pytest.mark.parametrize(
+    "kill_at",
+    [St.SESSION_STATE_SOURCE_LOCKED, St.SESSION_STATE_BOTH_LOCKED, St.SESSION_STATE_REVEALING_SECRET],
+    ids=["after-source-lock", "after-both-locked", "after-reveal"],
+)
 async def test_session_service_killed_mid_swap_resumes_and_completes(
-    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack, kill_at: Any
 ) -> None:
-    """SIGKILL between the two locks: the restarted service reloads the session from Redis, reads both
-    chains and finishes; nothing is sent twice (the resolver pays the destination amount once)."""
+    """SIGKILL mid-swap: the restarted service reloads the session from Redis, reads both chains and
+    finishes; nothing is sent twice (each leg moves its amount exactly once)."""
     assert stack.evm is not None
     balances = Balances(stack)
     before = balances.snapshot()
@@ -271,6 +280,7 @@ async def test_session_service_killed_mid_swap_resumes_and_completes(
     dst_amount = int(done.dst_amount)
     after = balances.snapshot()
     assert after["base_maker"] == before["base_maker"] - AMOUNT
+    assert after["base_resolver"] == before["base_resolver"] + AMOUNT
     assert after["near_receiver"] == before["near_receiver"] + dst_amount
     assert after["near_resolver"] == before["near_resolver"] - dst_amount
 
@@ -292,3 +302,160 @@ async def test_create_is_idempotent_with_a_request_id(
     third = await sessions.CreateSession(request)
     assert third.session.session_id == first.session.session_id
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=first.session.session_id))
+
+
+async def execute_base(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack, session: Any) -> None:
+    assert stack.evm is not None
+    await sessions.ExecuteSession(
+        session_pb2.ExecuteSessionRequest(
+            session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
+        )
+    )
+
+
+async def test_destination_lock_never_happens_source_is_refunded(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """The NEAR side refuses the destination lock (no such receiver): the maker's lock is refunded once its
+    cancellation window opens, and the maker is whole again."""
+    assert stack.evm is not None and stack.near is not None
+    balances = Balances(stack)
+    before = balances.snapshot()
+    created = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+            src_amount=str(AMOUNT),
+            maker=stack.evm.maker.address,
+            receiver="nobody-here.test.near",
+        )
+    )
+    await execute_base(sessions, stack, created.session)
+    refunding, _ = await watch_until(sessions, created.session.session_id, {St.SESSION_STATE_REFUNDING})
+    assert refunding.error.reason == "DESTINATION_LOCK_REJECTED"
+    assert balances.base(stack.evm.maker.address) == before["base_maker"] - AMOUNT
+    increase_time(balances.w3, 130)
+    done, seen = await watch_until(sessions, created.session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_REFUNDED, seen
+    assert not done.dst_lock_id and not done.secret
+    assert balances.snapshot() == before
+
+
+async def test_both_locked_but_no_time_to_reveal_refunds_both(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """The destination clock runs past the last safe reveal moment while both legs wait: the secret is
+    never revealed and both legs are refunded."""
+    assert stack.near_devnet is not None and stack.near is not None
+    balances = Balances(stack)
+    before = balances.snapshot()
+    session = await create_base_to_near(sessions, stack)
+    await execute_base(sessions, stack, session)
+    await watch_until(sessions, session.session_id, {St.SESSION_STATE_BOTH_LOCKED})
+    stack.near_devnet.fast_forward(delta_seconds=75)  # dst cancellation is at 80 s, the margin 10 s
+    refunding, _ = await watch_until(sessions, session.session_id, {St.SESSION_STATE_REFUNDING})
+    assert refunding.error.reason == "NO_TIME_TO_REVEAL"
+    increase_time(balances.w3, 200)
+    stack.near_devnet.fast_forward(delta_seconds=60)
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_REFUNDED, seen
+    assert not done.secret
+    assert (
+        stack.near_devnet.view(stack.near.htlc.account_id, "get_lock", {"lock_id": done.dst_lock_id})["secret"] is None
+    )
+    assert balances.snapshot() == before
+
+
+async def test_watch_resumes_from_its_cursor_without_missing_an_update(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    session = await create_base_to_near(sessions, stack)
+    first = sessions.WatchSession(session_pb2.WatchSessionRequest(session_id=session.session_id))
+    update = await first.read()
+    versions = [update.session.version]
+    cursor = update.cursor
+    await execute_base(sessions, stack, session)
+    update = await first.read()
+    versions.append(update.session.version)
+    cursor = update.cursor
+    first.cancel()  # the client drops mid-swap
+    await asyncio.sleep(1.0)
+    async for update in sessions.WatchSession(
+        session_pb2.WatchSessionRequest(session_id=session.session_id, cursor=cursor)
+    ):
+        versions.append(update.session.version)
+    final = (await sessions.GetSession(session_pb2.GetSessionRequest(session_id=session.session_id))).session
+    assert final.state == St.SESSION_STATE_COMPLETED
+    assert versions == list(range(versions[0], final.version + 1))
+
+
+async def test_expired_or_foreign_quotes_are_refused(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near is not None
+    request = session_pb2.CreateSessionRequest(
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        src_amount=str(AMOUNT),
+        maker=stack.evm.maker.address,
+        receiver=stack.near.receiver.account_id,
+        quote_id="f" * 32,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as foreign:
+        await sessions.CreateSession(request)
+    assert foreign.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # Age the stored quote past its validity, as if the maker had waited too long to sign.
+    session = await create_base_to_near(sessions, stack)
+    client = redis.Redis.from_url(stack.redis_url)
+    key = f"{stack.options.key_prefix}session:{session.session_id}"
+    raw = client.get(key)
+    assert isinstance(raw, bytes)
+    record = json.loads(raw)
+    quote = quote_pb2.Quote.FromString(base64.b64decode(record["quote"]))
+    quote.valid_until = quote.issued_at - 1
+    record["quote"] = base64.b64encode(quote.SerializeToString()).decode()
+    client.set(key, json.dumps(record))
+    client.close()
+    with pytest.raises(grpc.aio.AioRpcError) as expired:
+        await execute_base(sessions, stack, session)
+    assert expired.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "quote expired" in (expired.value.details() or "")
+    after = (await sessions.GetSession(session_pb2.GetSessionRequest(session_id=session.session_id))).session
+    assert after.state == St.SESSION_STATE_TIMEOUT
+
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
+    assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_secrets_stay_sealed_in_redis_and_out_of_every_log(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """Runs last in this module: every log line the stack wrote so far is searched for every secret."""
+    session = await create_base_to_near(sessions, stack)
+    client = redis.Redis.from_url(stack.redis_url)
+    values = [client.dump(k) or b"" for k in client.scan_iter(match=f"{stack.options.key_prefix}*")]
+    stored = b"".join(values)
+    blobs = re.findall(rb"[0-9a-f]{64}", stored) + [
+        base64.b64decode(b) for b in re.findall(rb"[A-Za-z0-9+/]{40,}={0,2}", stored)
+    ]
+    hashlock = bytes.fromhex(session.hashlock)
+    for blob in blobs:
+        for candidate in (
+            {bytes.fromhex(blob.decode())}
+            if len(blob) == 64
+            else {blob[i : i + 32] for i in range(max(len(blob) - 31, 0))}
+        ):
+            assert hashlib.sha256(candidate).digest() != hashlock, "a secret is stored in clear"
+    await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
+
+    listed = await sessions.ListSessions(session_pb2.ListSessionsRequest(page_size=100))
+    secrets = [s.secret for s in listed.sessions if s.secret]
+    assert secrets, "earlier tests in this module completed swaps"
+    logs = "".join(p.read_text(errors="replace") for p in Path(stack.options.work_dir).glob("*.log"))  # noqa: ASYNC240
+    assert len(logs) > 10_000
+    for secret in secrets:
+        assert secret.lower() not in logs.lower()
+        assert base64.b64encode(bytes.fromhex(secret)).decode() not in logs
+    client.close()
