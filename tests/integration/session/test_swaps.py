@@ -248,6 +248,26 @@ async def test_near_to_base_swap_completes(sessions: session_pb2_grpc.SessionSer
     assert balances.base(stack.evm.resolver.address) == before["base_resolver"] - dst_amount
 
 
+async def test_cancel_before_the_makers_near_lock_ends_cancelled(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near is not None
+    created = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            src=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token="native"),
+            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+            src_amount=str(5 * 10**24),
+            maker=stack.near.maker.account_id,
+            receiver=stack.evm.receiver.address,
+        )
+    )
+    assert created.session.maker_action.near_call.method == "lock_native"
+    await sessions.ExecuteSession(session_pb2.ExecuteSessionRequest(session_id=created.session.session_id))
+    await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=created.session.session_id))
+    done, seen = await watch_until(sessions, created.session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_CANCELLED, seen
+
+
 @pytest.mark.parametrize(
     "kill_at",
     [St.SESSION_STATE_SOURCE_LOCKED, St.SESSION_STATE_BOTH_LOCKED, St.SESSION_STATE_REVEALING_SECRET],

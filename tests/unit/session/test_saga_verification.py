@@ -193,6 +193,7 @@ async def test_adversarial_destination_lock_is_never_revealed_to(world: Any, tam
     await saga.advance(record)
     assert record.state.value == "refunded"
     assert base.cancelled == ["src-lock"] and near.cancelled == ["dst-lock"]
+    assert record.sealed_secret == "", "an ended session keeps no secret"
 
 
 async def test_no_reveal_when_too_little_time_is_left(world: Any) -> None:

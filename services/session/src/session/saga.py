@@ -87,6 +87,9 @@ class Saga:
         record.state = to
         record.updated_at = now
         record.steps.append(Step(state=to, at=now, chain=chain, tx_hash=tx, note=note))
+        if to in TERMINAL:
+            # An ended session never needs its secret again: it is public (completed) or must never be.
+            record.sealed_secret = ""
         await self._store.save(record, snapshot(record))
         log.info("session moved", extra={"state": to.value, "note": note, "tx_hash": tx})
 
