@@ -455,3 +455,26 @@ async def test_prepare_maker_lock_returns_the_order_a_wallet_signs(
             chain_pb2.PrepareMakerLockRequest(terms=terms, maker="0xnope", nonce=nonce, deadline=deadline)
         )
     assert field_violation(err.value) == "maker"
+
+
+async def test_resolver_tx_reorged_out_leaves_no_nonce_gap(
+    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
+) -> None:
+    """A lock the service already reported is reorged out of the chain: its nonce is free again while the
+    service has moved past it. The next lock must still land (the service fills the gap)."""
+    resolver = base_chain.resolver.address
+    first = await chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32))))
+    assert first.sent
+    nonce_after_first = w3.eth.get_transaction_count(resolver)
+    reorg = w3.provider.make_request(RPCEndpoint("anvil_reorg"), [1, []])
+    assert "error" not in reorg, reorg
+    if w3.eth.get_transaction_count(resolver) == nonce_after_first:
+        pytest.skip("this anvil re-mined the reorged transaction; no gap to fill")
+    gone = await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=first.lock.lock_id))
+    assert gone.lock.state == chain_pb2.LOCK_STATE_ABSENT
+
+    second = await asyncio.wait_for(
+        chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32)))), timeout=30
+    )
+    assert second.lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert w3.eth.get_transaction_count(resolver) == w3.eth.get_transaction_count(resolver, "pending")

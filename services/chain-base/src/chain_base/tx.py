@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from swap_runtime.errors import FailedPrecondition, Unavailable
 from web3.exceptions import TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from chain_base.rpc import Rpc
 
@@ -130,16 +130,39 @@ class TxSender:
             now = time.monotonic()
             if now - started > self._timeout:
                 raise Unavailable(f"no receipt for {tx_hash.to_0x_hex()} in {self._timeout:.0f}s", reason="TX_TIMEOUT")
-            if now - last_sent > self._resend_after and not await self._known(hashes[-1]):
-                bump += 1
-                log.warning("tx dropped, signing again", extra={"nonce": nonce, "bump": bump})
-                try:
-                    hashes.append(await self._sign_and_send(tx, nonce, bump))
-                except Web3RPCError as exc:
-                    # "nonce too low": one of our versions was mined meanwhile; the loop finds its receipt.
-                    log.info("resend refused", extra={"nonce": nonce, "error": str(exc)})
+            if now - last_sent > self._resend_after:
+                if not await self._known(hashes[-1]):
+                    bump += 1
+                    log.warning("tx dropped, signing again", extra={"nonce": nonce, "bump": bump})
+                    try:
+                        hashes.append(await self._sign_and_send(tx, nonce, bump))
+                    except Web3RPCError as exc:
+                        # "nonce too low": one of our versions was mined meanwhile; the loop finds its receipt.
+                        log.info("resend refused", extra={"nonce": nonce, "error": str(exc)})
+                else:
+                    await self._fill_gap_below(nonce)
                 last_sent = now
             await asyncio.sleep(self._poll)
+
+    async def _fill_gap_below(self, nonce: int) -> None:
+        """A known tx that does not get mined may wait on a lower nonce whose tx vanished (dropped, or
+        reorged out after its sender returned). Nobody waits on that nonce any more, so fill it with a
+        zero-value transfer to ourselves; the real transaction is then mined in order."""
+        w3 = self._rpc.w3
+        address = self.account.address
+        async with self._nonce_lock:
+            mined = await self._rpc.call("get_transaction_count", lambda: w3.eth.get_transaction_count(address))
+            pending = await self._sync_nonce()
+            if mined >= nonce or pending > mined:
+                return  # nothing missing below us, or the lower nonces are pending and will be mined
+            for missing in range(mined, nonce):
+                log.warning("filling a nonce gap", extra={"nonce": missing})
+                filler: TxParams = {"to": address, "value": Wei(0), "gas": 21_000}
+                try:
+                    await self._sign_and_send(filler, missing, bump=1)
+                except Web3RPCError as exc:
+                    log.info("gap filler refused", extra={"nonce": missing, "error": str(exc)})
+            self._next_nonce = max(self._next_nonce or 0, nonce + 1)
 
     async def _known(self, tx_hash: HexBytes) -> bool:
         w3 = self._rpc.w3
