@@ -16,7 +16,7 @@ from typing import Self
 from swap_devnet.evm import Anvil, EvmDeployment, deploy
 from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
-from swap_devnet.procs import ServiceProcess
+from swap_devnet.procs import ServiceProcess, free_port
 from swap_devnet.redis_server import LOCAL_REDIS_URL, RedisServer, answers
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class LocalStack:
         self.anvil: Anvil | None = None
         self.redis_url = ""
         self.services: dict[str, ServiceProcess] = {}
+        self.metrics_ports: dict[str, int] = {}
 
     def start(self) -> Self:
         try:
@@ -117,6 +118,8 @@ class LocalStack:
         prefix = name.replace("-", "_").upper()
         proc = ServiceProcess(name, module, env, self.options.work_dir)
         env[f"{prefix}_PORT"] = str(proc.port)
+        self.metrics_ports[name] = free_port()
+        env[f"{prefix}_METRICS_PORT"] = str(self.metrics_ports[name])
         env.update(self.options.extra_env.get(name, {}))
         self._exit.enter_context(proc)
         self.services[name] = proc
@@ -129,6 +132,7 @@ class LocalStack:
             "redis": self.redis_url,
             "key_prefix": self.options.key_prefix,
             "services": {name: proc.address for name, proc in self.services.items()},
+            "metrics": {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()},
             "logs": str(self.options.work_dir),
         }
 

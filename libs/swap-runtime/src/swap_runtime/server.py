@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +20,14 @@ from grpc_status import rpc_status
 from swap_runtime import context
 from swap_runtime.errors import DomainError
 from swap_runtime.logs import redact
+from swap_runtime.metrics import RPC_LATENCY, serve_metrics
 
 log = logging.getLogger(__name__)
 
 Register = Callable[[grpc.aio.Server], None]
 Closer = Callable[[], Awaitable[None]]
+# A dependency probe: fails by raising or by returning False.
+Check = Callable[[], Awaitable[bool | None]]
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -35,7 +39,11 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
 
 
 class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Binds the caller's request / session ids to the context and maps DomainError to a rich status."""
+    """Binds the caller's request / session ids to the context, maps DomainError to a rich status and
+    times every call."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
 
     async def intercept_service(
         self,
@@ -62,17 +70,25 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 log.info("rpc rejected", extra={"method": method, "reason": err.reason, "error": err.message})
             await ctx.abort_with_status(rpc_status.to_status(err.to_status()))
 
+        def observe(started: float, ctx: grpc.aio.ServicerContext) -> None:
+            code = ctx.code() if hasattr(ctx, "code") else None
+            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            RPC_LATENCY.labels(self._service, method, name).observe(time.perf_counter() - started)
+
         if handler.unary_unary is not None:
             inner_unary = handler.unary_unary
 
             async def unary(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
                 bind()
+                started = time.perf_counter()
                 try:
                     return await inner_unary(request, ctx)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
                 except Exception as err:
                     await abort(ctx, err)
+                finally:
+                    observe(started, ctx)
 
             return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream is not None:
@@ -80,6 +96,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             async def stream(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 bind()
+                started = time.perf_counter()
                 try:
                     async for item in inner_stream(request, ctx):
                         yield item
@@ -87,6 +104,8 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     raise
                 except Exception as err:
                     await abort(ctx, err)
+                finally:
+                    observe(started, ctx)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream, handler.request_deserializer, handler.response_serializer
@@ -104,14 +123,19 @@ class GrpcService:
     host: str = "127.0.0.1"
     port: int = 0
     grace_s: float = 5.0
+    metrics_port: int = 0
     closers: list[Closer] = field(default_factory=list)
+    # Dependency probes (RPC node, Redis, ...): while any fails, health reports NOT_SERVING.
+    checks: list[Check] = field(default_factory=list)
+    check_interval_s: float = 5.0
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
     bound_port: int = 0
+    _probe: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         """Binds (port 0 = a free port), starts, reports SERVING; returns the bound port."""
-        self.server = grpc.aio.server(interceptors=[ContextInterceptor()])
+        self.server = grpc.aio.server(interceptors=[ContextInterceptor(self.name)])
         self.register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -119,13 +143,42 @@ class GrpcService:
         reflection.enable_server_reflection(names, self.server)
         self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
         await self.server.start()
-        for svc in ("", *self.service_names):
-            await self.health.set(svc, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_health(await self._dependencies_ok())
+        serve_metrics(self.metrics_port, self.host)
+        if self.checks:
+            self._probe = asyncio.create_task(self._probe_dependencies())
         log.info("serving", extra={"service": self.name, "port": self.bound_port})
         return self.bound_port
 
+    async def _dependencies_ok(self) -> bool:
+        for check in self.checks:
+            try:
+                if await asyncio.wait_for(check(), self.check_interval_s) is False:
+                    return False
+            except Exception:
+                return False
+        return True
+
+    async def _set_health(self, ok: bool) -> None:
+        assert self.health is not None
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        for svc in ("", *self.service_names):
+            await self.health.set(svc, status)
+
+    async def _probe_dependencies(self) -> None:
+        healthy = True
+        while True:
+            await asyncio.sleep(self.check_interval_s)
+            ok = await self._dependencies_ok()
+            if ok != healthy:
+                log.warning("dependency health changed", extra={"healthy": ok})
+                healthy = ok
+                await self._set_health(ok)
+
     async def stop(self) -> None:
         """Health to NOT_SERVING first so balancers move away, then drain calls, then close clients."""
+        if self._probe is not None:
+            self._probe.cancel()
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         if self.server is not None:

@@ -7,10 +7,12 @@ import logging
 
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.logs import configure_logging
+from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
 
 from chain_base.config import ChainBaseSettings
 from chain_base.escrows import Escrows
+from chain_base.model import NATIVE
 from chain_base.rpc import Rpc, connect
 from chain_base.servicer import ChainBaseServicer
 from chain_base.tx import FeePolicy, TxSender
@@ -46,6 +48,12 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         settings.log_chunk,
     )
     servicer = ChainBaseServicer(escrows, watcher, chain_id, settings.confirmations)
+
+    async def rpc_answers() -> bool:
+        # The probe also keeps the resolver's native balance gauge current (one call per interval).
+        RESOLVER_BALANCE.labels("base", "native").set(await escrows.balance(escrows.resolver, NATIVE))
+        return await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id) == chain_id
+
     return GrpcService(
         name="chain-base",
         service_names=[SERVICE_NAME],
@@ -53,7 +61,9 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         host=settings.host,
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
+        metrics_port=settings.metrics_port,
         closers=[rpc.close],
+        checks=[rpc_answers],
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
 from swap_runtime.errors import Unavailable
+from swap_runtime.metrics import CHAIN_RPC_ERRORS, CHAIN_RPC_LATENCY
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TimeExhausted
@@ -26,7 +28,12 @@ def connect(rpc_url: str, timeout_s: float = 10.0) -> AsyncWeb3[AsyncHTTPProvide
         request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout_s)},
         exception_retry_configuration=None,
     )
-    return AsyncWeb3(provider)
+    w3 = AsyncWeb3(provider)
+    # Both check what this service already fixes itself (chain id at start, its own tx fields) and each
+    # costs an extra eth_chainId / ENS round trip per call.
+    w3.middleware_onion.remove("validation")
+    w3.middleware_onion.remove("ens_name_to_address")
+    return w3
 
 
 class Rpc:
@@ -37,6 +44,10 @@ class Rpc:
         self._attempts = attempts
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        with CHAIN_RPC_LATENCY.labels("base", what).time():
+            return await self._call(what, fn)
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(TRANSIENT),
@@ -45,9 +56,13 @@ class Rpc:
                 reraise=True,
             ):
                 with attempt:
-                    return await fn()
+                    # Shielded: web3 guards its cached HTTP session with a threading lock taken in an
+                    # executor, and a request cancelled mid-acquire (a client hanging up) can leave that
+                    # lock held, freezing every later call. A shielded request always runs to its end.
+                    return await asyncio.shield(fn())
         except TRANSIENT as exc:
             log.warning("rpc unavailable", extra={"call": what, "error": repr(exc)})
+            CHAIN_RPC_ERRORS.labels("base", what).inc()
             raise Unavailable(f"EVM RPC unavailable during {what}", reason="CHAIN_RPC_UNAVAILABLE") from exc
         raise AssertionError("unreachable")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from hexbytes import HexBytes
 from swap_runtime.errors import InvalidArgument
+from swap_runtime.metrics import REORGS
 from web3.types import LogReceipt
 
 from chain_base.escrows import Escrows
@@ -201,6 +202,7 @@ class EventWatcher:
             del scan.checkpoints[number]
         scan.scanned_to = anchor
         log.warning("reorg: rewound", extra={"anchor": anchor, "retracted": len(retracted)})
+        REORGS.labels("base").inc()
         return retracted
 
     def _prune(self, scan: _Scan, safe: int) -> None:

@@ -8,6 +8,7 @@ import logging
 from loguru import logger as loguru_logger
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.logs import configure_logging
+from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
 
 from chain_near.config import ChainNearSettings
@@ -55,6 +56,12 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         "near chain ready",
         extra={"network": network_id, "htlc": settings.htlc_account, "signer_keys": sender.key_count},
     )
+
+    async def rpc_answers() -> bool:
+        # The probe also keeps the resolver's native balance gauge current (one view per interval).
+        RESOLVER_BALANCE.labels("near", "native").set(await htlc.balance(htlc.resolver, "native"))
+        return True
+
     return GrpcService(
         name="chain-near",
         service_names=[SERVICE_NAME],
@@ -62,7 +69,9 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         host=settings.host,
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
+        metrics_port=settings.metrics_port,
         closers=[rpc.close],
+        checks=[rpc_answers],
     )
 
 

@@ -19,6 +19,7 @@ from py_near.exceptions.exceptions import RpcEmptyResponse, RpcNotAvailableError
 from py_near.exceptions.provider import JsonProviderError, UnknownAccount, UnknownBlockError
 from py_near.providers import JsonProvider
 from swap_runtime.errors import Unavailable
+from swap_runtime.metrics import CHAIN_RPC_ERRORS, CHAIN_RPC_LATENCY
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class Rpc:
         self._attempts = attempts
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        with CHAIN_RPC_LATENCY.labels("near", what).time():
+            return await self._call(what, fn)
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient),
@@ -100,6 +105,7 @@ class Rpc:
             if not is_transient(exc):
                 raise
             log.warning("rpc unavailable", extra={"call": what, "error": type(exc).__name__})
+            CHAIN_RPC_ERRORS.labels("near", what).inc()
             raise Unavailable(f"NEAR RPC unavailable during {what}", reason="CHAIN_RPC_UNAVAILABLE") from exc
         raise AssertionError("unreachable")
 

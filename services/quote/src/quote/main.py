@@ -64,7 +64,9 @@ async def build(settings: QuoteSettings) -> GrpcService:
         host=settings.host,
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
+        metrics_port=settings.metrics_port,
         closers=[store.close, prices.close],
+        checks=[store.ping],
     )
 
 

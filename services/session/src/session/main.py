@@ -14,6 +14,7 @@ from swap_runtime.server import GrpcService
 
 from session.chains import GrpcChain
 from session.config import SessionSettings
+from session.metrics import SESSIONS_ACTIVE
 from session.quotes import GrpcQuotes
 from session.runner import Runner
 from session.saga import Saga, SagaSettings
@@ -55,6 +56,11 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     )
     servicer = SessionServicer(sessions)
 
+    async def redis_answers() -> bool:
+        # The probe also refreshes the active-sessions gauge: one SCARD every few seconds.
+        SESSIONS_ACTIVE.set(await store.count_active())
+        return True
+
     async def close_channels() -> None:
         for channel in channels.values():
             await channel.close()
@@ -66,7 +72,9 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         host=settings.host,
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
+        metrics_port=settings.metrics_port,
         closers=[store.close, close_channels, runner.stop],
+        checks=[redis_answers],
     )
     return service, runner
 

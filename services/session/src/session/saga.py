@@ -28,6 +28,7 @@ from swap_runtime import context
 from swap_runtime.errors import DomainError
 
 from session.chains import Chain
+from session.metrics import SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
 from session.model import SessionRecord, Step
 from session.secrets import SecretBox
 from session.states import TERMINAL, State, check
@@ -83,6 +84,8 @@ class Saga:
     async def move(self, record: SessionRecord, to: State, note: str = "", chain: str = "", tx: str = "") -> None:
         check(record.state, to)
         now = self._clock()
+        leaving = record.state
+        since = record.steps[-1].at if record.steps else record.created_at
         record.version += 1
         record.state = to
         record.updated_at = now
@@ -91,6 +94,10 @@ class Saga:
             # An ended session never needs its secret again: it is public (completed) or must never be.
             record.sealed_secret = ""
         await self._store.save(record, snapshot(record))
+        STEP_DURATION.labels(leaving.value).observe(max(now - since, 0))
+        if to in TERMINAL:
+            SESSIONS_ENDED.labels(to.value, record.error_reason).inc()
+            SWAP_DURATION.labels(to.value).observe(max(now - record.created_at, 0))
         log.info("session moved", extra={"state": to.value, "note": note, "tx_hash": tx})
 
     async def touch(self, record: SessionRecord) -> None:

@@ -24,6 +24,7 @@ from swap_runtime.validation import parse_amount
 
 from session import validate
 from session.chains import Chain
+from session.metrics import SESSIONS_INITIATED
 from session.model import Leg, SessionRecord, Step
 from session.quotes import Quotes
 from session.runner import Runner
@@ -141,6 +142,7 @@ class Sessions:
         )
         stored = await self._store.create(record, snapshot(record))
         if stored.session_id == session_id:
+            SESSIONS_INITIATED.labels(src_chain, dst_chain).inc()
             self._runner.spawn(session_id)
             log.info("session created", extra={"src": src_chain, "dst": dst_chain, "amount": amount})
         return stored

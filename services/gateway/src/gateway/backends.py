@@ -1,0 +1,112 @@
+"""What the gateway talks to: the session and quote services over grpc.aio, Redis (rate limits, create
+idempotency) and, in dev mode, the devnet maker keys. Opened in the app's lifespan, closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.exceptions import RedisError
+from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_runtime.context import outgoing_metadata
+
+from gateway.auth import KeyRing
+from gateway.config import GatewaySettings
+from gateway.dev import DevMaker
+from gateway.errors import from_rpc_error
+from gateway.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+QUOTE_SERVICE = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
+# Idempotency marks live as long as the session service remembers a request id.
+_CREATE_MARK_TTL_S = 7 * 24 * 3600
+_HEALTH_TIMEOUT_S = 2.0
+
+
+class Backends:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.keys = KeyRing(settings.api_key_hashes, settings.api_keys)
+        self._session_channel = grpc.aio.insecure_channel(settings.session_addr)
+        self._quote_channel = grpc.aio.insecure_channel(settings.quote_addr)
+        self.sessions = session_pb2_grpc.SessionServiceStub(self._session_channel)
+        self.quotes = quote_pb2_grpc.QuoteServiceStub(self._quote_channel)
+        self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.limiter = RateLimiter(settings.rate_limit, settings.redis_url, self.redis, settings.key_prefix)
+        self.dev = (
+            DevMaker.load(settings.evm_deployment_file, settings.near_deployment_file) if settings.dev_mode else None
+        )
+        if not self.keys:
+            log.warning("no API keys configured: every /api and /ws request is refused")
+
+    async def call(self, service: str, method: Callable[..., Awaitable[R]], request: Any) -> R:
+        """One unary call with the request's ids in metadata; a failure becomes the mapped ApiError."""
+        try:
+            return await method(request, timeout=self.settings.rpc_timeout_s, metadata=outgoing_metadata())
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, service) from None
+
+    async def get_session(self, session_id: str) -> session_pb2.Session:
+        reply = await self.call(
+            "session", self.sessions.GetSession, session_pb2.GetSessionRequest(session_id=session_id)
+        )
+        return reply.session
+
+    async def first_create(self, scoped_request_id: str) -> bool:
+        """True the first time a create request id is seen (201), False on a repeat (200).
+
+        Redis failing costs only the distinction: the session service itself keeps creation idempotent."""
+        try:
+            fresh = await self.redis.set(
+                f"{self.settings.key_prefix}create:{scoped_request_id}", "1", nx=True, ex=_CREATE_MARK_TTL_S
+            )
+        except RedisError as err:
+            log.warning("create mark unavailable", extra={"error": repr(err)})
+            return True
+        return bool(fresh)
+
+    async def forget_create(self, scoped_request_id: str) -> None:
+        try:
+            await self.redis.delete(f"{self.settings.key_prefix}create:{scoped_request_id}")
+        except RedisError as err:
+            log.warning("create mark not removed", extra={"error": repr(err)})
+
+    async def health(self) -> dict[str, bool]:
+        async def serving(channel: grpc.aio.Channel, service: str) -> bool:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=_HEALTH_TIMEOUT_S
+                )
+            except grpc.aio.AioRpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        async def redis_ok() -> bool:
+            try:
+                return bool(await asyncio.wait_for(self.redis.ping(), _HEALTH_TIMEOUT_S))
+            except (RedisError, OSError, TimeoutError):
+                return False
+
+        session, quote, redis = await asyncio.gather(
+            serving(self._session_channel, SESSION_SERVICE), serving(self._quote_channel, QUOTE_SERVICE), redis_ok()
+        )
+        return {"session": session, "quote": quote, "redis": redis}
+
+    async def close(self) -> None:
+        for close in (self._session_channel.close, self._quote_channel.close, self.redis.aclose):
+            try:
+                await close()
+            except Exception as err:
+                log.warning("close failed", extra={"error": repr(err)})
+        if self.dev is not None:
+            await self.dev.close()

@@ -1,0 +1,91 @@
+"""gateway settings, from GATEWAY_* environment variables (see docs/gateway.md). Lists are comma-separated."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Self
+
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+from swap_runtime.settings import ServiceSettings
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one (logged as 'listening').")
+
+    session_addr: str = Field("127.0.0.1:50054", description="session gRPC address.")
+    quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
+    rpc_timeout_s: float = Field(30.0, gt=0, description="Deadline of one unary call to the session / quote service.")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: rate-limit windows and create idempotency.")
+    key_prefix: str = Field("swap:gateway:", description="Prefix of every Redis key this service writes.")
+    rate_limit: str = Field(
+        "120/minute",
+        description='Requests per API key, in the "limits" notation ("120/minute", "10/second;1000/hour"); empty = off.',
+    )
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Plain API keys (development); hashed at start and never kept in clear."
+    )
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="SHA-256 hex digests of the accepted API keys (production)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; empty = none."
+    )
+    max_body_bytes: int = Field(65_536, ge=1, description="Largest request body (and WebSocket message) accepted.")
+
+    dev_mode: bool = Field(
+        False, description="Enables the maker-action route with the devnet maker keys. Never in prod."
+    )
+    evm_deployment_file: Path | None = Field(
+        None, description="Devnet EVM deployment JSON (swap_devnet.evm): the BASE maker key, dev mode only."
+    )
+    near_deployment_file: Path | None = Field(
+        None, description="Devnet NEAR deployment JSON (swap_devnet.near): the NEAR maker key and RPC, dev mode only."
+    )
+
+    ws_ping_s: float = Field(
+        20.0, gt=0, description="Seconds between WebSocket pings; a peer silent as long is closed."
+    )
+    ws_max_subscriptions: int = Field(50, ge=1, description="Sessions one WebSocket connection may watch at once.")
+
+    @field_validator("api_keys", "api_key_hashes", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hex_digests(cls, value: list[str]) -> list[str]:
+        digests = [v.lower().removeprefix("0x") for v in value]
+        for digest in digests:
+            if not _SHA256_HEX.fullmatch(digest):
+                raise ValueError("each API key hash must be 64 hex digits (SHA-256)")
+        return digests
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _limit_notation(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _dev_files(self) -> Self:
+        if self.dev_mode and self.evm_deployment_file is None and self.near_deployment_file is None:
+            raise ValueError(
+                "GATEWAY_DEV_MODE=true needs GATEWAY_EVM_DEPLOYMENT_FILE and/or GATEWAY_NEAR_DEPLOYMENT_FILE"
+            )
+        return self

@@ -1,0 +1,231 @@
+"""The gateway's ASGI layers, outermost first: request context (request id, security headers, metrics,
+access log, last-resort 500), then CORS (Starlette's), the body size limit, and the API key guard with the
+per-key rate limit. They are plain ASGI so that they run before any body is parsed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swap_runtime import context
+
+from gateway.backends import Backends
+from gateway.errors import ApiError, from_http_status, internal_error
+from gateway.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = "X-Request-ID"
+API_KEY = "X-API-Key"
+# Only ids that are safe in a header, a log line and gRPC metadata are taken from the caller.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+_API_CSP = "default-src 'none'; frame-ancestors 'none'"
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; frame-ancestors 'none'"
+)
+_PAGE_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/") or path == "/ws"
+
+
+def _csp(path: str) -> str:
+    if is_api_path(path) or path in {"/health", "/metrics", "/openapi.json"}:
+        return _API_CSP
+    if path.startswith("/docs"):
+        return _DOCS_CSP
+    return _PAGE_CSP
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, err: ApiError) -> None:
+    """Answers an HTTP request, or refuses a WebSocket handshake with the same status and body."""
+    if scope["type"] == "http":
+        await err.response()(scope, receive, send)
+        return
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps(err.body()).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+        await send({"type": "websocket.http.response.start", "status": err.status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": err.reason})
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    def _route(self, scope: Scope) -> str:
+        for route in self.routes():
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return "static" if isinstance(route, Mount) else str(getattr(route, "path", "?"))
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID, "")
+        rid = given if _REQUEST_ID.fullmatch(given) else context.new_request_id()
+        context.request_id.set(rid)
+        context.session_id.set(None)
+        path: str = scope["path"]
+        started_at = time.perf_counter()
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID] = rid
+                for name, value in _SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                headers.setdefault("Content-Security-Policy", _csp(path))
+                if is_api_path(path):
+                    headers.setdefault("Cache-Control", "no-store")
+            elif kind == "websocket.accept":
+                status = 101
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID.lower().encode(), rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("request failed", extra={"path": path})
+            if status == 0 and scope["type"] == "http":
+                await internal_error().response()(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started_at
+            method = scope.get("method", "WS")
+            route = self._route(scope)
+            if scope["type"] == "http":
+                self.metrics.observe(method, route, status or 500, seconds)
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+
+
+class BodyLimit:
+    """413 for bodies over `max_bytes`: by Content-Length up front, else by counting what arrives. The
+    body is read whole before the app sees it (it is small by definition)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> ApiError:
+        return from_http_status(413, f"the request body exceeds {self.max_bytes} bytes", {"Connection": "close"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_error(scope, receive, send, from_http_status(400, "invalid Content-Length"))
+                return
+            if int(declared) > self.max_bytes:
+                await send_error(scope, receive, send, self._too_large())
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await send_error(scope, receive, send, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class ApiGuard:
+    """/api/* and /ws: a known API key (X-API-Key; for /ws also ?api_key=) and the key's rate limit."""
+
+    def __init__(self, app: ASGIApp, backends: Callable[[], Backends | None], metrics: Metrics) -> None:
+        self.app = app
+        self.backends = backends
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not is_api_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        backends = self.backends()
+        if backends is None:
+            await send_error(scope, receive, send, from_http_status(503, "starting up"))
+            return
+        key = Headers(scope=scope).get(API_KEY)
+        if key is None and scope["type"] == "websocket":
+            key = QueryParams(scope.get("query_string", b"")).get("api_key")
+        caller = backends.keys.identify(key)
+        if caller is None:
+            err = from_http_status(401, "a valid API key is required in X-API-Key")
+            if not key:
+                err.reason = "API_KEY_MISSING"
+            await send_error(scope, receive, send, err)
+            return
+        retry_after = await backends.limiter.retry_after(caller)
+        if retry_after is not None:
+            self.metrics.rate_limited.inc()
+            err = from_http_status(
+                429, f"rate limit exceeded; retry in {retry_after} s", {"Retry-After": str(retry_after)}
+            )
+            await send_error(scope, receive, send, err)
+            return
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["caller"] = caller
+        await self.app(scope, receive, send)

@@ -1,0 +1,227 @@
+"""The JSON of docs/api.md as pydantic models: requests are strict and reject unknown fields; responses
+describe exactly what the gateway sends (they are the OpenAPI document's schemas too)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+ChainName = Literal["base", "near"]
+StateName = Literal[
+    "initialized",
+    "executing",
+    "source_locking",
+    "source_locked",
+    "destination_locking",
+    "both_locked",
+    "revealing_secret",
+    "completed",
+    "cancelling",
+    "cancelled",
+    "refunding",
+    "refunded",
+    "failed",
+    "timeout",
+]
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_TEXT = 256
+# uint32 / uint64 of the protos: values past these cannot be encoded, so they are refused as input here.
+UINT32_MAX = 2**32 - 1
+
+
+def _encodable(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800"); protobuf strings must be valid UTF-8.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_encodable)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests --------------------------------------------------------------------------------------------------
+
+
+class AssetIn(_Request):
+    chain: ChainName = Field(description='"base" or "near".')
+    token: Text = Field(description='ERC-20 address / NEP-141 account id, or "native".')
+
+
+class QuoteRequest(_Request):
+    src: AssetIn
+    dst: AssetIn
+    src_amount: Text = Field(description="What the maker sells: a decimal string of source base units, > 0.")
+    slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
+    urgency: float = Field(0.0, ge=0, le=4, allow_inf_nan=False, description="0.5..4 (1 = normal); 0 = the default.")
+
+
+class CreateSessionRequest(_Request):
+    src: AssetIn
+    dst: AssetIn
+    src_amount: Text = Field(description="Decimal string of source base units, > 0.")
+    maker: Text = Field(description="The maker's account on the source chain (0x address / NEAR account id).")
+    receiver: Text = Field(description="Who receives the destination funds (address / account id).")
+    slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
+    quote_id: Text = Field("", description="Bind this earlier quote (same pair and amount, still valid).")
+    request_id: Text = Field("", description="Makes retries safe: the same request_id returns the same session.")
+
+
+class ExecuteSessionRequest(_Request):
+    signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")] = Field(
+        "", description="BASE source: the maker's 65-byte EIP-712 signature of maker_action.sign_order, 0x-hex."
+    )
+    request_id: Text = Field("", description="Makes retries safe: the same request_id executes once.")
+
+
+class EmptyRequest(_Request):
+    """No fields: `{}`."""
+
+
+class ListSessionsQuery(BaseModel):
+    # Query strings are text, so numbers are parsed (not strict); unknown parameters are still refused.
+    model_config = ConfigDict(extra="forbid")
+
+    maker: Text = Field("", description="Only this maker's sessions.")
+    page_size: int = Field(20, ge=1, le=100, description="Sessions per page.")
+    page_token: Annotated[str, Field(max_length=64, pattern=r"^[0-9]*$")] = Field(
+        "", description="next_page_token of the previous page."
+    )
+
+
+# --- replies ---------------------------------------------------------------------------------------------------
+
+
+class Asset(_Reply):
+    chain: ChainName
+    token: str
+
+
+class Auction(_Reply):
+    start_amount: str
+    end_amount: str
+    start_time: int
+    duration_s: int
+    current_amount: str
+
+
+class Timelocks(_Reply):
+    withdrawal_after_s: int
+    public_withdrawal_after_s: int
+    cancellation_after_s: int
+    public_cancellation_after_s: int
+
+
+class TimelockPlan(_Reply):
+    src: Timelocks
+    dst: Timelocks
+    reveal_margin_s: int
+
+
+class Quote(_Reply):
+    quote_id: str
+    src: Asset
+    dst: Asset
+    src_amount: str
+    market_rate: str
+    auction: Auction
+    protocol_fee: str
+    network_fee: str
+    slippage_bps: int
+    min_received: str
+    issued_at: int
+    valid_until: int
+    refund_guaranteed_by: int
+    timelocks: TimelockPlan
+    src_safety_deposit: str
+    dst_safety_deposit: str
+
+
+class SignOrder(_Reply):
+    typed_data: dict[str, Any] = Field(description="The EIP-712 object for eth_signTypedData_v4.")
+    token: str
+    spender: str
+    allowance: str
+
+
+class NearCall(_Reply):
+    contract: str
+    method: str
+    args: dict[str, Any]
+    deposit: str
+    gas: int
+
+
+class SignOrderAction(_Reply):
+    sign_order: SignOrder
+
+
+class NearCallAction(_Reply):
+    near_call: NearCall
+
+
+class Step(_Reply):
+    state: StateName
+    at: int
+    chain: ChainName | None
+    tx_hash: str | None
+    note: str
+
+
+class SessionError(_Reply):
+    reason: str
+    message: str
+
+
+class Session(_Reply):
+    session_id: str
+    state: StateName
+    src: Asset
+    dst: Asset
+    src_amount: str
+    dst_amount: str | None = Field(description="Null until the destination amount is fixed at the source lock.")
+    maker: str
+    receiver: str
+    hashlock: str = Field(description="SHA-256 of the secret, 64 hex digits.")
+    quote: Quote
+    maker_action: SignOrderAction | NearCallAction | None
+    src_lock_id: str | None
+    dst_lock_id: str | None
+    steps: list[Step]
+    error: SessionError | None
+    created_at: int
+    updated_at: int
+    secret: str | None = Field(description="64 hex digits, null until it is public on chain.")
+    version: int
+
+
+class SessionList(_Reply):
+    sessions: list[Session]
+    next_page_token: str | None
+
+
+class ErrorDetail(_Reply):
+    code: str = Field(description="The gRPC status name, e.g. INVALID_ARGUMENT.")
+    reason: str = Field(description="Stable UPPER_SNAKE reason.")
+    message: str
+    field: str | None = Field(description="Dotted path of the offending field, when there is one.")
+
+
+class ErrorBody(_Reply):
+    error: ErrorDetail
+
+
+class Health(_Reply):
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, Literal["ok", "down"]]

@@ -1,0 +1,147 @@
+"""Protobuf of the services -> the JSON of docs/api.md (and JSON requests -> protobuf)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from swap.chain.v1 import chain_pb2
+from swap.common.v1 import common_pb2
+from swap.quote.v1 import quote_pb2
+from swap.session.v1 import session_pb2
+
+from gateway import schemas
+
+CHAINS: dict[schemas.ChainName, common_pb2.Chain.ValueType] = {
+    "base": common_pb2.CHAIN_BASE,
+    "near": common_pb2.CHAIN_NEAR,
+}
+_CHAIN_NAMES: dict[common_pb2.Chain.ValueType, schemas.ChainName] = {v: k for k, v in CHAINS.items()}
+_STATE_PREFIX = "SESSION_STATE_"
+
+
+def chain_name(chain: common_pb2.Chain.ValueType) -> schemas.ChainName | None:
+    return _CHAIN_NAMES.get(chain)
+
+
+def state_name(state: session_pb2.SessionState.ValueType) -> schemas.StateName:
+    return cast(schemas.StateName, session_pb2.SessionState.Name(state).removeprefix(_STATE_PREFIX).lower())
+
+
+def _or_none(value: str) -> str | None:
+    return value or None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def asset_pb(asset: schemas.AssetIn) -> quote_pb2.Asset:
+    return quote_pb2.Asset(chain=CHAINS[asset.chain], token=asset.token)
+
+
+def asset(a: quote_pb2.Asset) -> schemas.Asset:
+    name = chain_name(a.chain)
+    if name is None:
+        raise ValueError(f"asset on an unknown chain {a.chain}")
+    return schemas.Asset(chain=name, token=a.token)
+
+
+def timelocks(t: common_pb2.Timelocks) -> schemas.Timelocks:
+    return schemas.Timelocks(
+        withdrawal_after_s=t.withdrawal_after_s,
+        public_withdrawal_after_s=t.public_withdrawal_after_s,
+        cancellation_after_s=t.cancellation_after_s,
+        public_cancellation_after_s=t.public_cancellation_after_s,
+    )
+
+
+def quote(q: quote_pb2.Quote) -> schemas.Quote:
+    return schemas.Quote(
+        quote_id=q.quote_id,
+        src=asset(q.src),
+        dst=asset(q.dst),
+        src_amount=q.src_amount,
+        market_rate=q.market_rate,
+        auction=schemas.Auction(
+            start_amount=q.auction.start_amount,
+            end_amount=q.auction.end_amount,
+            start_time=q.auction.start_time,
+            duration_s=q.auction.duration_s,
+            current_amount=q.auction.current_amount,
+        ),
+        protocol_fee=q.protocol_fee,
+        network_fee=q.network_fee,
+        slippage_bps=q.slippage_bps,
+        min_received=q.min_received,
+        issued_at=q.issued_at,
+        valid_until=q.valid_until,
+        refund_guaranteed_by=q.refund_guaranteed_by,
+        timelocks=schemas.TimelockPlan(
+            src=timelocks(q.timelocks.src),
+            dst=timelocks(q.timelocks.dst),
+            reveal_margin_s=q.timelocks.reveal_margin_s,
+        ),
+        src_safety_deposit=q.src_safety_deposit,
+        dst_safety_deposit=q.dst_safety_deposit,
+    )
+
+
+def sign_order(s: chain_pb2.SignOrder) -> schemas.SignOrder:
+    return schemas.SignOrder(
+        typed_data=_json_object(s.typed_data_json), token=s.token, spender=s.spender, allowance=s.allowance
+    )
+
+
+def near_call(c: chain_pb2.NearCall) -> schemas.NearCall:
+    return schemas.NearCall(
+        contract=c.contract, method=c.method, args=_json_object(c.args_json), deposit=c.deposit, gas=c.gas
+    )
+
+
+def maker_action(a: session_pb2.MakerAction) -> schemas.SignOrderAction | schemas.NearCallAction | None:
+    which = a.WhichOneof("action")
+    if which == "sign_order":
+        return schemas.SignOrderAction(sign_order=sign_order(a.sign_order))
+    if which == "near_call":
+        return schemas.NearCallAction(near_call=near_call(a.near_call))
+    return None
+
+
+def step(s: session_pb2.Step) -> schemas.Step:
+    return schemas.Step(
+        state=state_name(s.state),
+        at=s.at,
+        chain=chain_name(s.chain),
+        tx_hash=_or_none(s.tx_hash),
+        note=s.note,
+    )
+
+
+def session(s: session_pb2.Session) -> schemas.Session:
+    return schemas.Session(
+        session_id=s.session_id,
+        state=state_name(s.state),
+        src=asset(s.src),
+        dst=asset(s.dst),
+        src_amount=s.src_amount,
+        dst_amount=_or_none(s.dst_amount),
+        maker=s.maker,
+        receiver=s.receiver,
+        hashlock=s.hashlock,
+        quote=quote(s.quote),
+        maker_action=maker_action(s.maker_action) if s.HasField("maker_action") else None,
+        src_lock_id=_or_none(s.src_lock_id),
+        dst_lock_id=_or_none(s.dst_lock_id),
+        steps=[step(x) for x in s.steps],
+        error=schemas.SessionError(reason=s.error.reason, message=s.error.message) if s.HasField("error") else None,
+        created_at=s.created_at,
+        updated_at=s.updated_at,
+        secret=_or_none(s.secret),
+        version=s.version,
+    )
