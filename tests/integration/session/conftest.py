@@ -19,7 +19,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         poll_interval_s=0.1,
         # A destination withdrawal window that opens 3 s after the lock leaves the tests a moment to
         # cancel while both legs are locked.
-        extra_env={"quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60"}},
+        extra_env={
+            "quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60"},
+            "session": {"SESSION_LEASE_TTL_S": "2"},
+        },
     )
     with LocalStack(options) as running:
         yield running

@@ -20,6 +20,7 @@ from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.evm import increase_time
+from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
 from web3 import Web3
 
@@ -479,3 +480,40 @@ async def test_secrets_stay_sealed_in_redis_and_out_of_every_log(
         assert secret.lower() not in logs.lower()
         assert base64.b64encode(bytes.fromhex(secret)).decode() not in logs
     client.close()
+
+
+async def test_second_replica_takes_over_when_the_first_dies(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """Two replicas on one Redis: the one holding the lease drives the swap; SIGKILL it mid-swap and the
+    other takes the swap over once the lease expires, and completes it."""
+    assert stack.evm is not None
+    first = stack.services["session"]
+    second = ServiceProcess("session-b", "session.main", dict(first.env), Path(stack.options.work_dir))
+    second.env["SESSION_PORT"] = str(second.port)
+    second.env["SESSION_METRICS_PORT"] = "0"
+    balances = Balances(stack)
+    before = balances.snapshot()
+    with second:
+        session = await create_base_to_near(sessions, stack)
+        await execute_base(sessions, stack, session)
+        await watch_until(sessions, session.session_id, {St.SESSION_STATE_SOURCE_LOCKED})
+        first.kill()
+        try:
+            async with grpc.aio.insecure_channel(second.address) as channel:
+                other = session_pb2_grpc.SessionServiceStub(channel)
+                done, seen = await watch_until(other, session.session_id, TERMINAL)
+        finally:
+            first.start()
+    assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
+    moved_by_b = [
+        line
+        for line in second.log_path.read_text().splitlines()
+        if session.session_id in line and "session moved" in line
+    ]
+    assert moved_by_b, "the second replica drove the rest of the swap"
+    dst_amount = int(done.dst_amount)
+    after = balances.snapshot()
+    assert after["base_maker"] == before["base_maker"] - AMOUNT
+    assert after["near_receiver"] == before["near_receiver"] + dst_amount
+    assert after["near_resolver"] == before["near_resolver"] - dst_amount

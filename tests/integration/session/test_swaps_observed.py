@@ -11,7 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
+
+from tests.integration.session.test_swaps import TERMINAL, create_base_to_near, execute_base, watch_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,7 +42,14 @@ async def test_every_service_reports_serving(stack: LocalStack) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
 
 
-async def test_metrics_describe_the_swaps_that_ran(stack: LocalStack) -> None:
+async def test_metrics_describe_the_swaps_that_ran(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    # The session service may have been restarted by earlier tests: one swap here, counted from scratch.
+    created = await create_base_to_near(sessions, stack)
+    await execute_base(sessions, stack, created)
+    done, _ = await watch_until(sessions, created.session_id, TERMINAL)
+    assert done.state == session_pb2.SESSION_STATE_COMPLETED
     session = scrape(stack, "session")
     assert sample(session, "swap_sessions_initiated_total") >= 1
     assert sample(session, "swap_sessions_ended_total", state="completed") >= 1

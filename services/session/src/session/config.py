@@ -28,6 +28,9 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     poll_interval_s: float = Field(1.0, gt=0, description="Seconds between saga passes while waiting.")
     order_deadline_s: int = Field(600, gt=0, description="Seconds the maker has to sign / lock after Create.")
     lock_allowance_s: int = Field(15, ge=0, description="Seconds a destination lock may take to land.")
+    lease_ttl_s: float = Field(
+        10.0, gt=0, description="A replica's hold on a session; another replica takes over this long after a death."
+    )
     max_active_per_maker: int = Field(5, ge=1, description="Open sessions one maker may have.")
     max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
 

@@ -42,7 +42,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     quotes = GrpcQuotes(quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s)
     box = SecretBox(settings.key_bytes())
     saga = Saga(store, chains, box, SagaSettings(settings.poll_interval_s, settings.lock_allowance_s))
-    runner = Runner(saga, store)
+    runner = Runner(saga, store, lease_ttl_s=settings.lease_ttl_s)
     sessions = Sessions(
         store,
         chains,

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from swap.chain.v1 import chain_pb2
@@ -108,10 +108,13 @@ class Saga:
 
     # -- the loop ------------------------------------------------------------------------------------
 
-    async def run(self, session_id: str) -> None:
-        """Drives one session until it is terminal."""
+    async def run(self, session_id: str, still_mine: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """Drives one session until it is terminal, or until `still_mine` says another replica took it."""
         context.session_id.set(session_id)
         while True:
+            if still_mine is not None and not await still_mine():
+                log.warning("lease lost; another replica drives this session")
+                return
             record = await self._store.get(session_id)
             if record is None or record.state in TERMINAL:
                 return

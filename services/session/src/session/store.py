@@ -22,6 +22,13 @@ from session.states import TERMINAL
 _REQUEST_TTL_S = 24 * 3600
 
 
+# Renew or release a lease only while we still hold it (compare-and-act in one step).
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
 class VersionConflict(FailedPrecondition):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id} changed concurrently; retry", reason="CONCURRENT_UPDATE")
@@ -89,6 +96,17 @@ class SessionStore:
                 await pipe.execute()
             except WatchError:
                 raise VersionConflict(record.session_id) from None
+
+    # -- leases: one replica drives a session at a time ----------------------------------------------
+
+    async def acquire_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
+        return bool(await self._r.set(self._k("lease", session_id), owner, nx=True, px=ttl_ms))
+
+    async def renew_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
+        return bool(await self._r.eval(_RENEW, 1, self._k("lease", session_id), owner, ttl_ms))
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        await self._r.eval(_RELEASE, 1, self._k("lease", session_id), owner)
 
     async def active_ids(self) -> list[str]:
         return sorted(m.decode() for m in await self._r.smembers(self._k("active")))
