@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down bench setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down bench faults setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ down: ## stop a stack left running by `make run` (normally Ctrl-C does it)
 
 test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+faults: setup contracts ## the whole fault-injection matrix (crashes, chain outages, reorgs) with per-case results
+	$(PY) -m pytest tests/integration/faults -m faults -v $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (no chains)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from swap_devnet.evm import Anvil, EvmDeployment, deploy
+from swap_devnet.faults import TcpProxy
 from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
 from swap_devnet.procs import ServiceProcess, free_port
@@ -32,6 +33,8 @@ class StackOptions:
     redis_url: str | None = None  # None: the local Redis if it answers, else one of our own
     key_prefix: str = field(default_factory=lambda: f"swap:{uuid.uuid4().hex[:8]}:")
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service name
+    # Put a TcpProxy between the chain services and each chain's RPC, for fault-injection tests.
+    proxy_chains: bool = False
 
 
 class LocalStack:
@@ -45,6 +48,7 @@ class LocalStack:
         self.redis_url = ""
         self.services: dict[str, ServiceProcess] = {}
         self.metrics_ports: dict[str, int] = {}
+        self.proxies: dict[str, TcpProxy] = {}
 
     def start(self) -> Self:
         try:
@@ -64,6 +68,8 @@ class LocalStack:
         near_file = o.work_dir / "near.json"
         self.near_devnet = self._exit.enter_context(NearDevnetProcess(out=near_file, log_dir=o.work_dir))
         self.near = NearDeployment.read(near_file)
+        if o.proxy_chains:
+            evm_file, near_file = self._proxied(evm_file, near_file)
         if o.redis_url:
             self.redis_url = o.redis_url
         elif answers(LOCAL_REDIS_URL):
@@ -113,6 +119,20 @@ class LocalStack:
             },
         )
         (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+    def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
+        """Deployment files whose RPC URLs point at proxies in front of the chains."""
+        written = []
+        for chain, path in (("base", evm_file), ("near", near_file)):
+            data = json.loads(path.read_text())
+            target = int(data["rpc_url"].rsplit(":", 1)[1].split("/")[0])
+            proxy = self._exit.enter_context(TcpProxy(target))
+            self.proxies[chain] = proxy
+            data["rpc_url"] = proxy.url()
+            proxied = path.with_name(f"{path.stem}.proxied.json")
+            proxied.write_text(json.dumps(data, indent=2) + "\n")
+            written.append(proxied)
+        return written[0], written[1]
 
     def _service(self, name: str, module: str, env: dict[str, str]) -> ServiceProcess:
         prefix = name.replace("-", "_").upper()

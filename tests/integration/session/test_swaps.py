@@ -13,8 +13,6 @@ from typing import Any
 import grpc
 import pytest
 import redis
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -22,82 +20,19 @@ from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.evm import increase_time
 from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
-from web3 import Web3
+
+from tests.integration.swaps import (
+    AMOUNT,
+    TERMINAL,
+    Balances,
+    St,
+    create_base_to_near,
+    execute_base,
+    sign,
+    watch_until,
+)
 
 pytestmark = pytest.mark.integration
-
-St = session_pb2.SessionState
-TERMINAL = {
-    St.SESSION_STATE_COMPLETED,
-    St.SESSION_STATE_REFUNDED,
-    St.SESSION_STATE_CANCELLED,
-    St.SESSION_STATE_FAILED,
-    St.SESSION_STATE_TIMEOUT,
-}
-AMOUNT = 10_000_000  # 10 TUSD
-
-
-class Balances:
-    """TUSD on both chains for the roles of a swap."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        assert stack.evm is not None and stack.near is not None and stack.near_devnet is not None
-        self.stack = stack
-        self.evm = stack.evm
-        self.near = stack.near
-        self.w3 = Web3(Web3.HTTPProvider(self.evm.rpc_url))
-        self.token = self.evm.token_contract(self.w3)
-
-    def base(self, who: str) -> int:
-        return int(self.token.functions.balanceOf(who).call())
-
-    def near_tusd(self, who: str) -> int:
-        assert self.stack.near_devnet is not None
-        return self.stack.near_devnet.token_balance(who)
-
-    def snapshot(self) -> dict[str, int]:
-        return {
-            "base_maker": self.base(self.evm.maker.address),
-            "base_resolver": self.base(self.evm.resolver.address),
-            "near_resolver": self.near_tusd(self.near.resolver.account_id),
-            "near_receiver": self.near_tusd(self.near.receiver.account_id),
-        }
-
-
-async def watch_until(
-    sessions: session_pb2_grpc.SessionServiceStub, session_id: str, states: set[Any], timeout: float = 60
-) -> tuple[session_pb2.Session, list[Any]]:
-    seen: list[Any] = []
-
-    async def follow() -> session_pb2.Session:
-        async for update in sessions.WatchSession(session_pb2.WatchSessionRequest(session_id=session_id)):
-            if not seen or seen[-1] != update.session.state:
-                seen.append(update.session.state)
-            if update.session.state in states:
-                found: session_pb2.Session = update.session
-                return found
-        raise AssertionError(f"stream ended in {seen}")
-
-    return await asyncio.wait_for(follow(), timeout), seen
-
-
-def sign(session: session_pb2.Session, key: str) -> bytes:
-    typed = json.loads(session.maker_action.sign_order.typed_data_json)
-    return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
-
-
-async def create_base_to_near(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> Any:
-    assert stack.evm is not None and stack.near is not None
-    reply = await sessions.CreateSession(
-        session_pb2.CreateSessionRequest(
-            src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
-            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
-            src_amount=str(AMOUNT),
-            maker=stack.evm.maker.address,
-            receiver=stack.near.receiver.account_id,
-        )
-    )
-    return reply.session
 
 
 async def test_base_to_near_swap_completes(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> None:
@@ -323,15 +258,6 @@ async def test_create_is_idempotent_with_a_request_id(
     third = await sessions.CreateSession(request)
     assert third.session.session_id == first.session.session_id
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=first.session.session_id))
-
-
-async def execute_base(sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack, session: Any) -> None:
-    assert stack.evm is not None
-    await sessions.ExecuteSession(
-        session_pb2.ExecuteSessionRequest(
-            session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
-        )
-    )
 
 
 async def test_destination_lock_never_happens_source_is_refunded(

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
 
-from tests.integration.session.test_swaps import TERMINAL, create_base_to_near, execute_base, watch_until
+from tests.integration.swaps import TERMINAL, create_base_to_near, execute_base, watch_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,6 +6,7 @@ Chains are in-memory fakes of the ChainService contract; the store is a real Red
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,7 +47,7 @@ class FakeChain:
         self.cancelled: list[str] = []
 
     async def info(self) -> chain_pb2.GetChainInfoResponse:
-        return chain_pb2.GetChainInfoResponse(chain_time=self.now, resolver=self.resolver)
+        return chain_pb2.GetChainInfoResponse(chain_time=self.now, resolver=self.resolver, confirmations=1)
 
     async def prepare_maker_lock(self, request: Any) -> Any:
         raise AssertionError("not used")
@@ -60,6 +61,8 @@ class FakeChain:
     async def withdraw(self, lock_id: str, secret: bytes) -> chain_pb2.WithdrawResponse:
         self.withdrawn.append(lock_id)
         self.locks[lock_id].state = chain_pb2.LOCK_STATE_WITHDRAWN
+        self.locks[lock_id].closed.tx_hash = "w"
+        self.locks[lock_id].closed_confirmations = 1
         return chain_pb2.WithdrawResponse(lock=self.locks[lock_id], tx=chain_pb2.TxRef(tx_hash="w"), sent=True)
 
     async def cancel(self, lock_id: str) -> chain_pb2.CancelResponse:
@@ -156,7 +159,9 @@ async def test_matching_locks_are_revealed_and_withdrawn(world: Any, store: Sess
     saga, record, base, near = world
     await saga.advance(record)
     assert record.state is State.REVEALING_SECRET
-    await saga.advance(record)
+    for _ in range(3):  # withdraw the destination, then the source, then see both final
+        with contextlib.suppress(Retry):
+            await saga.advance(record)
     assert record.state.value == "completed"
     assert near.withdrawn == ["dst-lock"] and base.withdrawn == ["src-lock"]
     stored = await store.get(record.session_id)

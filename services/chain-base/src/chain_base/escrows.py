@@ -156,7 +156,15 @@ class Escrows:
                 if name == WITHDRAWN:
                     secret = bytes(args["secret"])
         depth = head - created.block_number + 1 if created else 0
-        return EscrowView(escrow=escrow, created=created, confirmations=max(depth, 0), secret=secret, closed=closed)
+        closed_depth = head - closed.block_number + 1 if closed else 0
+        return EscrowView(
+            escrow=escrow,
+            created=created,
+            confirmations=max(depth, 0),
+            secret=secret,
+            closed=closed,
+            closed_confirmations=max(closed_depth, 0),
+        )
 
     async def has_code(self, address: str) -> bool:
         w3 = self._rpc.w3

@@ -66,6 +66,7 @@ class EscrowView:
     confirmations: int
     secret: bytes | None
     closed: TxRef | None  # the withdrawal / cancellation, once there is one
+    closed_confirmations: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,9 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
         lock.final = view.confirmations >= self._confirmations
         if view.secret is not None:
             lock.secret = view.secret
+        if (closed := _tx(view.closed)) is not None:
+            lock.closed.CopyFrom(closed)
+            lock.closed_confirmations = view.closed_confirmations
         return lock
 
     async def GetChainInfo(

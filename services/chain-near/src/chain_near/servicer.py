@@ -123,6 +123,10 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             lock.created.CopyFrom(created)
         lock.confirmations = view.confirmations
         lock.final = view.final
+        if (closed := _tx(view.closed)) is not None:
+            # Seen in the final HTLC event log: final, which on NEAR is one block from the final head.
+            lock.closed.CopyFrom(closed)
+            lock.closed_confirmations = 1
         return lock
 
     async def GetChainInfo(

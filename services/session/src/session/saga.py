@@ -128,6 +128,8 @@ class Saga:
             await asyncio.sleep(self._settings.poll_interval_s)
 
     async def advance(self, record: SessionRecord) -> None:
+        if record.state in TERMINAL:
+            return
         handler = {
             S.INITIALIZED: self._initialized,
             S.EXECUTING: self._executing,
@@ -334,7 +336,9 @@ class Saga:
         if dst_now >= dst_lock.cancellation_at - plan.reveal_margin_s:
             await self._fail(record, S.REFUNDING, "NO_TIME_TO_REVEAL", "too little time left to reveal safely")
             return
-        if dst_now < dst_lock.withdrawal_at:
+        # Chain times are whole seconds rounded down: wait until the window is open past any rounding, so
+        # no withdrawal is sent a fraction of a second early (a failed transaction still burns gas).
+        if dst_now <= dst_lock.withdrawal_at:
             raise Retry
         await self.move(record, S.REVEALING_SECRET, note="both locks verified")
 
@@ -367,14 +371,39 @@ class Saga:
             )
             await self.touch(record)
         src_lock = await src.get_lock(record.src.lock_id)
-        if src_lock.state != WITHDRAWN:
-            if await self._now(src) < src_lock.withdrawal_at:
+        if src_lock.state == ACTIVE:
+            if await self._now(src) <= src_lock.withdrawal_at:
                 raise Retry
             done_src = await src.withdraw(record.src.lock_id, secret)
-            tx = done_src.tx.tx_hash
-        else:
-            tx = src_lock.created.tx_hash
-        await self.move(record, S.COMPLETED, note="source withdrawn to the resolver", chain=record.src.chain, tx=tx)
+            record.steps.append(
+                Step(
+                    state=record.state,
+                    at=self._clock(),
+                    chain=record.src.chain,
+                    tx_hash=done_src.tx.tx_hash,
+                    note="source withdrawn to the resolver",
+                )
+            )
+            await self.touch(record)
+            raise Retry
+        if src_lock.state != WITHDRAWN:
+            # Only a reorg deeper than the confirmation depth can do this: halt here and let the stuck-session
+            # alert bring an operator; nothing automatic can make the resolver whole.
+            log.error("source lock gone after the reveal", extra={"lock_state": int(src_lock.state)})
+            raise Retry
+        dst_lock = await dst.get_lock(record.dst.lock_id)
+        if dst_lock.state == ACTIVE:  # a reorg undid the destination withdrawal: the secret is public, redo it
+            await dst.withdraw(record.dst.lock_id, secret)
+            raise Retry
+        (src_info, dst_info) = await asyncio.gather(src.info(), dst.info())
+        if (
+            src_lock.closed_confirmations < src_info.confirmations
+            or dst_lock.closed_confirmations < dst_info.confirmations
+        ):
+            raise Retry
+        await self.move(
+            record, S.COMPLETED, note="both withdrawals final", chain=record.src.chain, tx=src_lock.closed.tx_hash
+        )
 
     async def _cancelling(self, record: SessionRecord) -> None:
         if (await self._src(record).get_lock(record.src.lock_id)).state == ABSENT:

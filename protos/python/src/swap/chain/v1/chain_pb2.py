@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from swap.common.v1 import common_pb2 as swap_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swap/chain/v1/chain.proto\x12\rswap.chain.v1\x1a\x1bswap/common/v1/common.proto\"B\n\x05TxRef\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x02 \x01(\x04\x12\x12\n\nblock_hash\x18\x03 \x01(\t\"\x15\n\x13GetChainInfoRequest\"\xc7\x01\n\x14GetChainInfoResponse\x12$\n\x05\x63hain\x18\x01 \x01(\x0e\x32\x15.swap.common.v1.Chain\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x12\n\nhead_block\x18\x03 \x01(\x04\x12\x12\n\nchain_time\x18\x04 \x01(\x04\x12\x15\n\rconfirmations\x18\x05 \x01(\r\x12\x10\n\x08resolver\x18\x06 \x01(\t\x12\x12\n\nescrow_src\x18\x07 \x01(\t\x12\x12\n\nescrow_dst\x18\x08 \x01(\t\"\x97\x01\n\tLockTerms\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x10\n\x08hashlock\x18\x03 \x01(\x0c\x12,\n\ttimelocks\x18\x04 \x01(\x0b\x32\x19.swap.common.v1.Timelocks\x12\x13\n\x0b\x62\x65neficiary\x18\x05 \x01(\t\x12\x16\n\x0esafety_deposit\x18\x06 \x01(\t\"\x1f\n\x0fResolverFunding\x12\x0c\n\x04salt\x18\x01 \x01(\t\"g\n\nMakerOrder\x12\r\n\x05maker\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x04\x12\x16\n\x0e\x64st_terms_hash\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xad\x01\n\x11\x43reateLockRequest\x12\'\n\x05terms\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\x32\n\x08resolver\x18\x02 \x01(\x0b\x32\x1e.swap.chain.v1.ResolverFundingH\x00\x12\x30\n\x0bmaker_order\x18\x03 \x01(\x0b\x32\x19.swap.chain.v1.MakerOrderH\x00\x42\t\n\x07\x66unding\"\xec\x02\n\x04Lock\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.swap.chain.v1.LockState\x12\x11\n\tdepositor\x18\x03 \x01(\t\x12\x10\n\x08operator\x18\x04 \x01(\t\x12\'\n\x05terms\x18\x05 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\x11\n\tlocked_at\x18\x06 \x01(\x04\x12\x15\n\rwithdrawal_at\x18\x07 \x01(\x04\x12\x1c\n\x14public_withdrawal_at\x18\x08 \x01(\x04\x12\x17\n\x0f\x63\x61ncellation_at\x18\t \x01(\x04\x12\x1e\n\x16public_cancellation_at\x18\n \x01(\x04\x12%\n\x07\x63reated\x18\x0b \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x15\n\rconfirmations\x18\x0c \x01(\x04\x12\r\n\x05\x66inal\x18\r \x01(\x08\x12\x0e\n\x06secret\x18\x0e \x01(\x0c\"E\n\x12\x43reateLockResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12\x0c\n\x04sent\x18\x02 \x01(\x08\"2\n\x0fWithdrawRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\"e\n\x10WithdrawResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12 \n\x02tx\x18\x02 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x0c\n\x04sent\x18\x03 \x01(\x08\" \n\rCancelRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\"c\n\x0e\x43\x61ncelResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12 \n\x02tx\x18\x02 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x0c\n\x04sent\x18\x03 \x01(\x08\"\x8a\x01\n\x17PrepareMakerLockRequest\x12\'\n\x05terms\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\r\n\x05maker\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x04\x12\x16\n\x0e\x64st_terms_hash\x18\x05 \x01(\x0c\"W\n\tSignOrder\x12\x17\n\x0ftyped_data_json\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07spender\x18\x03 \x01(\t\x12\x11\n\tallowance\x18\x04 \x01(\t\"]\n\x08NearCall\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x11\n\targs_json\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65posit\x18\x04 \x01(\t\x12\x0b\n\x03gas\x18\x05 \x01(\x04\"\x93\x01\n\x18PrepareMakerLockResponse\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12.\n\nsign_order\x18\x02 \x01(\x0b\x32\x18.swap.chain.v1.SignOrderH\x00\x12,\n\tnear_call\x18\x03 \x01(\x0b\x32\x17.swap.chain.v1.NearCallH\x00\x42\x08\n\x06\x61\x63tion\"!\n\x0eGetLockRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\"4\n\x0fGetLockResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\"3\n\x11GetBalanceRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"%\n\x12GetBalanceResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\t\"5\n\x12WatchEventsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x0f\n\x07lock_id\x18\x02 \x01(\t\"\xfe\x01\n\nChainEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.swap.chain.v1.ChainEventKind\x12\x0f\n\x07lock_id\x18\x03 \x01(\t\x12 \n\x02tx\x18\x04 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x11\n\tlog_index\x18\x05 \x01(\r\x12\x15\n\rconfirmations\x18\x06 \x01(\x04\x12\x0f\n\x07removed\x18\x07 \x01(\x08\x12!\n\x04lock\x18\x08 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12\x0e\n\x06secret\x18\t \x01(\x0c\x12\x12\n\nblock_time\x18\n \x01(\x04\"?\n\x13WatchEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.swap.chain.v1.ChainEvent*\x89\x01\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOCK_STATE_ABSENT\x10\x01\x12\x15\n\x11LOCK_STATE_ACTIVE\x10\x02\x12\x18\n\x14LOCK_STATE_WITHDRAWN\x10\x03\x12\x18\n\x14LOCK_STATE_CANCELLED\x10\x04*\x9f\x01\n\x0e\x43hainEventKind\x12 \n\x1c\x43HAIN_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x43HAIN_EVENT_KIND_LOCK_CREATED\x10\x01\x12#\n\x1f\x43HAIN_EVENT_KIND_LOCK_WITHDRAWN\x10\x02\x12#\n\x1f\x43HAIN_EVENT_KIND_LOCK_CANCELLED\x10\x03\x32\xa8\x05\n\x0c\x43hainService\x12W\n\x0cGetChainInfo\x12\".swap.chain.v1.GetChainInfoRequest\x1a#.swap.chain.v1.GetChainInfoResponse\x12Q\n\nCreateLock\x12 .swap.chain.v1.CreateLockRequest\x1a!.swap.chain.v1.CreateLockResponse\x12K\n\x08Withdraw\x12\x1e.swap.chain.v1.WithdrawRequest\x1a\x1f.swap.chain.v1.WithdrawResponse\x12\x45\n\x06\x43\x61ncel\x12\x1c.swap.chain.v1.CancelRequest\x1a\x1d.swap.chain.v1.CancelResponse\x12\x63\n\x10PrepareMakerLock\x12&.swap.chain.v1.PrepareMakerLockRequest\x1a\'.swap.chain.v1.PrepareMakerLockResponse\x12H\n\x07GetLock\x12\x1d.swap.chain.v1.GetLockRequest\x1a\x1e.swap.chain.v1.GetLockResponse\x12Q\n\nGetBalance\x12 .swap.chain.v1.GetBalanceRequest\x1a!.swap.chain.v1.GetBalanceResponse\x12V\n\x0bWatchEvents\x12!.swap.chain.v1.WatchEventsRequest\x1a\".swap.chain.v1.WatchEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19swap/chain/v1/chain.proto\x12\rswap.chain.v1\x1a\x1bswap/common/v1/common.proto\"B\n\x05TxRef\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x02 \x01(\x04\x12\x12\n\nblock_hash\x18\x03 \x01(\t\"\x15\n\x13GetChainInfoRequest\"\xc7\x01\n\x14GetChainInfoResponse\x12$\n\x05\x63hain\x18\x01 \x01(\x0e\x32\x15.swap.common.v1.Chain\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\t\x12\x12\n\nhead_block\x18\x03 \x01(\x04\x12\x12\n\nchain_time\x18\x04 \x01(\x04\x12\x15\n\rconfirmations\x18\x05 \x01(\r\x12\x10\n\x08resolver\x18\x06 \x01(\t\x12\x12\n\nescrow_src\x18\x07 \x01(\t\x12\x12\n\nescrow_dst\x18\x08 \x01(\t\"\x97\x01\n\tLockTerms\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\x12\x10\n\x08hashlock\x18\x03 \x01(\x0c\x12,\n\ttimelocks\x18\x04 \x01(\x0b\x32\x19.swap.common.v1.Timelocks\x12\x13\n\x0b\x62\x65neficiary\x18\x05 \x01(\t\x12\x16\n\x0esafety_deposit\x18\x06 \x01(\t\"\x1f\n\x0fResolverFunding\x12\x0c\n\x04salt\x18\x01 \x01(\t\"g\n\nMakerOrder\x12\r\n\x05maker\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x04\x12\x16\n\x0e\x64st_terms_hash\x18\x04 \x01(\x0c\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"\xad\x01\n\x11\x43reateLockRequest\x12\'\n\x05terms\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\x32\n\x08resolver\x18\x02 \x01(\x0b\x32\x1e.swap.chain.v1.ResolverFundingH\x00\x12\x30\n\x0bmaker_order\x18\x03 \x01(\x0b\x32\x19.swap.chain.v1.MakerOrderH\x00\x42\t\n\x07\x66unding\"\xb0\x03\n\x04Lock\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.swap.chain.v1.LockState\x12\x11\n\tdepositor\x18\x03 \x01(\t\x12\x10\n\x08operator\x18\x04 \x01(\t\x12\'\n\x05terms\x18\x05 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\x11\n\tlocked_at\x18\x06 \x01(\x04\x12\x15\n\rwithdrawal_at\x18\x07 \x01(\x04\x12\x1c\n\x14public_withdrawal_at\x18\x08 \x01(\x04\x12\x17\n\x0f\x63\x61ncellation_at\x18\t \x01(\x04\x12\x1e\n\x16public_cancellation_at\x18\n \x01(\x04\x12%\n\x07\x63reated\x18\x0b \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x15\n\rconfirmations\x18\x0c \x01(\x04\x12\r\n\x05\x66inal\x18\r \x01(\x08\x12\x0e\n\x06secret\x18\x0e \x01(\x0c\x12$\n\x06\x63losed\x18\x0f \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x1c\n\x14\x63losed_confirmations\x18\x10 \x01(\x04\"E\n\x12\x43reateLockResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12\x0c\n\x04sent\x18\x02 \x01(\x08\"2\n\x0fWithdrawRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\"e\n\x10WithdrawResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12 \n\x02tx\x18\x02 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x0c\n\x04sent\x18\x03 \x01(\x08\" \n\rCancelRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\"c\n\x0e\x43\x61ncelResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12 \n\x02tx\x18\x02 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x0c\n\x04sent\x18\x03 \x01(\x08\"\x8a\x01\n\x17PrepareMakerLockRequest\x12\'\n\x05terms\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.LockTerms\x12\r\n\x05maker\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x04\x12\x16\n\x0e\x64st_terms_hash\x18\x05 \x01(\x0c\"W\n\tSignOrder\x12\x17\n\x0ftyped_data_json\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07spender\x18\x03 \x01(\t\x12\x11\n\tallowance\x18\x04 \x01(\t\"]\n\x08NearCall\x12\x10\n\x08\x63ontract\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x11\n\targs_json\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65posit\x18\x04 \x01(\t\x12\x0b\n\x03gas\x18\x05 \x01(\x04\"\x93\x01\n\x18PrepareMakerLockResponse\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\x12.\n\nsign_order\x18\x02 \x01(\x0b\x32\x18.swap.chain.v1.SignOrderH\x00\x12,\n\tnear_call\x18\x03 \x01(\x0b\x32\x17.swap.chain.v1.NearCallH\x00\x42\x08\n\x06\x61\x63tion\"!\n\x0eGetLockRequest\x12\x0f\n\x07lock_id\x18\x01 \x01(\t\"4\n\x0fGetLockResponse\x12!\n\x04lock\x18\x01 \x01(\x0b\x32\x13.swap.chain.v1.Lock\"3\n\x11GetBalanceRequest\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"%\n\x12GetBalanceResponse\x12\x0f\n\x07\x62\x61lance\x18\x01 \x01(\t\"5\n\x12WatchEventsRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x0f\n\x07lock_id\x18\x02 \x01(\t\"\xfe\x01\n\nChainEvent\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.swap.chain.v1.ChainEventKind\x12\x0f\n\x07lock_id\x18\x03 \x01(\t\x12 \n\x02tx\x18\x04 \x01(\x0b\x32\x14.swap.chain.v1.TxRef\x12\x11\n\tlog_index\x18\x05 \x01(\r\x12\x15\n\rconfirmations\x18\x06 \x01(\x04\x12\x0f\n\x07removed\x18\x07 \x01(\x08\x12!\n\x04lock\x18\x08 \x01(\x0b\x32\x13.swap.chain.v1.Lock\x12\x0e\n\x06secret\x18\t \x01(\x0c\x12\x12\n\nblock_time\x18\n \x01(\x04\"?\n\x13WatchEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.swap.chain.v1.ChainEvent*\x89\x01\n\tLockState\x12\x1a\n\x16LOCK_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11LOCK_STATE_ABSENT\x10\x01\x12\x15\n\x11LOCK_STATE_ACTIVE\x10\x02\x12\x18\n\x14LOCK_STATE_WITHDRAWN\x10\x03\x12\x18\n\x14LOCK_STATE_CANCELLED\x10\x04*\x9f\x01\n\x0e\x43hainEventKind\x12 \n\x1c\x43HAIN_EVENT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x43HAIN_EVENT_KIND_LOCK_CREATED\x10\x01\x12#\n\x1f\x43HAIN_EVENT_KIND_LOCK_WITHDRAWN\x10\x02\x12#\n\x1f\x43HAIN_EVENT_KIND_LOCK_CANCELLED\x10\x03\x32\xa8\x05\n\x0c\x43hainService\x12W\n\x0cGetChainInfo\x12\".swap.chain.v1.GetChainInfoRequest\x1a#.swap.chain.v1.GetChainInfoResponse\x12Q\n\nCreateLock\x12 .swap.chain.v1.CreateLockRequest\x1a!.swap.chain.v1.CreateLockResponse\x12K\n\x08Withdraw\x12\x1e.swap.chain.v1.WithdrawRequest\x1a\x1f.swap.chain.v1.WithdrawResponse\x12\x45\n\x06\x43\x61ncel\x12\x1c.swap.chain.v1.CancelRequest\x1a\x1d.swap.chain.v1.CancelResponse\x12\x63\n\x10PrepareMakerLock\x12&.swap.chain.v1.PrepareMakerLockRequest\x1a\'.swap.chain.v1.PrepareMakerLockResponse\x12H\n\x07GetLock\x12\x1d.swap.chain.v1.GetLockRequest\x1a\x1e.swap.chain.v1.GetLockResponse\x12Q\n\nGetBalance\x12 .swap.chain.v1.GetBalanceRequest\x1a!.swap.chain.v1.GetBalanceResponse\x12V\n\x0bWatchEvents\x12!.swap.chain.v1.WatchEventsRequest\x1a\".swap.chain.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swap.chain.v1.chain_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LOCKSTATE']._serialized_start=2596
-  _globals['_LOCKSTATE']._serialized_end=2733
-  _globals['_CHAINEVENTKIND']._serialized_start=2736
-  _globals['_CHAINEVENTKIND']._serialized_end=2895
+  _globals['_LOCKSTATE']._serialized_start=2664
+  _globals['_LOCKSTATE']._serialized_end=2801
+  _globals['_CHAINEVENTKIND']._serialized_start=2804
+  _globals['_CHAINEVENTKIND']._serialized_end=2963
   _globals['_TXREF']._serialized_start=73
   _globals['_TXREF']._serialized_end=139
   _globals['_GETCHAININFOREQUEST']._serialized_start=141
@@ -51,39 +51,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATELOCKREQUEST']._serialized_start=659
   _globals['_CREATELOCKREQUEST']._serialized_end=832
   _globals['_LOCK']._serialized_start=835
-  _globals['_LOCK']._serialized_end=1199
-  _globals['_CREATELOCKRESPONSE']._serialized_start=1201
-  _globals['_CREATELOCKRESPONSE']._serialized_end=1270
-  _globals['_WITHDRAWREQUEST']._serialized_start=1272
-  _globals['_WITHDRAWREQUEST']._serialized_end=1322
-  _globals['_WITHDRAWRESPONSE']._serialized_start=1324
-  _globals['_WITHDRAWRESPONSE']._serialized_end=1425
-  _globals['_CANCELREQUEST']._serialized_start=1427
-  _globals['_CANCELREQUEST']._serialized_end=1459
-  _globals['_CANCELRESPONSE']._serialized_start=1461
-  _globals['_CANCELRESPONSE']._serialized_end=1560
-  _globals['_PREPAREMAKERLOCKREQUEST']._serialized_start=1563
-  _globals['_PREPAREMAKERLOCKREQUEST']._serialized_end=1701
-  _globals['_SIGNORDER']._serialized_start=1703
-  _globals['_SIGNORDER']._serialized_end=1790
-  _globals['_NEARCALL']._serialized_start=1792
-  _globals['_NEARCALL']._serialized_end=1885
-  _globals['_PREPAREMAKERLOCKRESPONSE']._serialized_start=1888
-  _globals['_PREPAREMAKERLOCKRESPONSE']._serialized_end=2035
-  _globals['_GETLOCKREQUEST']._serialized_start=2037
-  _globals['_GETLOCKREQUEST']._serialized_end=2070
-  _globals['_GETLOCKRESPONSE']._serialized_start=2072
-  _globals['_GETLOCKRESPONSE']._serialized_end=2124
-  _globals['_GETBALANCEREQUEST']._serialized_start=2126
-  _globals['_GETBALANCEREQUEST']._serialized_end=2177
-  _globals['_GETBALANCERESPONSE']._serialized_start=2179
-  _globals['_GETBALANCERESPONSE']._serialized_end=2216
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=2218
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=2271
-  _globals['_CHAINEVENT']._serialized_start=2274
-  _globals['_CHAINEVENT']._serialized_end=2528
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2530
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2593
-  _globals['_CHAINSERVICE']._serialized_start=2898
-  _globals['_CHAINSERVICE']._serialized_end=3578
+  _globals['_LOCK']._serialized_end=1267
+  _globals['_CREATELOCKRESPONSE']._serialized_start=1269
+  _globals['_CREATELOCKRESPONSE']._serialized_end=1338
+  _globals['_WITHDRAWREQUEST']._serialized_start=1340
+  _globals['_WITHDRAWREQUEST']._serialized_end=1390
+  _globals['_WITHDRAWRESPONSE']._serialized_start=1392
+  _globals['_WITHDRAWRESPONSE']._serialized_end=1493
+  _globals['_CANCELREQUEST']._serialized_start=1495
+  _globals['_CANCELREQUEST']._serialized_end=1527
+  _globals['_CANCELRESPONSE']._serialized_start=1529
+  _globals['_CANCELRESPONSE']._serialized_end=1628
+  _globals['_PREPAREMAKERLOCKREQUEST']._serialized_start=1631
+  _globals['_PREPAREMAKERLOCKREQUEST']._serialized_end=1769
+  _globals['_SIGNORDER']._serialized_start=1771
+  _globals['_SIGNORDER']._serialized_end=1858
+  _globals['_NEARCALL']._serialized_start=1860
+  _globals['_NEARCALL']._serialized_end=1953
+  _globals['_PREPAREMAKERLOCKRESPONSE']._serialized_start=1956
+  _globals['_PREPAREMAKERLOCKRESPONSE']._serialized_end=2103
+  _globals['_GETLOCKREQUEST']._serialized_start=2105
+  _globals['_GETLOCKREQUEST']._serialized_end=2138
+  _globals['_GETLOCKRESPONSE']._serialized_start=2140
+  _globals['_GETLOCKRESPONSE']._serialized_end=2192
+  _globals['_GETBALANCEREQUEST']._serialized_start=2194
+  _globals['_GETBALANCEREQUEST']._serialized_end=2245
+  _globals['_GETBALANCERESPONSE']._serialized_start=2247
+  _globals['_GETBALANCERESPONSE']._serialized_end=2284
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=2286
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=2339
+  _globals['_CHAINEVENT']._serialized_start=2342
+  _globals['_CHAINEVENT']._serialized_end=2596
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=2598
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=2661
+  _globals['_CHAINSERVICE']._serialized_start=2966
+  _globals['_CHAINSERVICE']._serialized_end=3646
 # @@protoc_insertion_point(module_scope)

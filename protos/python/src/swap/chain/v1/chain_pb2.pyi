@@ -337,6 +337,8 @@ class Lock(_message.Message):
     CONFIRMATIONS_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    CLOSED_CONFIRMATIONS_FIELD_NUMBER: _builtins.int
     lock_id: _builtins.str
     """Escrow id: 0x-hex of 32 bytes on BASE, the contract's lock id on NEAR."""
     state: Global___LockState.ValueType
@@ -357,11 +359,19 @@ class Lock(_message.Message):
     """True once confirmations reach the service's configured depth."""
     secret: _builtins.bytes
     """The secret, only once it is public on chain (state WITHDRAWN); empty otherwise."""
+    closed_confirmations: _builtins.int
+    """Blocks on top of the closing block, counting that block; compare with GetChainInfo.confirmations
+    before treating a withdrawal or refund as final (a reorg can still undo a shallower one).
+    """
     @_builtins.property
     def terms(self) -> Global___LockTerms: ...
     @_builtins.property
     def created(self) -> Global___TxRef:
         """Where the escrow was created."""
+
+    @_builtins.property
+    def closed(self) -> Global___TxRef:
+        """The withdrawal or cancellation (state WITHDRAWN / CANCELLED), once the service has seen it."""
 
     def __init__(
         self,
@@ -380,10 +390,12 @@ class Lock(_message.Message):
         confirmations: _builtins.int = ...,
         final: _builtins.bool = ...,
         secret: _builtins.bytes = ...,
+        closed: Global___TxRef | None = ...,
+        closed_confirmations: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "terms", b"terms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed", "created", b"created", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation_at", b"cancellation_at", "confirmations", b"confirmations", "created", b"created", "depositor", b"depositor", "final", b"final", "lock_id", b"lock_id", "locked_at", b"locked_at", "operator", b"operator", "public_cancellation_at", b"public_cancellation_at", "public_withdrawal_at", b"public_withdrawal_at", "secret", b"secret", "state", b"state", "terms", b"terms", "withdrawal_at", b"withdrawal_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation_at", b"cancellation_at", "closed", b"closed", "closed_confirmations", b"closed_confirmations", "confirmations", b"confirmations", "created", b"created", "depositor", b"depositor", "final", b"final", "lock_id", b"lock_id", "locked_at", b"locked_at", "operator", b"operator", "public_cancellation_at", b"public_cancellation_at", "public_withdrawal_at", b"public_withdrawal_at", "secret", b"secret", "state", b"state", "terms", b"terms", "withdrawal_at", b"withdrawal_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
