@@ -57,18 +57,13 @@ async def start_swap(sessions: session_pb2_grpc.SessionServiceStub, stack: Local
 @pytest.mark.parametrize(
     ("service", "at"),
     [
-        ("chain-base", St.SESSION_STATE_SOURCE_LOCKING),
-        ("chain-near", St.SESSION_STATE_DESTINATION_LOCKING),
-        ("chain-near", St.SESSION_STATE_REVEALING_SECRET),
-        ("chain-base", St.SESSION_STATE_REVEALING_SECRET),
-        ("quote", St.SESSION_STATE_EXECUTING),
-    ],
-    ids=[
-        "chain-base@source-locking",
-        "chain-near@destination-locking",
-        "chain-near@reveal",
-        "chain-base@reveal",
-        "quote@executing",
+        pytest.param("chain-base", St.SESSION_STATE_SOURCE_LOCKING, id="chain-base@source-locking"),
+        pytest.param(
+            "chain-near", St.SESSION_STATE_DESTINATION_LOCKING, id="chain-near@destination-locking", marks=SLOW
+        ),
+        pytest.param("chain-near", St.SESSION_STATE_REVEALING_SECRET, id="chain-near@reveal"),
+        pytest.param("chain-base", St.SESSION_STATE_REVEALING_SECRET, id="chain-base@reveal", marks=SLOW),
+        pytest.param("quote", St.SESSION_STATE_EXECUTING, id="quote@executing", marks=SLOW),
     ],
 )
 async def test_service_killed_and_restarted_mid_swap(
