@@ -1,0 +1,75 @@
+"""Stand-ins the deploy tests put behind Envoy and under the images' health checks: a gRPC server that only
+answers health (for every service name), and an HTTP app in the gateway's place (REST, a WebSocket echo,
+/health and /metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from aiohttp import WSMsgType, web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from swap_devnet.procs import free_port
+
+from tests.integration.deploy.common import FakeGateway, HealthStub
+
+SERVICE_NAMES = ("swap.session.v1.SessionService", "swap.quote.v1.QuoteService", "swap.chain.v1.ChainService")
+
+
+@pytest.fixture(scope="session")
+async def health_stub() -> AsyncIterator[HealthStub]:
+    """A grpc.aio server on a free port reporting SERVING for "" and every swap service name."""
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    try:
+        yield HealthStub(server, servicer, port)
+    finally:
+        await server.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def fake_gateway() -> AsyncIterator[FakeGateway]:
+    """GET /api/v1/echo answers what it received, /ws echoes text frames, /health and /metrics answer 200."""
+    gateway = FakeGateway(free_port())
+
+    async def echo(request: web.Request) -> web.Response:
+        gateway.requests.append(request.path_qs)
+        return web.json_response(
+            {
+                "path": request.path_qs,
+                "forwarded_for": request.headers.get("x-forwarded-for"),
+                "request_id": request.headers.get("x-request-id"),
+            }
+        )
+
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        gateway.requests.append(request.path_qs)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await ws.send_str(f"echo:{message.data}")
+        return ws
+
+    async def ok(request: web.Request) -> web.Response:
+        gateway.requests.append(request.path_qs)
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/echo", echo)
+    app.router.add_get("/ws", websocket)
+    app.router.add_get("/health", ok)
+    app.router.add_get("/metrics", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", gateway.port).start()
+    try:
+        yield gateway
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,185 @@
+"""The Envoy configurations: both pass `envoy --mode validate` (the real binary of the version compose runs),
+the loopback template keeps the same routes, filters and health checks as the compose one, and the
+transcoder's descriptor set is what scripts/build_descriptors.sh builds from protos/."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from swap_devnet.envoy import Envoy, EnvoyError, envoy_binary
+
+from tests.integration.deploy.common import DESCRIPTOR, ENVOY_DIR, REPO, render_local
+
+pytestmark = pytest.mark.integration
+
+GRPC_CLUSTERS = {
+    "session": "swap.session.v1.SessionService",
+    "quote": "swap.quote.v1.QuoteService",
+    "chain-base": "swap.chain.v1.ChainService",
+    "chain-near": "swap.chain.v1.ChainService",
+}
+
+
+def validate(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def compose_config(tmp_path: Path) -> Path:
+    """deploy/envoy/envoy.yaml with the descriptor at its path in this checkout instead of /etc/envoy: validate
+    mode opens the descriptor set, and nothing else in the file depends on where it runs."""
+    text = (ENVOY_DIR / "envoy.yaml").read_text()
+    assert text.count("/etc/envoy/protos.pb") == 1
+    path = tmp_path / "envoy.yaml"
+    path.write_text(text.replace("/etc/envoy/protos.pb", str(DESCRIPTOR)))
+    return path
+
+
+def hcm(config: dict[str, Any]) -> dict[str, Any]:
+    (listener,) = config["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    (manager,) = chain["filters"]
+    typed: dict[str, Any] = manager["typed_config"]
+    return typed
+
+
+def test_compose_config_validates(tmp_path: Path) -> None:
+    result = validate(compose_config(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
+def test_local_template_validates(tmp_path: Path) -> None:
+    config = tmp_path / "envoy.local.yaml"
+    config.write_text(render_local(tmp_path))
+    result = validate(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validation_can_fail(tmp_path: Path) -> None:
+    """The check above would catch a mistake: the same config with a route to a cluster that does not exist."""
+    config = yaml.safe_load(compose_config(tmp_path).read_text())
+    hcm(config)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] = "no-such-cluster"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(config))
+    result = validate(broken)
+    assert result.returncode != 0
+    assert "no-such-cluster" in result.stdout + result.stderr
+
+
+def test_template_placeholders_are_all_filled(tmp_path: Path) -> None:
+    rendered = render_local(tmp_path)
+    assert "${" not in rendered
+    assert str(DESCRIPTOR) in rendered
+
+
+def test_launcher_rejects_missing_ports(tmp_path: Path) -> None:
+    with pytest.raises(EnvoyError, match="chain-near"):
+        Envoy(tmp_path, {"gateway": 1, "session": 2, "quote": 3, "chain-base": 4}).render()
+
+
+def test_local_template_matches_compose_config(tmp_path: Path) -> None:
+    """Same routes, filters, CORS and upstream protocols; only addresses and health-check pacing differ."""
+    compose = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
+    local = yaml.safe_load(render_local(tmp_path))
+    compose_hcm, local_hcm = hcm(compose), hcm(local)
+    assert compose_hcm["route_config"] == local_hcm["route_config"]
+    filters = [copy.deepcopy(hcm["http_filters"]) for hcm in (compose_hcm, local_hcm)]
+    for chain in filters:
+        for item in chain:
+            item["typed_config"].pop("proto_descriptor", None)
+    assert filters[0] == filters[1]
+    assert {k: v for k, v in compose_hcm.items() if k != "http_filters"} == {
+        k: v for k, v in local_hcm.items() if k != "http_filters"
+    }
+
+    def shape(cluster: dict[str, Any]) -> dict[str, Any]:
+        (check,) = cluster["health_checks"]
+        kind = {k: v for k, v in check.items() if k.endswith("_health_check")}
+        return {
+            "protocol": cluster.get("typed_extension_protocol_options"),
+            "lb": cluster["common_lb_config"],
+            "check": kind,
+            "port": cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+        }
+
+    compose_clusters = {c["name"]: shape(c) for c in compose["static_resources"]["clusters"]}
+    local_clusters = {c["name"]: shape(c) for c in local["static_resources"]["clusters"]}
+    assert compose_clusters.keys() == local_clusters.keys() == {"gateway", *GRPC_CLUSTERS}
+    for name, compose_cluster in compose_clusters.items():
+        local_cluster = local_clusters[name]
+        assert compose_cluster.pop("port") != local_cluster.pop("port")
+        assert compose_cluster == local_cluster, name
+
+
+@pytest.mark.parametrize("source", ["compose", "local"])
+def test_edge_policy(source: str, tmp_path: Path) -> None:
+    """What the edge promises: gRPC clusters over HTTP/2 with active gRPC health checks and no panic routing,
+    the chain services never routed, WatchSession without a deadline, /ws upgraded, the transcoder on quote."""
+    text = (ENVOY_DIR / "envoy.yaml").read_text() if source == "compose" else render_local(tmp_path)
+    config = yaml.safe_load(text)
+    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for name, service in GRPC_CLUSTERS.items():
+        cluster = clusters[name]
+        options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert "http2_protocol_options" in options["explicit_http_config"], name
+        (check,) = cluster["health_checks"]
+        assert check["grpc_health_check"]["service_name"] == service, name
+    for cluster in clusters.values():
+        assert cluster["common_lb_config"]["healthy_panic_threshold"]["value"] == 0
+
+    manager = hcm(config)
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    routed = {route["route"]["cluster"] for route in routes if "route" in route}
+    assert routed == {"gateway", "session", "quote"}
+
+    def first_match(path: str) -> dict[str, Any]:
+        for route in routes:
+            match = route["match"]
+            if ("path" in match and match["path"] == path) or ("prefix" in match and path.startswith(match["prefix"])):
+                return dict(route)
+        raise AssertionError(f"no route for {path}")
+
+    assert first_match("/swap.chain.v1.ChainService/CreateLock")["direct_response"]["status"] == 404
+    assert first_match("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")["direct_response"]
+    watch = first_match("/swap.session.v1.SessionService/WatchSession")["route"]
+    assert watch["cluster"] == "session" and watch["timeout"] == "0s" and "idle_timeout" in watch
+    assert first_match("/swap.session.v1.SessionService/GetSession")["route"]["timeout"] != "0s"
+    assert first_match("/swap.quote.v1.QuoteService/GetQuote")["route"]["cluster"] == "quote"
+    ws = first_match("/ws")["route"]
+    assert ws["cluster"] == "gateway" and ws["upgrade_configs"] == [{"upgrade_type": "websocket"}]
+    assert first_match("/api/v1/quotes")["route"]["cluster"] == "gateway"
+    assert first_match("/metrics")["direct_response"]["status"] == 404
+
+    filters = [f["name"] for f in manager["http_filters"]]
+    assert filters == [
+        "envoy.filters.http.health_check",
+        "envoy.filters.http.cors",
+        "envoy.filters.http.grpc_web",
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.router",
+    ]
+    transcoder = manager["http_filters"][3]["typed_config"]
+    assert transcoder["services"] == ["swap.quote.v1.QuoteService"]
+
+
+def test_descriptor_set_is_current() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build_descriptors.sh"), "--check"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
