@@ -11,17 +11,28 @@ from swap.session.v1 import session_pb2_grpc
 from swap_devnet.stack import LocalStack, StackOptions
 
 
+TRACED = ("chain-base", "chain-near", "quote", "session")
+
+
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    work_dir = Path(tmp_path_factory.mktemp("stack"))
+    # Every service writes its spans to <work_dir>/<service>.spans.jsonl.
+    tracing = {
+        name: {f"{name.replace('-', '_').upper()}_TRACE_EXPORTER": f"file:{work_dir / name}.spans.jsonl"}
+        for name in TRACED
+    }
     options = StackOptions(
-        work_dir=Path(tmp_path_factory.mktemp("stack")),
+        work_dir=work_dir,
         anvil_block_time=0.5,
         poll_interval_s=0.1,
         # A destination withdrawal window that opens 3 s after the lock leaves the tests a moment to
         # cancel while both legs are locked.
         extra_env={
-            "quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60"},
-            "session": {"SESSION_LEASE_TTL_S": "2"},
+            "chain-base": tracing["chain-base"],
+            "chain-near": tracing["chain-near"],
+            "quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60", **tracing["quote"]},
+            "session": {"SESSION_LEASE_TTL_S": "2", **tracing["session"]},
         },
     )
     with LocalStack(options) as running:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import urllib.request
@@ -66,6 +67,32 @@ async def test_metrics_describe_the_swaps_that_ran(
     near = scrape(stack, "chain-near")
     assert sample(near, "swap_resolver_balance", chain="near", token="native") > 0
     assert sample(scrape(stack, "quote"), "swap_grpc_server_handling_seconds_count") >= 1
+
+
+def test_one_trace_follows_a_swap_through_every_service(stack: LocalStack) -> None:
+    """The swap of the metrics test: its Create request's trace holds the quote, both chain services'
+    calls and the saga's steps, though the saga ran in the background."""
+    spans: dict[str, list[dict[str, object]]] = {}
+    for name in ("session", "quote", "chain-base", "chain-near"):
+        path = Path(stack.options.work_dir) / f"{name}.spans.jsonl"
+        spans[name] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def trace_of(span: dict[str, object]) -> str:
+        context = span["context"]
+        assert isinstance(context, dict)
+        return str(context["trace_id"])
+
+    creates = [s for s in spans["session"] if s["name"] == "/swap.session.v1.SessionService/CreateSession"]
+    assert creates
+    trace_id = trace_of(creates[-1])
+    names = {name: {str(s["name"]) for s in found if trace_of(s) == trace_id} for name, found in spans.items()}
+    assert "/swap.quote.v1.QuoteService/GetQuote" in names["quote"]
+    assert "/swap.chain.v1.ChainService/PrepareMakerLock" in names["chain-base"]
+    assert "/swap.chain.v1.ChainService/CreateLock" in names["chain-base"]
+    assert "/swap.chain.v1.ChainService/CreateLock" in names["chain-near"]
+    assert "/swap.chain.v1.ChainService/Withdraw" in names["chain-near"]
+    assert "/swap.chain.v1.ChainService/Withdraw" in names["chain-base"]
+    assert "saga revealing_secret" in names["session"]
 
 
 @needs_promtool

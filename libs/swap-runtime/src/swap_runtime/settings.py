@@ -11,4 +11,7 @@ class ServiceSettings(BaseSettings):
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
     log_level: str = Field("INFO", description="Python logging level.")
     shutdown_grace_s: float = Field(5.0, gt=0, description="Seconds in-flight calls get on shutdown.")
+    trace_exporter: str = Field(
+        "none", description='Tracing: "none", "otlp" (OTEL_EXPORTER_OTLP_ENDPOINT), "console" or "file:<path>".'
+    )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 = off.")

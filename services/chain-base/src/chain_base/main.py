@@ -9,6 +9,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.logs import configure_logging
 from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
+from swap_runtime.tracing import configure_tracing
 
 from chain_base.config import ChainBaseSettings
 from chain_base.escrows import Escrows
@@ -70,6 +71,7 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
 async def _run() -> None:
     settings = ChainBaseSettings()
     configure_logging("chain-base", settings.log_level)
+    configure_tracing("chain-base", settings.trace_exporter)
     service = await build(settings)
     await service.serve_until_signalled()
 

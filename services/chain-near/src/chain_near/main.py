@@ -10,6 +10,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.logs import configure_logging
 from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
+from swap_runtime.tracing import configure_tracing
 
 from chain_near.config import ChainNearSettings
 from chain_near.htlc import TGAS, Gas, Htlc
@@ -78,6 +79,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
 async def _run() -> None:
     settings = ChainNearSettings()
     configure_logging("chain-near", settings.log_level)
+    configure_tracing("chain-near", settings.trace_exporter)
     # py-near reports through loguru on stderr; our JSON log already carries what matters.
     loguru_logger.disable("py_near")
     service = await build(settings)

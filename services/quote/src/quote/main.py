@@ -8,6 +8,7 @@ import logging
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.logs import configure_logging
 from swap_runtime.server import GrpcService
+from swap_runtime.tracing import configure_tracing
 
 from quote.config import QuoteSettings
 from quote.price_source import HttpPriceSource, PriceSource, StaticPriceSource
@@ -73,6 +74,7 @@ async def build(settings: QuoteSettings) -> GrpcService:
 async def _run() -> None:
     settings = QuoteSettings()
     configure_logging("quote", settings.log_level)
+    configure_tracing("quote", settings.trace_exporter)
     service = await build(settings)
     await service.serve_until_signalled()
 

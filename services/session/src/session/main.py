@@ -11,6 +11,7 @@ from swap.quote.v1 import quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.logs import configure_logging
 from swap_runtime.server import GrpcService
+from swap_runtime.tracing import client_interceptors, configure_tracing
 
 from session.chains import GrpcChain
 from session.config import SessionSettings
@@ -29,9 +30,12 @@ SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_na
 async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     store = SessionStore(aioredis.Redis.from_url(settings.redis_url, socket_timeout=10), settings.key_prefix)
     channels = {
-        "base": grpc.aio.insecure_channel(settings.chain_base_addr),
-        "near": grpc.aio.insecure_channel(settings.chain_near_addr),
-        "quote": grpc.aio.insecure_channel(settings.quote_addr),
+        name: grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
+        for name, addr in (
+            ("base", settings.chain_base_addr),
+            ("near", settings.chain_near_addr),
+            ("quote", settings.quote_addr),
+        )
     }
     chains = {
         name: GrpcChain(
@@ -82,6 +86,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
 async def _run() -> None:
     settings = SessionSettings()
     configure_logging("session", settings.log_level)
+    configure_tracing("session", settings.trace_exporter)
     service, runner = await build(settings)
     await service.start()
     await runner.resume_all()

@@ -50,3 +50,4 @@ class SessionRecord(BaseModel):
     updated_at: float
     request_id: str = ""
     execute_request_id: str = ""
+    trace_parent: str = ""  # W3C traceparent of the Create request: the saga's steps join that trace

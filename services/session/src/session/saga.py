@@ -26,6 +26,7 @@ from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap_runtime import context
 from swap_runtime.errors import DomainError
+from swap_runtime.tracing import resumed
 
 from session.chains import Chain
 from session.metrics import SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
@@ -141,7 +142,8 @@ class Saga:
             S.CANCELLING: self._cancelling,
             S.REFUNDING: self._refunding,
         }[record.state]
-        await handler(record)
+        with resumed(record.trace_parent, f"saga {record.state.value}"):
+            await handler(record)
 
     # -- helpers -------------------------------------------------------------------------------------
 

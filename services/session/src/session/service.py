@@ -20,6 +20,7 @@ from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
 from swap_runtime import context
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from swap_runtime.tracing import current_parent
 from swap_runtime.validation import parse_amount
 
 from session import validate
@@ -139,6 +140,7 @@ class Sessions:
             created_at=now,
             updated_at=now,
             request_id=r.request_id,
+            trace_parent=current_parent(),
         )
         stored = await self._store.create(record, snapshot(record))
         if stored.session_id == session_id:
