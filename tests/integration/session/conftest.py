@@ -10,7 +10,6 @@ import pytest
 from swap.session.v1 import session_pb2_grpc
 from swap_devnet.stack import LocalStack, StackOptions
 
-
 TRACED = ("chain-base", "chain-near", "quote", "session")
 
 
