@@ -1,0 +1,515 @@
+"""swapctl's commands (docs/cli.md): each parses its arguments, talks to the gateway, renders, and exits
+with one of the codes of `ExitCode`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
+
+from swapctl import __version__
+from swapctl.client import Gateway, Json
+from swapctl.errors import CliError, ExitCode
+from swapctl.render import (
+    maker_action_view,
+    progress_rows,
+    progress_table,
+    quote_table,
+    session_table,
+    sessions_table,
+    step_line,
+    swap_view,
+)
+from swapctl.stream import SessionFollower
+from swapctl.units import InputError, format_units, parse_amount, parse_asset
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_SPINNER = "◐◓◑◒"
+_MAX_PAGES = 100
+
+_HELP = "Atomic swaps between BASE and NEAR through the swap gateway: quotes, swaps and their live progress."
+_EPILOG = (
+    "Exit codes: 0 success (swap, watch, execute --watch: the swap completed); "
+    "1 the swap ended otherwise (refunded, cancelled, failed, timeout); 2 bad arguments; "
+    "3 rejected by the gateway; 4 missing or wrong API key; 5 gateway unreachable; "
+    "6 gateway or service error; 130 interrupted."
+)
+
+app = typer.Typer(
+    name="swapctl",
+    help=_HELP,
+    epilog=_EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class Settings:
+    url: str
+    api_key: str | None
+    timeout: float
+
+    def gateway(self) -> Gateway:
+        return Gateway(self.url, self.api_key, timeout=self.timeout)
+
+
+# Piped output has no width of its own; rich's 80 columns would fold ids and hashes mid-line.
+_PIPE_WIDTH = 200
+
+
+def _out() -> Console:
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=_PIPE_WIDTH if piped else None)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"swapctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option("--url", envvar="SWAPCTL_URL", help="The gateway's base URL.", show_envvar=True)
+    ] = DEFAULT_URL,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="SWAPCTL_API_KEY", help="Sent as X-API-Key.", show_envvar=True),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each HTTP answer.")] = 15.0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = Settings(url=url, api_key=api_key or None, timeout=timeout)
+
+
+# Arguments shared by the commands; the API's field names map back to them in error messages.
+SrcArg = Annotated[str, typer.Argument(help="What the maker pays: CHAIN:TOKEN, e.g. base:0x5FbD... or near:native.")]
+DstArg = Annotated[str, typer.Argument(help="What the receiver gets: CHAIN:TOKEN, e.g. near:token.test.near.")]
+AmountArg = Annotated[
+    str, typer.Argument(help="Source amount in base units (the default), or in token units with --decimals.")
+]
+DecimalsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--decimals", min=0, max=36, help="The source token's decimals: AMOUNT is then in token units (25.5)."
+    ),
+]
+DstDecimalsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--dst-decimals", min=0, max=36, help="The destination token's decimals for display (default: --decimals)."
+    ),
+]
+SlippageOpt = Annotated[int | None, typer.Option("--slippage-bps", min=0, max=5_000, help="Slippage floor in bps.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON instead of a table.")]
+SessionArg = Annotated[str, typer.Argument(help="The session id.")]
+
+_QUOTE_FIELDS = {
+    "src": "SRC",
+    "dst": "DST",
+    "src_amount": "AMOUNT",
+    "slippage_bps": "--slippage-bps",
+    "urgency": "--urgency",
+}
+_SESSION_FIELDS = {
+    **_QUOTE_FIELDS,
+    "maker": "--maker",
+    "receiver": "--receiver",
+    "quote_id": "--quote-id",
+    "request_id": "--request-id",
+}
+
+
+@app.command()
+def quote(
+    ctx: typer.Context,
+    src: SrcArg,
+    dst: DstArg,
+    amount: AmountArg,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    slippage_bps: SlippageOpt = None,
+    urgency: Annotated[
+        float | None, typer.Option("--urgency", min=0.5, max=4.0, help="Auction speed, 0.5..4 (1 = normal).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Price a swap: the Dutch auction now, its start and end, fees, the minimum received, validity."""
+    body = _trade_body(src, dst, amount, decimals, slippage_bps)
+    if urgency is not None:
+        body["urgency"] = urgency
+
+    async def work(gw: Gateway) -> int:
+        q = await gw.quote(body, _QUOTE_FIELDS)
+        if as_json:
+            _print_json(q)
+        else:
+            _out().print(quote_table(q, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals)))
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+@app.command()
+def swap(
+    ctx: typer.Context,
+    src: SrcArg,
+    dst: DstArg,
+    amount: AmountArg,
+    maker: Annotated[
+        str,
+        typer.Option("--maker", envvar="SWAPCTL_MAKER", help="The maker's address / account id on the source chain."),
+    ],
+    receiver: Annotated[
+        str,
+        typer.Option("--receiver", envvar="SWAPCTL_RECEIVER", help="Who gets the funds on the destination chain."),
+    ],
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    slippage_bps: SlippageOpt = None,
+    quote_id: Annotated[str | None, typer.Option("--quote-id", help="Bind a quote from swapctl quote.")] = None,
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="Idempotency key; a repeat returns the same session.")
+    ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Let the gateway perform the maker's step with the devnet key (dev mode).")
+    ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Print the maker's action and exit instead of following the swap.")
+    ] = False,
+    action_file: Annotated[
+        Path | None, typer.Option("--action-file", help="Also write the maker's action (JSON) to this file.")
+    ] = None,
+) -> None:
+    """Start a swap and follow it live until it completes or is refunded (exit 0 only when completed)."""
+    body = _trade_body(src, dst, amount, decimals, slippage_bps)
+    body["maker"] = maker
+    body["receiver"] = receiver
+    body["request_id"] = request_id or str(uuid.uuid4())
+    if quote_id:
+        body["quote_id"] = quote_id
+    dd = _dd(dst_decimals, decimals)
+
+    async def work(gw: Gateway) -> int:
+        session = await gw.create_session(body, _SESSION_FIELDS)
+        sid = str(session["session_id"])
+        out = _out()
+        out.print(Text.assemble("session ", (sid, "bold"), f" created ({session.get('state', '?')})"))
+        if action_file is not None:
+            action_file.write_text(json.dumps(session.get("maker_action"), indent=2) + "\n")
+        if dev:
+            try:
+                session = await gw.dev_maker_action(sid)
+            except CliError as e:
+                # The session exists by now; say which, so the swap can go on by hand.
+                e.message = f"{e.message} (session {sid})"
+                raise
+            out.print("the gateway performed the maker's step with the devnet key")
+        else:
+            out.print(maker_action_view(session))
+            if no_wait:
+                return ExitCode.OK
+            out.print(
+                Text(
+                    f"waiting for the maker's step (swapctl execute {sid} ...); "
+                    f"Ctrl-C stops waiting, not the swap (swapctl watch {sid} resumes)",
+                    style="dim",
+                )
+            )
+        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd)
+
+    _run(ctx, work)
+
+
+@app.command()
+def execute(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    signature: Annotated[
+        str | None, typer.Option("--signature", help="The maker's EIP-712 signature, 0x + 130 hex (BASE source).")
+    ] = None,
+    request_id: Annotated[str | None, typer.Option("--request-id", help="Idempotency key for retries.")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Then follow the swap live until it ends.")] = False,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand the maker's signature to the session (or, for a NEAR source, ask it to adopt the maker's lock)."""
+    if signature is not None and not _SIGNATURE.match(signature):
+        raise typer.BadParameter("expected 0x followed by 130 hex digits (65 bytes)", param_hint="--signature")
+
+    async def work(gw: Gateway) -> int:
+        session = await gw.execute(session_id, signature=signature, request_id=request_id)
+        if watch:
+            return await _follow(gw, session, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals))
+        _show_session(session, as_json, decimals, _dd(dst_decimals, decimals))
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Resume after this cursor (printed when a watch is lost).")
+    ] = None,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+) -> None:
+    """Follow a session live over the WebSocket until it ends (exit 0 only when it completed)."""
+
+    async def work(gw: Gateway) -> int:
+        session = await gw.get_session(session_id)
+        return await _follow(
+            gw, session, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals), cursor=cursor
+        )
+
+    _run(ctx, work)
+
+
+@app.command("list")
+def list_sessions(
+    ctx: typer.Context,
+    maker: Annotated[str | None, typer.Option("--maker", help="Only this maker's sessions.")] = None,
+    page_size: Annotated[int | None, typer.Option("--page-size", min=1, max=100, help="Sessions per page.")] = None,
+    page_token: Annotated[str | None, typer.Option("--page-token", help="Continue from a previous page.")] = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sessions, newest first as the gateway orders them."""
+
+    async def work(gw: Gateway) -> int:
+        sessions: list[Json] = []
+        token = page_token
+        for _ in range(_MAX_PAGES):
+            page = await gw.list_sessions(maker=maker, page_size=page_size, page_token=token)
+            sessions += [s for s in page.get("sessions") or [] if isinstance(s, dict)]
+            token = page.get("next_page_token") or None
+            if not all_pages or token is None:
+                break
+        if as_json:
+            _print_json({"sessions": sessions, "next_page_token": token})
+            return ExitCode.OK
+        out = _out()
+        if not sessions:
+            out.print("no sessions")
+        else:
+            out.print(sessions_table(sessions, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals)))
+        if token:
+            out.print(Text(f"more: swapctl list --page-token {token}", style="dim"))
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one session: its state, amounts, locks and every step with its transactions."""
+
+    async def work(gw: Gateway) -> int:
+        _show_session(await gw.get_session(session_id), as_json, decimals, _dd(dst_decimals, decimals))
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    decimals: DecimalsOpt = None,
+    dst_decimals: DstDecimalsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask for a cancellation: before any lock the session is cancelled, after one it is refunded."""
+
+    async def work(gw: Gateway) -> int:
+        _show_session(await gw.cancel(session_id), as_json, decimals, _dd(dst_decimals, decimals))
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+def _trade_body(src: str, dst: str, amount: str, decimals: int | None, slippage_bps: int | None) -> Json:
+    try:
+        src_asset = parse_asset(src)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="SRC") from e
+    try:
+        dst_asset = parse_asset(dst)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="DST") from e
+    try:
+        base_units = parse_amount(amount, decimals)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="AMOUNT") from e
+    body: Json = {"src": src_asset, "dst": dst_asset, "src_amount": str(base_units)}
+    if slippage_bps is not None:
+        body["slippage_bps"] = slippage_bps
+    return body
+
+
+def _dd(dst_decimals: int | None, decimals: int | None) -> int | None:
+    return dst_decimals if dst_decimals is not None else decimals
+
+
+def _print_json(value: object) -> None:
+    typer.echo(json.dumps(value, indent=2))
+
+
+def _show_session(session: Json, as_json: bool, decimals: int | None, dst_decimals: int | None) -> None:
+    if as_json:
+        _print_json(session)
+        return
+    out = _out()
+    out.print(session_table(session, src_decimals=decimals, dst_decimals=dst_decimals))
+    out.print(progress_table(session))
+
+
+class ProgressDisplay:
+    """Live table on a terminal; elsewhere (pipes, CI logs) one plain line per step as it happens."""
+
+    def __init__(self, console: Console, session: Json, src_decimals: int | None, dst_decimals: int | None) -> None:
+        self.console = console
+        self.session = session
+        self.src_decimals = src_decimals
+        self.dst_decimals = dst_decimals
+        self.notice = ""
+        self._live: Live | None = None
+        self._printed: dict[str, int] = {}
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        frame = _SPINNER[int(time.monotonic() * 4) % len(_SPINNER)]
+        yield swap_view(self.session, src_decimals=self.src_decimals, dst_decimals=self.dst_decimals, spinner=frame)
+        if self.notice:
+            yield Text(self.notice, style="yellow")
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.console.is_terminal:
+            self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+            self._live.start()
+        else:
+            self._print_new_steps()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self.notice = ""
+            self._live.stop()
+
+    def update(self, session: Json) -> None:
+        self.session = session
+        self.notice = ""
+        if self._live is not None:
+            self._live.refresh()
+        else:
+            self._print_new_steps()
+
+    def reconnecting(self, attempt: int, delay_s: float) -> None:
+        self.notice = f"connection to the gateway lost; reconnecting in {delay_s:g} s (attempt {attempt})"
+        if self._live is None:
+            self.console.print(self.notice, soft_wrap=True)
+
+    def _print_new_steps(self) -> None:
+        # A step is printed when it first appears and again whenever it gains a transaction.
+        for row in progress_rows(self.session):
+            if row.status == "pending" or self._printed.get(row.state, -1) >= len(row.txs):
+                continue
+            self._printed[row.state] = len(row.txs)
+            self.console.print(step_line(row), soft_wrap=True, markup=False)
+
+
+async def _follow(
+    gw: Gateway, session: Json, *, src_decimals: int | None, dst_decimals: int | None, cursor: str | None = None
+) -> int:
+    out = _out()
+    display = ProgressDisplay(out, session, src_decimals, dst_decimals)
+    with display:
+        follower = SessionFollower(
+            gw.url,
+            gw.api_key,
+            str(session["session_id"]),
+            on_session=display.update,
+            cursor=cursor,
+            known=session,
+            on_reconnect=display.reconnecting,
+        )
+        final = await follower.run()
+    return _finish(out, final, src_decimals, dst_decimals)
+
+
+def _finish(out: Console, session: Json, src_decimals: int | None, dst_decimals: int | None) -> int:
+    state = session.get("state")
+    quote = session.get("quote") or {}
+    if state == "completed":
+        out.print(
+            Text(
+                f"completed: {session.get('receiver', '?')} received "
+                f"{format_units(session.get('dst_amount'), dst_decimals)} "
+                f"(minimum was {format_units(quote.get('min_received'), dst_decimals)})",
+                style="bold green",
+            ),
+            soft_wrap=True,
+        )
+        return ExitCode.OK
+    error = session.get("error") if isinstance(session.get("error"), dict) else {}
+    why = f": {error.get('message')} [{error.get('reason')}]" if error and error.get("message") else ""
+    out.print(Text(f"the swap ended {state}{why}", style="bold yellow"), soft_wrap=True)
+    return ExitCode.NOT_COMPLETED
+
+
+def _run(ctx: typer.Context, work: Callable[[Gateway], Awaitable[int]]) -> None:
+    settings: Settings = ctx.obj
+
+    async def body() -> int:
+        async with settings.gateway() as gw:
+            return await work(gw)
+
+    code = _run_coro(body())
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _run_coro(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        return asyncio.run(coro)
+    except CliError as e:
+        _err().print(Text.assemble(("error: ", "bold red"), e.message), soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        _err().print("interrupted; the session goes on at the gateway", soft_wrap=True)
+        return ExitCode.INTERRUPTED

@@ -1,0 +1,814 @@
+// The swap page: quote, start, maker's step (browser wallet or the dev maker key), live progress over /ws.
+// Speaks only the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base units.
+
+const API = "/api/v1";
+const KEY_STORAGE = "swap.apiKey";
+const LAST_SESSION_STORAGE = "swap.lastSession";
+
+// The session state table's happy path (docs/session-states.md), in order.
+const HAPPY_PATH = [
+  "initialized",
+  "executing",
+  "source_locking",
+  "source_locked",
+  "destination_locking",
+  "both_locked",
+  "revealing_secret",
+  "completed",
+];
+const TERMINAL = new Set(["completed", "cancelled", "refunded", "failed", "timeout"]);
+const LABELS = {
+  initialized: "Session created; waiting for the maker",
+  executing: "Maker's order accepted",
+  source_locking: "Locking the source leg",
+  source_locked: "Source lock confirmed",
+  destination_locking: "Locking the destination leg",
+  both_locked: "Both legs locked and final",
+  revealing_secret: "Secret revealed; withdrawing both legs",
+  completed: "Completed: the receiver has the funds",
+  cancelling: "Cancelling",
+  cancelled: "Cancelled before anything was locked",
+  refunding: "Refunding the locked legs",
+  refunded: "Refunded: every lock cancelled, funds back",
+  failed: "Failed before anything was locked",
+  timeout: "Timed out before execution",
+};
+const STATUS_WORDS = { done: "done", current: "in progress", pending: "pending", ended: "ended", failed: "failed" };
+// Request fields the gateway may name in an error -> the input that holds them.
+const FIELD_INPUTS = {
+  src_amount: "amount",
+  maker: "maker",
+  receiver: "receiver",
+  "src.token": "src-token",
+  "dst.token": "dst-token",
+  slippage_bps: "slippage",
+};
+const RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000, 8000];
+
+const DEFAULT_CONFIG = {
+  explorers: { base: "", near: "" },
+  directions: {
+    "base-near": {
+      src: { chain: "base", token: "", symbol: "", decimals: 6 },
+      dst: { chain: "near", token: "", symbol: "", decimals: 6 },
+      maker: "",
+      receiver: "",
+    },
+    "near-base": {
+      src: { chain: "near", token: "", symbol: "", decimals: 6 },
+      dst: { chain: "base", token: "", symbol: "", decimals: 6 },
+      maker: "",
+      receiver: "",
+    },
+  },
+};
+
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing element #${id}`);
+  return el;
+};
+
+const app = {
+  config: DEFAULT_CONFIG,
+  quote: null,
+  quoteTimer: null,
+  session: null,
+  sessionId: null,
+  ws: null,
+  cursor: null,
+  wsFailures: 0,
+  wsTimer: null,
+  walletAccount: null,
+  busy: false,
+};
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    const field = error && error.field ? error.field : null;
+    const message = (error && error.message) || `HTTP ${status}`;
+    super(field ? `${field}: ${message.replace(new RegExp(`^${escapeRegExp(field)}: `), "")}` : message);
+    this.status = status;
+    this.code = error && error.code;
+    this.reason = error && error.reason;
+    this.field = field;
+  }
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+// --- amounts ----------------------------------------------------------------------------------------------
+
+export function toBaseUnits(text, decimals) {
+  const raw = String(text).trim().replace(/_/g, "");
+  const match = /^(\d*)(?:\.(\d*))?$/.exec(raw);
+  if (!match || raw === "" || raw === ".") throw new Error("Enter an amount such as 25 or 25.5.");
+  const frac = (match[2] || "").replace(/0+$/, "");
+  if (frac.length > decimals) throw new Error(`The token has ${decimals} decimals: use at most ${decimals} decimal places.`);
+  const scale = 10n ** BigInt(decimals);
+  const value = BigInt(match[1] || "0") * scale + BigInt(frac.padEnd(decimals, "0") || "0");
+  if (value <= 0n) throw new Error("The amount must be greater than zero.");
+  return value.toString();
+}
+
+export function formatUnits(baseUnits, decimals, symbol = "") {
+  if (baseUnits === null || baseUnits === undefined || baseUnits === "") return "–";
+  const text = String(baseUnits);
+  if (!/^\d+$/.test(text)) return text;
+  const padded = text.padStart(decimals + 1, "0");
+  const whole = padded.slice(0, padded.length - decimals) || "0";
+  const frac = decimals ? padded.slice(padded.length - decimals).replace(/0+$/, "") : "";
+  const human = frac ? `${whole}.${frac}` : whole;
+  return `${human}${symbol ? ` ${symbol}` : ""}`;
+}
+
+// crypto.randomUUID exists only in secure contexts; a page served over plain http on a LAN address is not one.
+function newRequestId() {
+  if (window.isSecureContext && crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function clock(ts) {
+  return ts ? new Date(ts * 1000).toLocaleTimeString() : "";
+}
+
+// --- API --------------------------------------------------------------------------------------------------
+
+function apiKey() {
+  return localStorage.getItem(KEY_STORAGE) || "";
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const key = apiKey();
+  if (key) headers["X-API-Key"] = key;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new Error("Cannot reach the gateway. Is it running?");
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (e) {
+    data = null;
+  }
+  if (!response.ok) {
+    if (data && data.error) throw new ApiError(response.status, data.error);
+    throw new ApiError(response.status, { message: `The gateway answered HTTP ${response.status}.` });
+  }
+  return data;
+}
+
+function describeError(error) {
+  if (error instanceof ApiError) {
+    let text = error.message;
+    if (error.status === 401 || error.status === 403) text += " Check the API key.";
+    if (error.status === 404 && error.reason === "ROUTE_NOT_FOUND") {
+      text = "The gateway does not offer this (the dev maker key needs a gateway in dev mode).";
+    }
+    const tags = [error.code, error.reason].filter((t, i, all) => t && all.indexOf(t) === i).join(" ");
+    return tags ? `${text} [${tags}]` : text;
+  }
+  return error && error.message ? error.message : String(error);
+}
+
+// --- form -------------------------------------------------------------------------------------------------
+
+function direction() {
+  const checked = document.querySelector('input[name="direction"]:checked');
+  return checked ? checked.value : "base-near";
+}
+
+function applyDirectionDefaults() {
+  const d = app.config.directions[direction()] || DEFAULT_CONFIG.directions[direction()];
+  $("src-token").value = d.src.token;
+  $("src-decimals").value = String(d.src.decimals);
+  $("dst-token").value = d.dst.token;
+  $("dst-decimals").value = String(d.dst.decimals);
+  const walletMaker = d.src.chain === "base" && app.walletAccount;
+  $("maker").value = walletMaker ? app.walletAccount : d.maker;
+  $("receiver").value = d.receiver;
+  $("amount-unit").textContent = d.src.symbol ? `(${d.src.symbol} on ${d.src.chain.toUpperCase()})` : "";
+  $("connect-wallet").hidden = !(window.ethereum && d.src.chain === "base");
+  clearQuote();
+}
+
+// Decimals and symbol of an asset: the form's fields first (the user may have changed them), then the config.
+function unitsFor(asset) {
+  if (!asset) return null;
+  const d = app.config.directions[direction()] || DEFAULT_CONFIG.directions[direction()];
+  const candidates = [];
+  for (const [side, tokenId, decId] of [["src", "src-token", "src-decimals"], ["dst", "dst-token", "dst-decimals"]]) {
+    const token = $(tokenId).value.trim();
+    const decimals = Number.parseInt($(decId).value, 10);
+    const symbol = d[side].token === token ? d[side].symbol : "";
+    if (Number.isInteger(decimals)) candidates.push({ chain: d[side].chain, token, decimals, symbol });
+  }
+  for (const dir of Object.values(app.config.directions)) candidates.push(dir.src, dir.dst);
+  return candidates.find((c) => c && c.chain === asset.chain && c.token === asset.token) || null;
+}
+
+function amountOf(baseUnits, asset) {
+  const units = unitsFor(asset);
+  if (!units) return baseUnits ? `${baseUnits} (base units)` : "–";
+  return formatUnits(baseUnits, units.decimals, units.symbol);
+}
+
+function decimalsOf(id) {
+  const value = Number.parseInt($(id).value, 10);
+  if (!Number.isInteger(value) || value < 0 || value > 36) {
+    throw Object.assign(new Error("Token decimals must be a whole number from 0 to 36."), { input: id });
+  }
+  return value;
+}
+
+function tradeRequest() {
+  const d = app.config.directions[direction()] || DEFAULT_CONFIG.directions[direction()];
+  let amount;
+  try {
+    amount = toBaseUnits($("amount").value, decimalsOf("src-decimals"));
+  } catch (e) {
+    throw Object.assign(e, { input: e.input || "amount" });
+  }
+  decimalsOf("dst-decimals");
+  const body = {
+    src: { chain: d.src.chain, token: $("src-token").value.trim() },
+    dst: { chain: d.dst.chain, token: $("dst-token").value.trim() },
+    src_amount: amount,
+  };
+  const slippage = Number.parseInt($("slippage").value || "0", 10);
+  if (slippage) body.slippage_bps = slippage;
+  return body;
+}
+
+function showFormError(error) {
+  const box = $("form-error");
+  clearInvalid();
+  if (!error) {
+    box.hidden = true;
+    box.textContent = "";
+    return;
+  }
+  box.textContent = describeError(error);
+  box.hidden = false;
+  const inputId = error.input || (error.field && (FIELD_INPUTS[error.field] || FIELD_INPUTS[error.field.split(".")[0]]));
+  if (inputId) {
+    const input = $(inputId);
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-errormessage", "form-error");
+    const details = input.closest("details");
+    if (details) details.open = true;
+    input.focus();
+  }
+}
+
+function clearInvalid() {
+  for (const el of document.querySelectorAll('[aria-invalid="true"]')) {
+    el.removeAttribute("aria-invalid");
+    el.removeAttribute("aria-errormessage");
+  }
+}
+
+async function busy(button, work) {
+  if (app.busy) return;
+  app.busy = true;
+  const label = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try {
+    await work();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+    button.textContent = label;
+    app.busy = false;
+  }
+}
+
+// --- quote ------------------------------------------------------------------------------------------------
+
+function clearQuote() {
+  app.quote = null;
+  if (app.quoteTimer) clearInterval(app.quoteTimer);
+  app.quoteTimer = null;
+  $("quote-section").hidden = true;
+}
+
+async function getQuote() {
+  showFormError(null);
+  let body;
+  try {
+    body = tradeRequest();
+  } catch (e) {
+    showFormError(e);
+    return;
+  }
+  try {
+    const quote = await api("POST", `${API}/quotes`, body);
+    renderQuote(quote);
+  } catch (e) {
+    clearQuote();
+    showFormError(e);
+  }
+}
+
+function fact(list, term, value, id) {
+  const dt = document.createElement("dt");
+  dt.textContent = term;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  if (id) dd.id = id;
+  list.append(dt, dd);
+}
+
+function renderQuote(quote) {
+  app.quote = quote;
+  const dst = (v) => amountOf(v, quote.dst);
+  const list = $("quote");
+  list.replaceChildren();
+  const a = quote.auction || {};
+  fact(list, "You pay", amountOf(quote.src_amount, quote.src));
+  fact(list, "Auction now", dst(a.current_amount), "quote-current");
+  fact(list, "Auction start", dst(a.start_amount));
+  fact(list, "Auction end", dst(a.end_amount));
+  if (a.start_time) {
+    fact(list, "Auction runs", `${clock(a.start_time)} → ${clock(a.start_time + a.duration_s)} (${a.duration_s} s)`);
+  }
+  fact(list, "Protocol fee", dst(quote.protocol_fee));
+  fact(list, "Network fee", dst(quote.network_fee));
+  fact(list, "Slippage", `${quote.slippage_bps} bps`);
+  fact(list, "Minimum received", dst(quote.min_received), "quote-min");
+  fact(list, "Refund guaranteed by", clock(quote.refund_guaranteed_by));
+  fact(list, "Quote id", quote.quote_id);
+  $("quote-section").hidden = false;
+  $("start-swap").disabled = false;
+  if (app.quoteTimer) clearInterval(app.quoteTimer);
+  const tick = () => {
+    const left = Math.floor(quote.valid_until - Date.now() / 1000);
+    if (left > 0) {
+      $("quote-validity").textContent = `Valid until ${clock(quote.valid_until)} (${left} s left).`;
+    } else {
+      $("quote-validity").textContent = "This quote expired: get a new one.";
+      $("start-swap").disabled = true;
+      clearInterval(app.quoteTimer);
+      app.quoteTimer = null;
+    }
+  };
+  tick();
+  app.quoteTimer = setInterval(tick, 1000);
+}
+
+// --- session ----------------------------------------------------------------------------------------------
+
+async function startSwap() {
+  showFormError(null);
+  let body;
+  try {
+    body = tradeRequest();
+  } catch (e) {
+    showFormError(e);
+    return;
+  }
+  body.maker = $("maker").value.trim();
+  body.receiver = $("receiver").value.trim();
+  if (app.quote && app.quote.src_amount === body.src_amount) body.quote_id = app.quote.quote_id;
+  body.request_id = newRequestId();
+  try {
+    const session = await api("POST", `${API}/sessions`, body);
+    clearQuote();
+    follow(session.session_id, session);
+  } catch (e) {
+    showFormError(e);
+  }
+}
+
+function follow(sessionId, session) {
+  stopWatching();
+  app.sessionId = sessionId;
+  app.session = null;
+  app.cursor = null;
+  app.wsFailures = 0;
+  localStorage.setItem(LAST_SESSION_STORAGE, sessionId);
+  $("session-section").hidden = false;
+  $("session-id").textContent = sessionId;
+  $("result").hidden = true;
+  $("steps").replaceChildren();
+  $("new-swap").hidden = true;
+  if (session) applySession(session);
+  connect();
+  $("session-title").scrollIntoView({ block: "start" });
+}
+
+function applySession(session) {
+  if (!session || session.session_id !== app.sessionId) return;
+  if (app.session && Number.isInteger(app.session.version) && Number.isInteger(session.version)) {
+    if (session.version < app.session.version) return;
+  }
+  app.session = session;
+  renderSession(session);
+  if (TERMINAL.has(session.state)) stopWatching();
+}
+
+function renderSession(session) {
+  const state = session.state || "";
+  const stateEl = $("session-state");
+  stateEl.textContent = state;
+  stateEl.dataset.state = state;
+  renderSummary(session);
+  renderMakerStep(session);
+  renderSteps(session);
+  $("cancel-swap").hidden = TERMINAL.has(state) || ["cancelling", "refunding"].includes(state);
+  if (TERMINAL.has(state)) renderResult(session);
+}
+
+function renderSummary(session) {
+  const list = $("session-summary");
+  const quote = session.quote || {};
+  list.replaceChildren();
+  const chain = (asset) => (asset ? asset.chain.toUpperCase() : "?");
+  fact(list, "Pays", `${amountOf(session.src_amount, session.src)} on ${chain(session.src)} from ${session.maker}`);
+  fact(list, "Receives", `${amountOf(session.dst_amount || quote.auction?.current_amount, session.dst)} on ${chain(session.dst)} to ${session.receiver}`);
+  fact(list, "Minimum received", amountOf(quote.min_received, session.dst));
+}
+
+function renderMakerStep(session) {
+  const box = $("maker-step");
+  const action = session.maker_action;
+  if (session.state !== "initialized" || !action) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const text = $("maker-step-text");
+  $("maker-action").textContent = JSON.stringify(action, null, 2);
+  if (action.sign_order) {
+    const o = action.sign_order;
+    text.textContent =
+      `The maker ${session.maker} signs an EIP-712 order; the escrow then pulls the tokens ` +
+      `(token ${o.token} needs an allowance of ${o.allowance} for ${o.spender}).`;
+    $("sign-wallet").hidden = !window.ethereum;
+    $("near-done").hidden = true;
+  } else if (action.near_call) {
+    const c = action.near_call;
+    text.textContent =
+      `The maker ${session.maker} calls ${c.contract}.${c.method} with a deposit of ${c.deposit} yoctoNEAR ` +
+      `and ${c.gas} gas (arguments below), then continues here.`;
+    $("sign-wallet").hidden = true;
+    $("near-done").hidden = false;
+  }
+}
+
+export function stepRows(session) {
+  const current = session.state || "";
+  const seen = new Map();
+  for (const step of session.steps || []) {
+    if (!seen.has(step.state)) seen.set(step.state, { state: step.state, status: "done", at: step.at, txs: [], notes: [] });
+    const row = seen.get(step.state);
+    if (step.tx_hash) row.txs.push({ chain: step.chain, hash: step.tx_hash });
+    if (step.note && !row.notes.includes(step.note)) row.notes.push(step.note);
+  }
+  if (current && !seen.has(current)) seen.set(current, { state: current, status: "done", at: null, txs: [], notes: [] });
+  const detour = [...seen.keys()].some((s) => !HAPPY_PATH.includes(s));
+  const furthest = Math.max(-1, ...[...seen.keys()].map((s) => HAPPY_PATH.indexOf(s)));
+  const rows = [];
+  HAPPY_PATH.forEach((state, index) => {
+    if (seen.has(state)) rows.push(seen.get(state));
+    else if (index < furthest) rows.push({ state, status: "done", at: null, txs: [], notes: [] });
+    else if (!detour) rows.push({ state, status: "pending", at: null, txs: [], notes: [] });
+  });
+  for (const [state, row] of seen) if (!HAPPY_PATH.includes(state)) rows.push(row);
+  for (const row of rows) {
+    if (row.state !== current) continue;
+    if (!TERMINAL.has(current)) row.status = "current";
+    else if (current === "completed") row.status = "done";
+    else row.status = ["refunded", "cancelled"].includes(current) ? "ended" : "failed";
+  }
+  return rows;
+}
+
+function txElement(tx) {
+  const pattern = (app.config.explorers || {})[tx.chain] || "";
+  const label = `${tx.chain ? tx.chain.toUpperCase() : "tx"} `;
+  const wrap = document.createElement("span");
+  wrap.className = "tx";
+  wrap.append(label);
+  if (pattern && pattern.includes("{tx}")) {
+    const a = document.createElement("a");
+    a.href = pattern.replace("{tx}", encodeURIComponent(tx.hash));
+    a.rel = "noopener noreferrer";
+    a.target = "_blank";
+    a.textContent = tx.hash;
+    wrap.append(a);
+  } else {
+    const code = document.createElement("code");
+    code.textContent = tx.hash;
+    wrap.append(code);
+  }
+  return wrap;
+}
+
+function renderSteps(session) {
+  const list = $("steps");
+  const items = stepRows(session).map((row) => {
+    const li = document.createElement("li");
+    li.dataset.state = row.state;
+    li.dataset.status = row.status;
+    if (row.status === "current") li.setAttribute("aria-current", "step");
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.setAttribute("aria-hidden", "true");
+    const status = document.createElement("span");
+    status.className = "visually-hidden";
+    status.textContent = `${STATUS_WORDS[row.status]}: `;
+    const name = document.createElement("code");
+    name.className = "state";
+    name.textContent = row.state;
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = row.at ? clock(row.at) : "";
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = row.notes.join("; ") || LABELS[row.state] || "";
+    li.append(mark, status, name, when, what);
+    for (const tx of row.txs) li.append(txElement(tx));
+    return li;
+  });
+  list.replaceChildren(...items);
+}
+
+function renderResult(session) {
+  const box = $("result");
+  const quote = session.quote || {};
+  box.replaceChildren();
+  const head = document.createElement("p");
+  head.className = `outcome outcome-${session.state}`;
+  const dl = document.createElement("dl");
+  dl.className = "facts";
+  if (session.state === "completed") {
+    head.textContent = `Completed: ${session.receiver} received the funds.`;
+    fact(dl, "Received", amountOf(session.dst_amount, session.dst), "result-received");
+    fact(dl, "Minimum was", amountOf(quote.min_received, session.dst), "result-min");
+    if (session.secret) fact(dl, "Secret (now public)", session.secret);
+  } else {
+    head.textContent = `The swap ended ${session.state}.`;
+    if (session.error) fact(dl, "Why", `${session.error.message} [${session.error.reason}]`);
+  }
+  box.append(head, dl);
+  box.hidden = false;
+  $("new-swap").hidden = false;
+  $("maker-step").hidden = true;
+}
+
+// --- maker's step -----------------------------------------------------------------------------------------
+
+async function signWithDevKey() {
+  const id = app.sessionId;
+  try {
+    applySession(await api("POST", `${API}/dev/sessions/${encodeURIComponent(id)}/maker-action`, {}));
+  } catch (e) {
+    setConnection(describeError(e), true);
+  }
+}
+
+async function execute(signature) {
+  const body = { request_id: newRequestId() };
+  if (signature) body.signature = signature;
+  applySession(await api("POST", `${API}/sessions/${encodeURIComponent(app.sessionId)}/execute`, body));
+}
+
+async function walletAccount() {
+  const accounts = await window.ethereum.request({ method: "eth_requestAccounts" });
+  if (!accounts || !accounts.length) throw new Error("The wallet shared no account.");
+  return accounts[0];
+}
+
+function pad32(hex) {
+  return hex.replace(/^0x/, "").toLowerCase().padStart(64, "0");
+}
+
+async function ensureAllowance(owner, order) {
+  if (!order.token || !order.spender || order.token === "native") return;
+  // allowance(owner, spender) then, when short, approve(spender, amount): the escrow pulls with transferFrom.
+  const have = await window.ethereum.request({
+    method: "eth_call",
+    params: [{ to: order.token, data: `0xdd62ed3e${pad32(owner)}${pad32(order.spender)}` }, "latest"],
+  });
+  const need = BigInt(order.allowance || "0");
+  if (BigInt(have && have !== "0x" ? have : "0x0") >= need) return;
+  setConnection("Approve the token allowance in your wallet…");
+  const hash = await window.ethereum.request({
+    method: "eth_sendTransaction",
+    params: [{ from: owner, to: order.token, data: `0x095ea7b3${pad32(order.spender)}${need.toString(16).padStart(64, "0")}` }],
+  });
+  for (let i = 0; i < 120; i += 1) {
+    const receipt = await window.ethereum.request({ method: "eth_getTransactionReceipt", params: [hash] });
+    if (receipt) {
+      if (receipt.status !== "0x1") throw new Error(`The approval transaction ${hash} failed.`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`The approval transaction ${hash} is not mined yet; try again shortly.`);
+}
+
+async function signWithWallet() {
+  const session = app.session;
+  const order = session && session.maker_action && session.maker_action.sign_order;
+  if (!order) return;
+  try {
+    const account = await walletAccount();
+    if (account.toLowerCase() !== String(session.maker).toLowerCase()) {
+      throw new Error(`The wallet account ${account} is not this session's maker ${session.maker}.`);
+    }
+    await ensureAllowance(account, order);
+    setConnection("Sign the order in your wallet…");
+    const signature = await window.ethereum.request({
+      method: "eth_signTypedData_v4",
+      params: [account, JSON.stringify(order.typed_data)],
+    });
+    await execute(signature);
+    setConnection("");
+  } catch (e) {
+    setConnection(describeError(e), true);
+  }
+}
+
+async function nearCallDone() {
+  try {
+    await execute(null);
+  } catch (e) {
+    setConnection(describeError(e), true);
+  }
+}
+
+async function cancelSwap() {
+  try {
+    applySession(await api("POST", `${API}/sessions/${encodeURIComponent(app.sessionId)}/cancel`, {}));
+  } catch (e) {
+    setConnection(describeError(e), true);
+  }
+}
+
+async function connectWallet() {
+  try {
+    app.walletAccount = await walletAccount();
+    $("maker").value = app.walletAccount;
+  } catch (e) {
+    showFormError(e);
+  }
+}
+
+// --- live progress ----------------------------------------------------------------------------------------
+
+function setConnection(text, isError = false) {
+  const el = $("connection");
+  el.textContent = text;
+  el.classList.toggle("error-text", isError);
+}
+
+function wsUrl() {
+  const url = new URL("/ws", window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  // Browsers cannot set headers on a WebSocket, hence the query parameter.
+  if (apiKey()) url.searchParams.set("api_key", apiKey());
+  return url.toString();
+}
+
+function connect() {
+  const id = app.sessionId;
+  if (!id || (app.session && TERMINAL.has(app.session.state))) return;
+  const ws = new WebSocket(wsUrl());
+  app.ws = ws;
+  ws.addEventListener("open", () => {
+    const arg = app.cursor ? { session_id: id, cursor: app.cursor } : id;
+    ws.send(JSON.stringify({ op: "subscribe", channel: "session", args: [arg] }));
+  });
+  ws.addEventListener("message", (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch (e) {
+      return;
+    }
+    if (message.event === "subscribed") {
+      setConnection("Live.");
+    } else if (message.event === "update") {
+      app.wsFailures = 0;
+      for (const item of message.args || []) {
+        if (!item || !item.session || item.session.session_id !== id) continue;
+        if (item.cursor) app.cursor = item.cursor;
+        applySession(item.session);
+      }
+    } else if (message.event === "error") {
+      const first = (message.args || [])[0] || {};
+      setConnection(`${first.message || "error"} [${first.reason || "ERROR"}]`, true);
+    }
+  });
+  ws.addEventListener("close", () => {
+    if (app.ws !== ws) return;
+    app.ws = null;
+    if (app.sessionId !== id || (app.session && TERMINAL.has(app.session.state))) return;
+    app.wsFailures += 1;
+    const delay = RETRY_DELAYS_MS[Math.min(app.wsFailures - 1, RETRY_DELAYS_MS.length - 1)];
+    setConnection(`Connection lost; reconnecting in ${delay / 1000} s…`);
+    app.wsTimer = setTimeout(() => {
+      app.wsTimer = null;
+      refreshThenConnect(id);
+    }, delay);
+  });
+}
+
+async function refreshThenConnect(id) {
+  // A reconnect resumes from the last cursor; the GET also covers a session that ended while disconnected.
+  try {
+    applySession(await api("GET", `${API}/sessions/${encodeURIComponent(id)}`));
+  } catch (e) {
+    setConnection(describeError(e), true);
+  }
+  if (app.sessionId === id) connect();
+}
+
+function stopWatching() {
+  if (app.wsTimer) clearTimeout(app.wsTimer);
+  app.wsTimer = null;
+  const ws = app.ws;
+  app.ws = null;
+  if (ws) ws.close();
+  if (app.session && TERMINAL.has(app.session.state)) setConnection("");
+}
+
+async function resume(id) {
+  try {
+    const session = await api("GET", `${API}/sessions/${encodeURIComponent(id)}`);
+    follow(id, session);
+  } catch (e) {
+    showFormError(e);
+  }
+}
+
+// --- start ------------------------------------------------------------------------------------------------
+
+async function loadConfig() {
+  try {
+    const response = await fetch(new URL("config.json", import.meta.url));
+    if (!response.ok) return DEFAULT_CONFIG;
+    const config = await response.json();
+    return {
+      explorers: { ...DEFAULT_CONFIG.explorers, ...(config.explorers || {}) },
+      directions: { ...DEFAULT_CONFIG.directions, ...(config.directions || {}) },
+    };
+  } catch (e) {
+    return DEFAULT_CONFIG;
+  }
+}
+
+async function main() {
+  app.config = await loadConfig();
+  $("api-key").value = apiKey();
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+    $("key-status").textContent = "Saved.";
+  });
+  // Requests read the key from storage, so a key typed without pressing Save must count as well.
+  $("api-key").addEventListener("input", () => localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()));
+  for (const radio of document.querySelectorAll('input[name="direction"]')) {
+    radio.addEventListener("change", applyDirectionDefaults);
+  }
+  for (const id of ["amount", "src-token", "dst-token", "src-decimals", "dst-decimals", "slippage"]) {
+    $(id).addEventListener("input", clearQuote);
+  }
+  $("trade-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy($("get-quote"), getQuote);
+  });
+  $("start-swap").addEventListener("click", () => busy($("start-swap"), startSwap));
+  $("sign-dev").addEventListener("click", () => busy($("sign-dev"), signWithDevKey));
+  $("sign-wallet").addEventListener("click", () => busy($("sign-wallet"), signWithWallet));
+  $("near-done").addEventListener("click", () => busy($("near-done"), nearCallDone));
+  $("cancel-swap").addEventListener("click", () => busy($("cancel-swap"), cancelSwap));
+  $("connect-wallet").addEventListener("click", () => busy($("connect-wallet"), connectWallet));
+  $("new-swap").addEventListener("click", () => {
+    stopWatching();
+    app.sessionId = null;
+    $("session-section").hidden = true;
+    $("amount").focus();
+  });
+  $("resume-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("resume-id").value.trim();
+    if (id) busy(event.submitter || $("resume-form").querySelector("button"), () => resume(id));
+  });
+  $("resume-id").value = localStorage.getItem(LAST_SESSION_STORAGE) || "";
+  applyDirectionDefaults();
+  document.body.dataset.ready = "true";
+}
+
+main();

@@ -1,0 +1,24 @@
+"""A local stack and a dev-mode gateway in front of it for swapctl's end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from swap_devnet.stack import LocalStack, StackOptions
+
+from tests.fixtures.gateway import GatewayProcess, gateway_env
+
+
+@pytest.fixture(scope="package")
+def cli_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    options = StackOptions(work_dir=Path(tmp_path_factory.mktemp("cli-stack")), poll_interval_s=0.1)
+    with LocalStack(options) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def cli_gateway(cli_stack: LocalStack, gateway_logs: Path) -> Iterator[GatewayProcess]:
+    with GatewayProcess("gateway-cli", gateway_env(cli_stack), gateway_logs) as proc:
+        yield proc

@@ -1,0 +1,152 @@
+"""The web page in headless Chromium against the real gateway and stack: a swap started on the page
+reaches `completed` on screen, and the receiver's balance on the destination chain grew by what the page
+says was received. drive.mjs does the clicking (playwright-core); this test checks what it reports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from swap_devnet.stack import LocalStack
+
+from tests.fixtures.gateway import API_KEY, Balances, GatewayProcess
+
+ROOT = Path(__file__).resolve().parents[3]
+DRIVER = Path(__file__).with_name("drive.mjs")
+CHROMIUM = Path("/usr/bin/chromium")
+NODE = shutil.which("node")
+PLAYWRIGHT = ROOT / "node_modules" / "playwright-core" / "package.json"
+HAPPY_PATH = [
+    "initialized",
+    "executing",
+    "source_locking",
+    "source_locked",
+    "destination_locking",
+    "both_locked",
+    "revealing_secret",
+    "completed",
+]
+BASE_TX = re.compile(r"^BASE 0x[0-9a-f]{64}$")
+NEAR_TX = re.compile(r"^NEAR [1-9A-HJ-NP-Za-km-z]{32,44}$")
+TUSD_DECIMALS = 6
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="no /usr/bin/chromium (install Debian's: apt-get install -y chromium chromium-driver)",
+    ),
+    pytest.mark.skipif(NODE is None, reason="no node on PATH (the browser driver is a node script)"),
+    pytest.mark.skipif(not PLAYWRIGHT.exists(), reason="no node_modules/playwright-core (run npm ci)"),
+]
+
+
+def drive(gateway: GatewayProcess, tmp_path: Path, *extra: str) -> tuple[dict[str, Any], Path]:
+    shot = tmp_path / "page.png"
+    assert NODE is not None
+    done = subprocess.run(
+        [
+            NODE,
+            str(DRIVER),
+            "--url",
+            gateway.url,
+            "--api-key",
+            API_KEY,
+            "--screenshot",
+            str(shot),
+            "--profile",
+            str(tmp_path / "chromium-profile"),
+            "--timeout-ms",
+            "75000",
+            *extra,
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, (
+        f"the driver printed no report (exit {done.returncode}):\n{done.stdout}\n{done.stderr}\n{gateway.tail()}"
+    )
+    report: dict[str, Any] = json.loads(lines[-1])
+    assert done.returncode == 0, f"{json.dumps(report, indent=2)}\n{done.stderr}\n{gateway.tail()}"
+    return report, shot
+
+
+def base_units(shown: str) -> int:
+    """'25.19325 TUSD' as the page shows it -> 25193250."""
+    return int(Decimal(shown.split(maxsplit=1)[0]).scaleb(TUSD_DECIMALS))
+
+
+def check_report(report: dict[str, Any], shot: Path) -> None:
+    assert report["state"] == report["shown_state"] == "completed"
+    assert [s["state"] for s in report["steps"]] == HAPPY_PATH
+    assert {s["status"] for s in report["steps"]} == {"done"}
+    txs = report["txs"]
+    assert any(BASE_TX.match(t) for t in txs), txs
+    assert any(NEAR_TX.match(t) for t in txs), txs
+    assert all(BASE_TX.match(t) or NEAR_TX.match(t) for t in txs), txs
+    assert base_units(report["received"]) >= base_units(report["minimum"]) > 0
+    assert report["websockets"] >= 1 and report["ws_updates"] >= 1, "the progress did not come over /ws"
+    assert report["problems"] == [] and report["external_requests"] == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(180)
+def test_dev_swap_base_to_near_completes_on_the_page(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    balances = Balances(page_stack)
+    assert page_stack.near is not None
+    receiver = page_stack.near.receiver.account_id
+    before = balances.near_tusd(receiver)
+
+    report, shot = drive(page_gateway, tmp_path, "--direction", "base-near", "--amount", "25")
+
+    check_report(report, shot)
+    assert balances.near_tusd(receiver) - before == base_units(report["received"])
+
+
+@pytest.mark.timeout(180)
+def test_dev_swap_near_to_base_completes_on_the_page(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    balances = Balances(page_stack)
+    assert page_stack.evm is not None
+    receiver = page_stack.evm.receiver.address
+    before = balances.base(receiver)
+
+    report, shot = drive(page_gateway, tmp_path, "--direction", "near-base", "--amount", "7.5")
+
+    check_report(report, shot)
+    assert balances.base(receiver) - before == base_units(report["received"])
+
+
+@pytest.mark.timeout(180)
+def test_wallet_signs_the_order_with_eth_sign_typed_data_v4(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    """window.ethereum backed by anvil, whose unlocked dev accounts sign EIP-712 themselves."""
+    assert page_stack.evm is not None
+    report, shot = drive(
+        page_gateway,
+        tmp_path,
+        "--direction",
+        "base-near",
+        "--amount",
+        "3",
+        "--wallet-rpc",
+        page_stack.evm.rpc_url,
+        "--wallet-account",
+        page_stack.evm.maker.address,
+    )
+    check_report(report, shot)
+    assert "eth_signTypedData_v4" in report["wallet_calls"]

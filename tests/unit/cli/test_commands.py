@@ -1,0 +1,346 @@
+"""swapctl end to end against a scripted gateway on loopback: arguments, output, exit codes, WebSocket resume."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from swapctl.main import app
+from swapctl.stream import DEFAULT_RETRY_DELAYS
+from typer.testing import CliRunner, Result
+
+from tests.unit.cli.stub import (
+    BASE_TX,
+    NEAR_TX,
+    QUOTE,
+    SIGNATURE,
+    STAY,
+    StubGateway,
+    happy_until,
+    session,
+    subscribed,
+    update,
+    ws_error,
+)
+
+BASE_TUSD = "base:0x5FbDB2315678afecb367f032d93F642f64180aa3"
+NEAR_TUSD = "near:token.test.near"
+SWAP_ARGS = ["--maker", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "--receiver", "receiver.test.near"]
+
+
+@pytest.fixture
+def stub() -> Iterator[StubGateway]:
+    with StubGateway() as gw:
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("swapctl.stream.DEFAULT_RETRY_DELAYS", tuple(0.01 for _ in DEFAULT_RETRY_DELAYS))
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def run(stub: StubGateway | None, *args: str, key: str | None = "k-1", env: dict[str, str] | None = None) -> Result:
+    base = ["--url", stub.url if stub else "http://127.0.0.1:9"]
+    if key:
+        base += ["--api-key", key]
+    full_env = {"COLUMNS": "250", "SWAPCTL_URL": "", "SWAPCTL_API_KEY": "", **(env or {})}
+    return CliRunner().invoke(app, [*base, *args], env=full_env)
+
+
+def test_help_lists_commands_and_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    for command in ("quote", "swap", "execute", "watch", "list", "get", "cancel", "Exit codes"):
+        assert command in result.output
+
+
+def test_quote_in_token_units(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/quotes", QUOTE)
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5", "--decimals", "6", "--slippage-bps", "50")
+    assert result.exit_code == 0, result.output
+    assert stub.bodies("POST", "/api/v1/quotes") == [
+        {
+            "src": {"chain": "base", "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+            "dst": {"chain": "near", "token": "token.test.near"},
+            "src_amount": "25500000",
+            "slippage_bps": 50,
+        }
+    ]
+    assert stub.requests[0].headers["X-API-Key"] == "k-1"
+    out = flat(result.stdout)
+    for expected in (
+        "auction start 25.755 (25755000)",
+        "auction now 25.7 (25700000)",
+        "auction end 25.3725 (25372500)",
+        "protocol fee 0.0255 (25500)",
+        "network fee 0.002 (2000)",
+        "min received 25.245637 (25245637)",
+        "valid until",
+        "refund guaranteed by",
+        "50 bps (0.5 %)",
+    ):
+        assert expected in out, out
+
+
+def test_quote_in_base_units_by_default(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/quotes", QUOTE)
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25500000", "--json")
+    assert result.exit_code == 0, result.output
+    assert stub.bodies("POST", "/api/v1/quotes")[0]["src_amount"] == "25500000"
+    assert '"quote_id": "q-1"' in result.stdout
+
+
+def test_human_amount_without_decimals_is_a_usage_error(stub: StubGateway) -> None:
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5")
+    assert result.exit_code == 2
+    assert "--decimals" in result.stderr
+    assert stub.requests == []
+
+
+def test_bad_chain_is_a_usage_error(stub: StubGateway) -> None:
+    result = run(stub, "quote", "eth:0x1", NEAR_TUSD, "1")
+    assert result.exit_code == 2
+    assert "SRC" in result.stderr
+
+
+def test_gateway_error_is_one_line_naming_the_field(stub: StubGateway) -> None:
+    error = {
+        "code": "INVALID_ARGUMENT",
+        "reason": "INVALID_REQUEST",
+        "message": "receiver: required",
+        "field": "receiver",
+    }
+    stub.reply("POST", "/api/v1/sessions", {"error": error}, status=400)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", *SWAP_ARGS)
+    assert result.exit_code == 3
+    assert result.stderr == (
+        'error: field "receiver" (--receiver): required [HTTP 400 INVALID_ARGUMENT INVALID_REQUEST]\n'
+    )
+
+
+def test_wrong_key(stub: StubGateway) -> None:
+    error = {
+        "code": "UNAUTHENTICATED",
+        "reason": "API_KEY_INVALID",
+        "message": "missing or unknown API key",
+        "field": None,
+    }
+    stub.reply("GET", "/api/v1/sessions/s-1", {"error": error}, status=401)
+    result = run(stub, "get", "s-1", key=None, env={"SWAPCTL_API_KEY": "from-env"})
+    assert result.exit_code == 4
+    assert "check --api-key or SWAPCTL_API_KEY" in result.stderr
+    assert stub.requests[0].headers["X-API-Key"] == "from-env"
+
+
+def test_server_error_without_api_body(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions", "upstream exploded", status=502)
+    result = run(stub, "list")
+    assert result.exit_code == 6
+    assert "upstream exploded [HTTP 502]" in result.stderr
+
+
+def test_connection_refused() -> None:
+    result = run(None, "list")
+    assert result.exit_code == 5
+    assert result.stderr.startswith("error: cannot connect to the gateway at http://127.0.0.1:9 (connection refused)")
+
+
+def test_dev_swap_follows_to_completed(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.ws_scripts = [
+        [
+            subscribed("s-1"),
+            update(happy_until("source_locked"), "1-0"),
+            update(happy_until("both_locked"), "2-0"),
+            update(happy_until("completed", secret="bb" * 32), "3-0"),
+            STAY,
+        ]
+    ]
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "25.5", "--decimals", "6", "--dev", *SWAP_ARGS)
+    assert result.exit_code == 0, result.output
+    body = stub.bodies("POST", "/api/v1/sessions")[0]
+    assert body["src_amount"] == "25500000"
+    assert body["maker"] == "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    assert body["receiver"] == "receiver.test.near"
+    assert len(body["request_id"]) == 36
+    assert stub.ws_subscriptions == [{"op": "subscribe", "channel": "session", "args": ["s-1"]}]
+    assert stub.ws_headers[0]["X-API-Key"] == "k-1"
+    out = result.stdout
+    lines = out.splitlines()
+    for state in ("initialized", "executing", "source_locked", "both_locked", "revealing_secret", "completed"):
+        assert any(f"  {state} " in line or line.rstrip().endswith(state) for line in lines), out
+    assert f"tx base {BASE_TX}" in out
+    assert f"tx near {NEAR_TX}" in out
+    assert "completed: receiver.test.near received 25.7 (25700000) (minimum was 25.245637 (25245637))" in out
+
+
+def test_swap_that_ends_refunded_exits_1(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    refunded = session(
+        "refunded",
+        ["initialized", "executing", "source_locking", "source_locked", "refunding", "refunded"],
+        version=6,
+        error={"reason": "DESTINATION_LOCK_FAILED", "message": "the destination lock failed"},
+    )
+    stub.ws_scripts = [[update(refunded, "9-0"), STAY]]
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", *SWAP_ARGS)
+    assert result.exit_code == 1, result.output
+    assert "refunding" in result.stdout
+    assert "the swap ended refunded: the destination lock failed [DESTINATION_LOCK_FAILED]" in result.stdout
+
+
+def test_swap_without_dev_prints_the_maker_action(stub: StubGateway, tmp_path: object) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--no-wait", "--request-id", "r-7", *SWAP_ARGS)
+    assert result.exit_code == 0, result.output
+    assert stub.bodies("POST", "/api/v1/sessions")[0]["request_id"] == "r-7"
+    out = result.stdout
+    assert "EIP-712" in out
+    assert '"primaryType": "Order"' in out
+    assert "spender 0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512" in out
+    assert "swapctl execute s-1 --signature" in out
+    assert [r.path for r in stub.requests] == ["/api/v1/sessions"]
+
+
+def test_swap_waits_for_execute_from_elsewhere(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    stub.ws_scripts = [[update(happy_until("executing"), "1-0"), update(happy_until("completed"), "2-0"), STAY]]
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", *SWAP_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "waiting for the maker's step" in result.stdout
+
+
+def test_near_maker_action(stub: StubGateway) -> None:
+    near_call = {
+        "contract": "htlc.test.near",
+        "method": "ft_transfer_call",
+        "args": {"amount": "1"},
+        "deposit": "1",
+        "gas": 3,
+    }
+    created = happy_until("initialized", maker_action={"near_call": near_call}, maker="maker.test.near")
+    stub.reply("POST", "/api/v1/sessions", created, status=201)
+    result = run(stub, "swap", NEAR_TUSD, BASE_TUSD, "1", "--no-wait", *SWAP_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "htlc.test.near.ft_transfer_call" in result.stdout
+    assert "swapctl execute s-1" in result.stdout
+
+
+def test_watch_resumes_from_the_last_cursor(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("executing"))
+    stub.ws_scripts = [
+        [subscribed("s-1"), update(happy_until("source_locked"), "5-0")],  # then the connection drops
+        [subscribed("s-1"), update(happy_until("completed"), "9-0"), STAY],
+    ]
+    result = run(stub, "watch", "s-1")
+    assert result.exit_code == 0, result.output
+    assert stub.ws_subscriptions == [
+        {"op": "subscribe", "channel": "session", "args": ["s-1"]},
+        {"op": "subscribe", "channel": "session", "args": [{"session_id": "s-1", "cursor": "5-0"}]},
+    ]
+    assert "reconnecting" in result.stdout
+
+
+def test_watch_ignores_older_versions(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("both_locked"))
+    stub.ws_scripts = [[update(happy_until("executing"), "1-0"), update(happy_until("completed"), "2-0"), STAY]]
+    result = run(stub, "watch", "s-1")
+    assert result.exit_code == 0, result.output
+
+
+def test_watch_of_a_finished_session_needs_no_websocket(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("completed"))
+    result = run(stub, "watch", "s-1", "--cursor", "3-0")
+    assert result.exit_code == 0, result.output
+    assert stub.ws_subscriptions == []
+
+
+def test_watch_unknown_session(stub: StubGateway) -> None:
+    error = {"code": "NOT_FOUND", "reason": "SESSION_NOT_FOUND", "message": "no session nope", "field": None}
+    stub.reply("GET", "/api/v1/sessions/nope", {"error": error}, status=404)
+    result = run(stub, "watch", "nope")
+    assert result.exit_code == 3
+    assert result.stderr == "error: no session nope [HTTP 404 NOT_FOUND SESSION_NOT_FOUND]\n"
+
+
+def test_watch_error_event_is_fatal_unless_transient(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("executing"))
+    stub.ws_scripts = [
+        [ws_error("UNAVAILABLE", "session s-1: the session service is unavailable; retry later"), STAY],
+        [ws_error("SESSION_NOT_FOUND", "session s-1: gone"), STAY],
+    ]
+    result = run(stub, "watch", "s-1")
+    assert result.exit_code == 3
+    assert "the gateway refused to follow session s-1: session s-1: gone [SESSION_NOT_FOUND]" in result.stderr
+    assert len(stub.ws_subscriptions) == 2
+
+
+def test_watch_gives_up_when_the_websocket_stays_down(stub: StubGateway) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("executing"))
+    stub.ws_scripts = [[] for _ in range(20)]  # every connection closes right after the subscription
+    result = run(stub, "watch", "s-1")
+    assert result.exit_code == 5
+    assert "resume with: swapctl watch s-1" in result.stderr
+
+
+def test_execute_checks_the_signature_locally(stub: StubGateway) -> None:
+    result = run(stub, "execute", "s-1", "--signature", "0x1234")
+    assert result.exit_code == 2
+    assert "130 hex" in result.stderr
+    assert stub.requests == []
+
+
+def test_execute_with_signature(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
+    result = run(stub, "execute", "s-1", "--signature", SIGNATURE, "--request-id", "r-1")
+    assert result.exit_code == 0, result.output
+    assert stub.bodies("POST", "/api/v1/sessions/s-1/execute") == [{"signature": SIGNATURE, "request_id": "r-1"}]
+    assert "executing" in result.stdout
+
+
+def test_list_get_cancel(stub: StubGateway) -> None:
+    stub.reply(
+        "GET",
+        "/api/v1/sessions",
+        {"sessions": [happy_until("completed"), happy_until("executing", session_id="s-2")], "next_page_token": "20"},
+    )
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("both_locked"))
+    stub.reply("POST", "/api/v1/sessions/s-1/cancel", session("cancelled", ["initialized", "cancelled"], version=2))
+
+    listed = run(stub, "list", "--maker", "0xabc", "--page-size", "2", "--decimals", "6")
+    assert listed.exit_code == 0, listed.output
+    assert stub.requests[0].query == {"maker": "0xabc", "page_size": "2"}
+    assert "s-2" in listed.stdout
+    assert flat(listed.stdout).startswith(
+        "session state route pays receives created s-1 completed base->near 25.5 25.7"
+    )
+    assert "swapctl list --page-token 20" in listed.stdout
+
+    got = run(stub, "get", "s-1")
+    assert got.exit_code == 0, got.output
+    assert BASE_TX in got.stdout
+    assert NEAR_TX in got.stdout
+    assert "both_locked" in got.stdout
+
+    as_json = run(stub, "get", "s-1", "--json")
+    assert '"state": "both_locked"' in as_json.stdout
+
+    cancelled = run(stub, "cancel", "s-1")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert stub.bodies("POST", "/api/v1/sessions/s-1/cancel") == [{}]
+    assert "cancelled" in cancelled.stdout
+
+
+def test_dev_swap_on_a_gateway_without_dev_mode(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", *SWAP_ARGS)
+    assert result.exit_code == 3
+    assert "not in dev mode" in result.stderr
+    assert result.stderr.rstrip().endswith("(session s-1)")
