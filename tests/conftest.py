@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.chain_near",
     "tests.fixtures.redis",
     "tests.fixtures.quote",
+    "tests.fixtures.gateway",
 ]

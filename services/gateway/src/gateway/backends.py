@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.context import outgoing_metadata
+from swap_runtime.tracing import client_interceptors
 
 from gateway.auth import KeyRing
 from gateway.config import GatewaySettings
@@ -31,14 +32,20 @@ QUOTE_SERVICE = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
 # Idempotency marks live as long as the session service remembers a request id.
 _CREATE_MARK_TTL_S = 7 * 24 * 3600
 _HEALTH_TIMEOUT_S = 2.0
+# A restarted service is found again within seconds (gRPC's default backoff grows to two minutes).
+_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_key_hashes, settings.api_keys)
-        self._session_channel = grpc.aio.insecure_channel(settings.session_addr)
-        self._quote_channel = grpc.aio.insecure_channel(settings.quote_addr)
+        self._session_channel = grpc.aio.insecure_channel(
+            settings.session_addr, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
+        )
+        self._quote_channel = grpc.aio.insecure_channel(
+            settings.quote_addr, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
+        )
         self.sessions = session_pb2_grpc.SessionServiceStub(self._session_channel)
         self.quotes = quote_pb2_grpc.QuoteServiceStub(self._quote_channel)
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
@@ -60,7 +67,8 @@ class Backends:
         reply = await self.call(
             "session", self.sessions.GetSession, session_pb2.GetSessionRequest(session_id=session_id)
         )
-        return reply.session
+        session: session_pb2.Session = reply.session
+        return session
 
     async def first_create(self, scoped_request_id: str) -> bool:
         """True the first time a create request id is seen (201), False on a repeat (200).

@@ -23,6 +23,9 @@ def _split(value: object) -> object:
 class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     host: str = Field("127.0.0.1", description="Interface the HTTP server binds.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port; 0 picks a free one (logged as 'listening').")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Also serve the metrics on this port; /metrics on the HTTP port is always there."
+    )
 
     session_addr: str = Field("127.0.0.1:50054", description="session gRPC address.")
     quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
@@ -32,7 +35,7 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     key_prefix: str = Field("swap:gateway:", description="Prefix of every Redis key this service writes.")
     rate_limit: str = Field(
         "120/minute",
-        description='Requests per API key, in the "limits" notation ("120/minute", "10/second;1000/hour"); empty = off.',
+        description='Requests per API key in "limits" notation ("120/minute", "10/second;1000/hour"); empty = off.',
     )
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(

@@ -4,6 +4,7 @@ per-key rate limit. They are plain ASGI so that they run before any body is pars
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from opentelemetry import propagate, trace
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +38,8 @@ _PAGE_CSP = (
     "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+_TRACE_HEADERS = {"traceparent", "tracestate"}
+_tracer = trace.get_tracer("gateway")
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -76,6 +80,9 @@ async def send_error(scope: Scope, receive: Receive, send: Send, err: ApiError) 
 
 
 class RequestContext:
+    """Binds the request id to the log context and the response, adds the security headers, traces,
+    measures and logs each request, and answers a fault nothing else caught with the error body."""
+
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Callable[[], Sequence[BaseRoute]]) -> None:
         self.app = app
         self.metrics = metrics
@@ -114,20 +121,29 @@ class RequestContext:
                     headers.setdefault("Cache-Control", "no-store")
             elif kind == "websocket.accept":
                 status = 101
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID.lower().encode(), rid.encode())]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID.lower().encode(), rid.encode())]
             await send(message)
 
+        method = scope.get("method", "WS")
+        route = self._route(scope)
+        # A trace per HTTP request, continuing the caller's (W3C traceparent); its gRPC calls join it.
+        parent = propagate.extract({k: v for k, v in Headers(scope=scope).items() if k in _TRACE_HEADERS})
+        span = (
+            _tracer.start_as_current_span(f"{method} {route}", context=parent, kind=trace.SpanKind.SERVER)
+            if scope["type"] == "http"
+            else contextlib.nullcontext()
+        )
         try:
-            await self.app(scope, receive, send_with_headers)
+            with span as current:
+                await self.app(scope, receive, send_with_headers)
+                if current is not None:
+                    current.set_attribute("http.response.status_code", status)
         except Exception:
             log.exception("request failed", extra={"path": path})
             if status == 0 and scope["type"] == "http":
                 await internal_error().response()(scope, receive, send_with_headers)
         finally:
             seconds = time.perf_counter() - started_at
-            method = scope.get("method", "WS")
-            route = self._route(scope)
             if scope["type"] == "http":
                 self.metrics.observe(method, route, status or 500, seconds)
             log.info(
@@ -146,12 +162,17 @@ class BodyLimit:
     """413 for bodies over `max_bytes`: by Content-Length up front, else by counting what arrives. The
     body is read whole before the app sees it (it is small by definition)."""
 
+    # Past this many times the limit the connection is closed after the 413 instead of drained: closing
+    # while the client still sends can cost it the response (a reset), but draining gigabytes costs us.
+    _DRAIN_FACTOR = 16
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _too_large(self) -> ApiError:
-        return from_http_status(413, f"the request body exceeds {self.max_bytes} bytes", {"Connection": "close"})
+    def _too_large(self, declared: int = 0) -> ApiError:
+        headers = {"Connection": "close"} if declared > self.max_bytes * self._DRAIN_FACTOR else {}
+        return from_http_status(413, f"the request body exceeds {self.max_bytes} bytes", headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -163,7 +184,7 @@ class BodyLimit:
                 await send_error(scope, receive, send, from_http_status(400, "invalid Content-Length"))
                 return
             if int(declared) > self.max_bytes:
-                await send_error(scope, receive, send, self._too_large())
+                await send_error(scope, receive, send, self._too_large(int(declared)))
                 return
         chunks: list[bytes] = []
         size = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
@@ -19,13 +20,13 @@ class RateLimiter:
     def __init__(self, limit: str, redis_url: str, redis: aioredis.Redis, key_prefix: str) -> None:
         self._items: list[RateLimitItem] = parse_many(limit) if limit else []
         # The storage shares the gateway's connection pool, so closing that client closes both.
-        storage = storage_from_string(
-            "async+" + redis_url,
-            implementation="redispy",
-            connection_pool=redis.connection_pool,
-            key_prefix=f"{key_prefix}ratelimit",
-            wrap_exceptions=True,
-        )
+        options: dict[str, Any] = {
+            "implementation": "redispy",
+            "connection_pool": redis.connection_pool,
+            "key_prefix": f"{key_prefix}ratelimit",
+            "wrap_exceptions": True,
+        }
+        storage = storage_from_string("async+" + redis_url, **options)
         self._limiter = MovingWindowRateLimiter(storage)
 
     @property

@@ -41,6 +41,8 @@ def _encodable(value: str) -> str:
 
 
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_encodable)]
+# Base units: digits, no sign, no leading zero, at most uint256's 78 digits (the services check the range).
+Amount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,77})$")]
 
 
 class _Request(BaseModel):
@@ -62,7 +64,7 @@ class AssetIn(_Request):
 class QuoteRequest(_Request):
     src: AssetIn
     dst: AssetIn
-    src_amount: Text = Field(description="What the maker sells: a decimal string of source base units, > 0.")
+    src_amount: Amount = Field(description="What the maker sells: a decimal string of source base units, > 0.")
     slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
     urgency: float = Field(0.0, ge=0, le=4, allow_inf_nan=False, description="0.5..4 (1 = normal); 0 = the default.")
 
@@ -70,7 +72,7 @@ class QuoteRequest(_Request):
 class CreateSessionRequest(_Request):
     src: AssetIn
     dst: AssetIn
-    src_amount: Text = Field(description="Decimal string of source base units, > 0.")
+    src_amount: Amount = Field(description="Decimal string of source base units, > 0.")
     maker: Text = Field(description="The maker's account on the source chain (0x address / NEAR account id).")
     receiver: Text = Field(description="Who receives the destination funds (address / account id).")
     slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
@@ -95,7 +97,8 @@ class ListSessionsQuery(BaseModel):
 
     maker: Text = Field("", description="Only this maker's sessions.")
     page_size: int = Field(20, ge=1, le=100, description="Sessions per page.")
-    page_token: Annotated[str, Field(max_length=64, pattern=r"^[0-9]*$")] = Field(
+    # The session service's tokens are offsets; past int64 its store fails, so longer ones are refused here.
+    page_token: Annotated[str, Field(pattern=r"^[0-9]{0,18}$")] = Field(
         "", description="next_page_token of the previous page."
     )
 

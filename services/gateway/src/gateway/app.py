@@ -1,0 +1,184 @@
+"""The FastAPI application: routes, WebSocket, health, metrics, docs, the web page, and the one error format."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Match
+from starlette.staticfiles import StaticFiles
+
+from gateway import schemas
+from gateway.backends import Backends
+from gateway.config import GatewaySettings
+from gateway.errors import ApiError, from_http_status, from_rpc_error, from_validation_errors, invalid_request
+from gateway.metrics import Metrics
+from gateway.middleware import API_KEY, REQUEST_ID, ApiGuard, BodyLimit, RequestContext
+from gateway.routes import api_router
+from gateway.ws import Connection
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    metrics = Metrics()
+    holder: dict[str, Backends] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backends = Backends(settings)
+        holder["backends"] = backends
+        app.state.backends = backends
+        try:
+            yield
+        finally:
+            holder.clear()
+            app.state.backends = None
+            await backends.close()
+
+    app = FastAPI(
+        title="Swap gateway",
+        version="1",
+        description="Trustless atomic swaps between BASE and NEAR: REST under /api/v1 and a WebSocket at /ws.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.backends = None
+    app.state.metrics = metrics
+    # add_middleware wraps: the last added is the outermost layer.
+    app.add_middleware(ApiGuard, backends=lambda: holder.get("backends"), metrics=metrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=[API_KEY, REQUEST_ID, "Content-Type"],
+        expose_headers=[REQUEST_ID, "Retry-After"],
+        max_age=600,
+    )
+    api = api_router(settings.dev_mode)
+    # FastAPI keeps included routers as one opaque entry; metrics and the 405 check need each API route.
+    app.add_middleware(RequestContext, metrics=metrics, routes=lambda: [*api.routes, *_plain_routes(app)])
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, err: ApiError) -> JSONResponse:
+        return err.response()
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def on_rpc_error(request: Request, err: grpc.aio.AioRpcError) -> JSONResponse:
+        return from_rpc_error(err, "upstream").response()
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = err.errors()
+        if errors and tuple(errors[0].get("loc", ())) == ("body",) and isinstance(errors[0].get("input"), bytes):
+            # FastAPI hands over the raw bytes when the body is not declared JSON.
+            return invalid_request("the body must be JSON, sent with Content-Type: application/json").response()
+        return from_validation_errors(errors).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return from_http_status(err.status_code, str(err.detail), err.headers).response()
+
+    app.include_router(api)
+
+    @app.api_route("/api/{rest:path}", methods=_METHODS, include_in_schema=False)
+    async def api_fallback(request: Request, rest: str) -> JSONResponse:
+        """Unknown API paths are 404 and known paths with another method 405, both in the error format."""
+        allowed = sorted(
+            {
+                method
+                for route in api.routes
+                if route.matches(request.scope)[0] is Match.PARTIAL
+                for method in (getattr(route, "methods", None) or ())
+            }
+        )
+        if allowed:
+            raise ApiError(
+                405,
+                "UNIMPLEMENTED",
+                "METHOD_NOT_ALLOWED",
+                f"{request.method} is not allowed here",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        raise ApiError(404, "NOT_FOUND", "ROUTE_NOT_FOUND", f"no route {request.url.path}")
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        backends = holder.get("backends")
+        if backends is None:
+            await ws.close(code=1013)
+            return
+        await Connection(ws, backends, metrics).run()
+
+    @app.get(
+        "/health",
+        response_model=schemas.Health,
+        summary="Liveness and dependencies",
+        responses={503: {"model": schemas.Health, "description": "The session service is not serving."}},
+    )
+    async def health(response: Response) -> schemas.Health:
+        backends = holder.get("backends")
+        checks = await backends.health() if backends is not None else {"session": False, "quote": False, "redis": False}
+        status = "ok" if all(checks.values()) else "degraded"
+        if not checks["session"]:
+            status = "down"
+            response.status_code = 503
+        return schemas.Health(status=status, checks={k: "ok" if v else "down" for k, v in checks.items()})
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text."}},
+    )
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        index = STATIC_DIR / "index.html"
+        if not index.is_file():
+            raise ApiError(404, "NOT_FOUND", "ROUTE_NOT_FOUND", "the web page is not installed")
+        return FileResponse(index)
+
+    # The page and its assets (static/index.html refers to them as static/...).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    return app
+
+
+def _plain_routes(app: FastAPI) -> list[BaseRoute]:
+    return [r for r in app.router.routes if hasattr(r, "path")]
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with validation failures as the gateway answers them (400 ErrorBody, not 422)."""
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path in doc.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas_ = doc.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas_.pop(name, None)
+    return doc

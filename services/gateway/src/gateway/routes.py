@@ -1,0 +1,186 @@
+"""REST routes of docs/api.md under /api/v1: JSON in, protobuf to the services, JSON out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyHeader
+from swap.quote.v1 import quote_pb2
+from swap.session.v1 import session_pb2
+from swap_runtime import context
+
+from gateway import schemas, views
+from gateway.backends import Backends
+from gateway.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+_ERROR = {"model": schemas.ErrorBody}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_ERROR, "description": "Invalid request (field named) or failed precondition (reason named)."},
+    401: {**_ERROR, "description": "Missing or unknown API key."},
+    404: {**_ERROR, "description": "No such session / quote / route."},
+    409: {**_ERROR, "description": "Conflict (ALREADY_EXISTS / ABORTED)."},
+    413: {**_ERROR, "description": "Body over the size limit."},
+    429: {**_ERROR, "description": "Rate limit of the API key (Retry-After: seconds), or a service limit."},
+    500: {**_ERROR, "description": "Internal error (no detail)."},
+    503: {**_ERROR, "description": "A service is unavailable."},
+    504: {**_ERROR, "description": "A service did not answer in time."},
+}
+
+# Declares the key in the OpenAPI document; middleware.ApiGuard enforces it before any body is parsed.
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key of the gateway.")
+
+
+def backends(request: Request) -> Backends:
+    found: Backends | None = getattr(request.app.state, "backends", None)
+    if found is None:
+        raise ApiError(503, "UNAVAILABLE", "UNAVAILABLE", "starting up")
+    return found
+
+
+def caller(request: Request) -> str:
+    """The caller's key digest (set by the guard)."""
+    return str(request.scope.get("state", {}).get("caller", ""))
+
+
+BackendsDep = Annotated[Backends, Depends(backends)]
+CallerDep = Annotated[str, Depends(caller)]
+SessionId = Annotated[str, Path(pattern=schemas.SESSION_ID_PATTERN, description="The session's id.")]
+
+
+def scoped_request_id(caller_digest: str, request_id: str) -> str:
+    """Request ids are per API key, so one caller can never replay into another caller's session."""
+    return f"{caller_digest[:16]}:{request_id}" if request_id else ""
+
+
+def bind_session(session_id: str) -> None:
+    context.session_id.set(session_id)
+
+
+def api_router(dev_mode: bool) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX, dependencies=[Security(api_key_scheme)], responses=ERROR_RESPONSES)
+
+    @router.post("/quotes", response_model=schemas.Quote, summary="Price a swap")
+    async def create_quote(body: schemas.QuoteRequest, b: BackendsDep) -> schemas.Quote:
+        request = quote_pb2.GetQuoteRequest(
+            src=views.asset_pb(body.src),
+            dst=views.asset_pb(body.dst),
+            src_amount=body.src_amount,
+            slippage_bps=body.slippage_bps,
+            urgency=body.urgency,
+        )
+        reply = await b.call("quote", b.quotes.GetQuote, request)
+        return views.quote(reply.quote)
+
+    @router.post(
+        "/sessions",
+        response_model=schemas.Session,
+        status_code=201,
+        summary="Create a session",
+        responses={200: {"model": schemas.Session, "description": "The session of an earlier request_id."}},
+    )
+    async def create_session(
+        body: schemas.CreateSessionRequest, response: Response, b: BackendsDep, who: CallerDep
+    ) -> schemas.Session:
+        scoped = scoped_request_id(who, body.request_id)
+        fresh = await b.first_create(scoped) if scoped else True
+        request = session_pb2.CreateSessionRequest(
+            request_id=scoped,
+            src=views.asset_pb(body.src),
+            dst=views.asset_pb(body.dst),
+            src_amount=body.src_amount,
+            maker=body.maker,
+            receiver=body.receiver,
+            slippage_bps=body.slippage_bps,
+            quote_id=body.quote_id,
+        )
+        try:
+            reply = await b.call("session", b.sessions.CreateSession, request)
+        except ApiError:
+            if scoped and fresh:
+                await b.forget_create(scoped)
+            raise
+        response.status_code = 201 if fresh else 200
+        return views.session(reply.session)
+
+    @router.get("/sessions", response_model=schemas.SessionList, summary="List sessions, newest first")
+    async def list_sessions(
+        query: Annotated[schemas.ListSessionsQuery, Query()], b: BackendsDep
+    ) -> schemas.SessionList:
+        request = session_pb2.ListSessionsRequest(
+            maker=query.maker, page_size=query.page_size, page_token=query.page_token
+        )
+        reply = await b.call("session", b.sessions.ListSessions, request)
+        return schemas.SessionList(
+            sessions=[views.session(s) for s in reply.sessions], next_page_token=reply.next_page_token or None
+        )
+
+    @router.get("/sessions/{session_id}", response_model=schemas.Session, summary="Get a session")
+    async def get_session(session_id: SessionId, b: BackendsDep) -> schemas.Session:
+        bind_session(session_id)
+        return views.session(await b.get_session(session_id))
+
+    @router.post("/sessions/{session_id}/execute", response_model=schemas.Session, summary="Start the swap")
+    async def execute_session(
+        session_id: SessionId,
+        b: BackendsDep,
+        who: CallerDep,
+        body: Annotated[schemas.ExecuteSessionRequest | None, Body()] = None,
+    ) -> schemas.Session:
+        bind_session(session_id)
+        body = body or schemas.ExecuteSessionRequest()
+        request = session_pb2.ExecuteSessionRequest(
+            session_id=session_id,
+            request_id=scoped_request_id(who, body.request_id),
+            signature=bytes.fromhex(body.signature.removeprefix("0x")),
+        )
+        reply = await b.call("session", b.sessions.ExecuteSession, request)
+        return views.session(reply.session)
+
+    @router.post("/sessions/{session_id}/cancel", response_model=schemas.Session, summary="Cancel (or refund)")
+    async def cancel_session(
+        session_id: SessionId,
+        b: BackendsDep,
+        body: Annotated[schemas.EmptyRequest | None, Body()] = None,
+    ) -> schemas.Session:
+        bind_session(session_id)
+        request = session_pb2.CancelSessionRequest(session_id=session_id)
+        reply = await b.call("session", b.sessions.CancelSession, request)
+        return views.session(reply.session)
+
+    if dev_mode:
+
+        @router.post(
+            "/dev/sessions/{session_id}/maker-action",
+            response_model=schemas.Session,
+            summary="Dev mode: the maker's step with the devnet maker key, then execute",
+        )
+        async def dev_maker_action(
+            session_id: SessionId,
+            b: BackendsDep,
+            body: Annotated[schemas.EmptyRequest | None, Body()] = None,
+        ) -> schemas.Session:
+            bind_session(session_id)
+            assert b.dev is not None
+            session = await b.get_session(session_id)
+            action = session.maker_action.WhichOneof("action")
+            execute = session_pb2.ExecuteSessionRequest(session_id=session_id)
+            if action == "sign_order":
+                execute.signature = b.dev.sign_order(session.maker, session.maker_action.sign_order)
+                reply = await b.call("session", b.sessions.ExecuteSession, execute)
+                return views.session(reply.session)
+            if action == "near_call":
+                b.dev.check_near_maker(session.maker)
+                # Execute first: the session then watches for the maker's lock the call below makes.
+                await b.call("session", b.sessions.ExecuteSession, execute)
+                tx_hash = await b.dev.near_call(session.maker_action.near_call)
+                log.info("maker near call made", extra={"tx_hash": tx_hash})
+                return views.session(await b.get_session(session_id))
+            raise ApiError(400, "FAILED_PRECONDITION", "NO_MAKER_ACTION", "the session has no maker action")
+
+    return router
