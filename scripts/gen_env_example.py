@@ -18,6 +18,7 @@ SETTINGS = [
     ("chain-near", "chain_near.config", "ChainNearSettings"),
     ("quote", "quote.config", "QuoteSettings"),
     ("session", "session.config", "SessionSettings"),
+    ("gateway", "gateway.config", "GatewaySettings"),
 ]
 
 

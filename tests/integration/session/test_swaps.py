@@ -128,6 +128,9 @@ async def test_bad_requests_name_the_field_and_store_nothing(
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.value.details())
         assert (err.value.details() or "").startswith(field), (field, err.value.details())
     after = await sessions.ListSessions(session_pb2.ListSessionsRequest(maker=stack.evm.maker.address, page_size=100))
+    with pytest.raises(grpc.aio.AioRpcError) as token:
+        await sessions.ListSessions(session_pb2.ListSessionsRequest(page_token="9" * 30))
+    assert token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(after.sessions) == len(listed.sessions)
 
     session = await create_base_to_near(sessions, stack)
@@ -334,6 +337,13 @@ async def test_watch_resumes_from_its_cursor_without_missing_an_update(
     final = (await sessions.GetSession(session_pb2.GetSessionRequest(session_id=session.session_id))).session
     assert final.state == St.SESSION_STATE_COMPLETED
     assert versions == list(range(versions[0], final.version + 1))
+
+    # Resuming an ended session from its last cursor ends at once, with nothing more to send.
+    async def drain() -> list[Any]:
+        request = session_pb2.WatchSessionRequest(session_id=session.session_id, cursor=update.cursor)
+        return [u async for u in sessions.WatchSession(request)]
+
+    assert await asyncio.wait_for(drain(), 5) == []
 
 
 async def test_expired_or_foreign_quotes_are_refused(

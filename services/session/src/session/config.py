@@ -31,6 +31,9 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     lease_ttl_s: float = Field(
         10.0, gt=0, description="A replica's hold on a session; another replica takes over this long after a death."
     )
+    replica_id: str = Field(
+        "", description="This replica's stable id for leases (default: host name and port); unique per replica."
+    )
     max_active_per_maker: int = Field(5, ge=1, description="Open sessions one maker may have.")
     max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
 

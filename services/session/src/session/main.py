@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import grpc
 import redis.asyncio as aioredis
@@ -46,7 +47,9 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     quotes = GrpcQuotes(quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s)
     box = SecretBox(settings.key_bytes())
     saga = Saga(store, chains, box, SagaSettings(settings.poll_interval_s, settings.lock_allowance_s))
-    runner = Runner(saga, store, lease_ttl_s=settings.lease_ttl_s)
+    # Port 0 (tests) says nothing about who we are: a random id then, never a shared one.
+    replica = settings.replica_id or (f"{socket.gethostname()}:{settings.port}" if settings.port else "")
+    runner = Runner(saga, store, lease_ttl_s=settings.lease_ttl_s, replica_id=replica)
     sessions = Sessions(
         store,
         chains,

@@ -20,14 +20,20 @@ log = logging.getLogger(__name__)
 
 class Runner:
     def __init__(
-        self, saga: Saga, store: SessionStore, lease_ttl_s: float = 10.0, restart_delay_s: float = 1.0
+        self,
+        saga: Saga,
+        store: SessionStore,
+        lease_ttl_s: float = 10.0,
+        restart_delay_s: float = 1.0,
+        replica_id: str = "",
     ) -> None:
         self._saga = saga
         self._store = store
         self._delay = restart_delay_s
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._scan_every = lease_ttl_s / 2
-        self.owner = uuid.uuid4().hex
+        # A stable id lets a restarted replica take its own leases back at once instead of waiting them out.
+        self.owner = replica_id or uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._scanner: asyncio.Task[None] | None = None
 

@@ -175,6 +175,8 @@ class Sessions:
             offset = int(page_token or "0")
         except ValueError:
             raise InvalidArgument("page_token", "not a token from a previous response") from None
+        if not 0 <= offset <= _MAX_OFFSET:
+            raise InvalidArgument("page_token", "not a token from a previous response")
         ids = await self._store.list_ids(maker or None, offset, size)
         records = [rec for i in ids if (rec := await self._store.get(i)) is not None]
         return records, str(offset + size) if len(ids) == size else ""
@@ -221,12 +223,15 @@ class Sessions:
         record = await self.get(session_id)
         if cursor and not _STREAM_ID.fullmatch(cursor):
             raise InvalidArgument("cursor", "must be a cursor from a previous update")
-        async for entry_id, payload in self._store.updates(record.session_id, cursor or None, _WATCH_BLOCK_MS):
+        # An ended session has nothing more to wait for: send what is after the cursor and close.
+        follow = record.state not in TERMINAL
+        async for entry_id, payload in self._store.updates(record.session_id, cursor or None, _WATCH_BLOCK_MS, follow):
             yield entry_id, payload
             if session_pb2.Session.FromString(payload).state in _TERMINAL_PB:
                 return
 
 
+_MAX_OFFSET = 10**9
 _STREAM_ID = re.compile(r"\d+-\d+")
 _TERMINAL_PB = {session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in TERMINAL}
 

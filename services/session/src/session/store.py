@@ -27,6 +27,12 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 )
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# Take a free lease, or take back our own (a replica restarted under the same id resumes at once).
+_ACQUIRE = (
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == false or v == ARGV[1] then return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 "
+    "else return 0 end"
+)
 
 
 class VersionConflict(FailedPrecondition):
@@ -100,7 +106,7 @@ class SessionStore:
     # -- leases: one replica drives a session at a time ----------------------------------------------
 
     async def acquire_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
-        return bool(await self._r.set(self._k("lease", session_id), owner, nx=True, px=ttl_ms))
+        return bool(await self._r.eval(_ACQUIRE, 1, self._k("lease", session_id), owner, ttl_ms))
 
     async def renew_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
         return bool(await self._r.eval(_RENEW, 1, self._k("lease", session_id), owner, ttl_ms))
@@ -120,8 +126,11 @@ class SessionStore:
         ids = await self._r.zrevrange(key, offset, offset + limit - 1)
         return [i.decode() for i in ids]
 
-    async def updates(self, session_id: str, after: str | None, block_ms: int) -> AsyncIterator[tuple[str, bytes]]:
-        """Snapshots after stream id `after` (None: the latest one first), waiting for new ones."""
+    async def updates(
+        self, session_id: str, after: str | None, block_ms: int, follow: bool = True
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Snapshots after stream id `after` (None: the latest one first), then, with `follow`, waiting for
+        new ones."""
         key = self._k("updates", session_id)
         if after is None:
             last = await self._r.xrevrange(key, count=1)
@@ -131,7 +140,9 @@ class SessionStore:
             after = entry_id.decode()
             yield after, fields[b"pb"]
         while True:
-            batch = await self._r.xread({key: after}, block=block_ms, count=100)
+            batch = await self._r.xread({key: after}, block=block_ms if follow else None, count=100)
+            if not batch and not follow:
+                return
             for _, entries in batch:
                 for entry_id, fields in entries:
                     after = entry_id.decode()
