@@ -1,76 +1,40 @@
-"""`make run`: start the local stack, run one BASE -> NEAR swap through the session service with its
-progress on the terminal, then keep the stack up until Ctrl-C (or stop at once with --demo-only)."""
+"""`make run`: start the whole local stack (chains, Redis, the five services, Envoy), run one
+BASE -> NEAR swap through Envoy and the gateway with `swapctl` showing each step live, print where the
+web page is, and keep everything up until Ctrl-C (or stop at once with --demo-only)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from swap.common.v1 import common_pb2
-from swap.quote.v1 import quote_pb2
-from swap.session.v1 import session_pb2, session_pb2_grpc
-
 from swap_devnet.stack import LocalStack, StackOptions
 
 log = logging.getLogger("swap.demo")
-_STATE_NAMES = session_pb2.SessionState.Name
 
 
-async def demo_swap(stack: LocalStack, amount: int) -> session_pb2.Session:
-    assert stack.evm is not None and stack.near is not None and stack.near_devnet is not None
-    evm, near = stack.evm, stack.near
-    async with grpc.aio.insecure_channel(stack.services["session"].address) as channel:
-        sessions = session_pb2_grpc.SessionServiceStub(channel)
-        created = await sessions.CreateSession(
-            session_pb2.CreateSessionRequest(
-                src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=evm.token),
-                dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=near.token.account_id),
-                src_amount=str(amount),
-                maker=evm.maker.address,
-                receiver=near.receiver.account_id,
-            )
-        )
-        session = created.session
-        quote = session.quote
-        log.info(
-            "quote %s: %s TUSD on BASE -> at least %s TUSD on NEAR (auction %s..%s, fees %s + %s)",
-            quote.quote_id[:8],
-            amount / 1e6,
-            int(quote.min_received) / 1e6,
-            int(quote.auction.start_amount) / 1e6,
-            int(quote.auction.end_amount) / 1e6,
-            int(quote.protocol_fee) / 1e6,
-            int(quote.network_fee) / 1e6,
-        )
-        typed = json.loads(session.maker_action.sign_order.typed_data_json)
-        signature = Account.sign_message(encode_typed_data(full_message=typed), evm.maker.private_key).signature
-        log.info("session %s: the maker signed the EIP-712 order", session.session_id)
-        await sessions.ExecuteSession(
-            session_pb2.ExecuteSessionRequest(session_id=session.session_id, signature=bytes(signature))
-        )
-        last: session_pb2.Session = session
-        async for update in sessions.WatchSession(session_pb2.WatchSessionRequest(session_id=session.session_id)):
-            for step in update.session.steps[len(last.steps) :]:
-                tx = f" tx {step.tx_hash}" if step.tx_hash else ""
-                log.info("  %-22s %s%s", _STATE_NAMES(step.state).removeprefix("SESSION_STATE_").lower(), step.note, tx)
-            last = update.session
-        receiver = stack.near_devnet.token_balance(near.receiver.account_id)
-        log.info(
-            "final state %s; receiver %s holds %s TUSD on NEAR",
-            _STATE_NAMES(last.state),
-            near.receiver.account_id,
-            receiver / 1e6,
-        )
-        return last
+def demo_swap(stack: LocalStack, amount: str = "25") -> int:
+    """One BASE -> NEAR swap through the edge with the devnet maker key; returns swapctl's exit code
+    (0 only when the swap completed)."""
+    assert stack.evm is not None and stack.near is not None and stack.envoy is not None
+    swapctl = Path(sys.executable).with_name("swapctl")
+    command = [
+        str(swapctl),
+        "--url", stack.envoy.url,
+        "--api-key", stack.options.api_key,
+        "swap", f"base:{stack.evm.token}", f"near:{stack.near.token.account_id}", amount,
+        "--decimals", "6",
+        "--maker", stack.evm.maker.address,
+        "--receiver", stack.near.receiver.account_id,
+        "--dev",
+    ]  # fmt: skip
+    log.info("$ swapctl swap base:TUSD near:TUSD %s --dev   (through Envoy at %s)", amount, stack.envoy.url)
+    return subprocess.run(command, check=False).returncode
 
 
 async def _wait_for_signal() -> None:
@@ -84,22 +48,23 @@ async def _wait_for_signal() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work-dir", type=Path, default=Path(".localnet"))
-    parser.add_argument("--amount", type=int, default=25_000_000, help="TUSD base units (6 decimals)")
+    parser.add_argument("--amount", default="25", help="TUSD to swap (token units)")
     parser.add_argument("--demo-only", action="store_true", help="stop after the demo swap")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("swap_devnet").setLevel(logging.WARNING)
     log.info("starting the local stack in %s ...", args.work_dir)
-    with LocalStack(StackOptions(work_dir=args.work_dir)) as stack:
+    with LocalStack(StackOptions(work_dir=args.work_dir, edge=True)) as stack:
         for name, value in stack.describe().items():
             log.info("  %-10s %s", name, value)
-        final = asyncio.run(demo_swap(stack, args.amount))
-        ok = final.state == session_pb2.SESSION_STATE_COMPLETED
+        code = demo_swap(stack, args.amount)
+        assert stack.envoy is not None
+        log.info("web page: %s/  (API key: %s)", stack.envoy.url, stack.options.api_key)
         if not args.demo_only:
             log.info("the stack is up (addresses in %s/stack.json); Ctrl-C stops it", args.work_dir)
             asyncio.run(_wait_for_signal())
         log.info("stopping ...")
-    return 0 if ok else 1
+    return code
 
 
 if __name__ == "__main__":

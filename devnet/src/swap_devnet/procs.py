@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -95,6 +97,77 @@ class ServiceProcess:
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class GatewayProcess:
+    """`python -m gateway.main` with `env` on top of ours, its output in `<log_dir>/<name>.log`."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, startup_timeout: float = 30.0) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = {**env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port)}
+        self.log_path = log_dir / f"{name}.log"
+        self.startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> Self:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway.main"],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):  # noqa: S310 - our own http URL
+                    return self
+            except urllib.error.HTTPError:
+                return self  # answering (503 while a dependency is down) is up
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"{self.name} not answering after {self.startup_timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it does not exit in time."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from swap_devnet.envoy import Envoy
 from swap_devnet.evm import Anvil, EvmDeployment, deploy
 from swap_devnet.faults import TcpProxy
 from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
-from swap_devnet.procs import ServiceProcess, free_port
+from swap_devnet.procs import GatewayProcess, ServiceProcess, free_port
 from swap_devnet.redis_server import LOCAL_REDIS_URL, RedisServer, answers
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ class StackOptions:
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service name
     # Put a TcpProxy between the chain services and each chain's RPC, for fault-injection tests.
     proxy_chains: bool = False
+    # The edge: the gateway (dev mode, this API key) and Envoy in front of it and of the gRPC services.
+    edge: bool = False
+    api_key: str = "dev-key"
 
 
 class LocalStack:
@@ -49,6 +53,8 @@ class LocalStack:
         self.services: dict[str, ServiceProcess] = {}
         self.metrics_ports: dict[str, int] = {}
         self.proxies: dict[str, TcpProxy] = {}
+        self.gateway: GatewayProcess | None = None
+        self.envoy: Envoy | None = None
 
     def start(self) -> Self:
         try:
@@ -118,7 +124,27 @@ class LocalStack:
                 "SESSION_POLL_INTERVAL_S": poll,
             },
         )
+        if o.edge:
+            self._start_edge(evm_file, near_file)
         (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
+
+    def _start_edge(self, evm_file: Path, near_file: Path) -> None:
+        o = self.options
+        env = {
+            "GATEWAY_SESSION_ADDR": self.services["session"].address,
+            "GATEWAY_QUOTE_ADDR": self.services["quote"].address,
+            "GATEWAY_REDIS_URL": self.redis_url,
+            "GATEWAY_KEY_PREFIX": f"{o.key_prefix}gateway:",
+            "GATEWAY_API_KEYS": o.api_key,
+            "GATEWAY_DEV_MODE": "true",
+            "GATEWAY_EVM_DEPLOYMENT_FILE": str(evm_file),
+            "GATEWAY_NEAR_DEPLOYMENT_FILE": str(near_file),
+            **o.extra_env.get("gateway", {}),
+        }
+        self.gateway = self._exit.enter_context(GatewayProcess("gateway", env, o.work_dir))
+        ports = {name: int(proc.address.rsplit(":", 1)[1]) for name, proc in self.services.items()}
+        self.envoy = self._exit.enter_context(Envoy(o.work_dir, {"gateway": self.gateway.port, **ports}))
+        self.envoy.wait_healthy("session", "quote")
 
     def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
         """Deployment files whose RPC URLs point at proxies in front of the chains."""
@@ -153,6 +179,8 @@ class LocalStack:
             "key_prefix": self.options.key_prefix,
             "services": {name: proc.address for name, proc in self.services.items()},
             "metrics": {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()},
+            "gateway": self.gateway.url if self.gateway else None,
+            "edge": self.envoy.url if self.envoy else None,
             "logs": str(self.options.work_dir),
         }
 
