@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import socket
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,11 +25,11 @@ from swap_devnet.procs import ServiceProcess, free_port
 
 from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD
 from tests.integration.deploy.common import COMPOSE_FILE, DOCKER_DIR, FakeGateway, HealthStub
+from tests.integration.grpc_web import GRPC_WEB, grpc_web_frame, grpc_web_frames
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_QUOTE = "0" * 32
-GRPC_WEB = "application/grpc-web+proto"
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +69,6 @@ def get_quote_request() -> quote_pb2.GetQuoteRequest:
         dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=NEAR_TUSD),
         src_amount="10000000",
     )
-
-
-def grpc_web_frame(message: bytes) -> bytes:
-    return b"\x00" + struct.pack(">I", len(message)) + message
-
-
-def grpc_web_frames(body: bytes) -> tuple[list[bytes], dict[str, str]]:
-    """The data frames and the trailers of a gRPC-Web response body."""
-    messages: list[bytes] = []
-    trailers: dict[str, str] = {}
-    offset = 0
-    while offset < len(body):
-        flag, length = body[offset], struct.unpack(">I", body[offset + 1 : offset + 5])[0]
-        payload = body[offset + 5 : offset + 5 + length]
-        offset += 5 + length
-        if flag & 0x80:
-            for line in payload.decode().split("\r\n"):
-                if line:
-                    key, _, value = line.partition(":")
-                    trailers[key.strip().lower()] = value.strip()
-        else:
-            messages.append(payload)
-    return messages, trailers
 
 
 # Native gRPC ----------------------------------------------------------------------------------------------
