@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack
 
-from tests.fixtures.gateway import API_KEY, Balances, GatewayProcess
+from tests.fixtures.gateway import API_KEY, Balances
 
 SWAPCTL = Path(sys.executable).with_name("swapctl")
 BASE_TX = re.compile(r"tx base 0x[0-9a-f]{64}")

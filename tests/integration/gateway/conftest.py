@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack, StackOptions
 
-from tests.fixtures.gateway import API_KEY, GatewayProcess, gateway_env
+from tests.fixtures.gateway import API_KEY, gateway_env
 
 
 @pytest.fixture(scope="package")

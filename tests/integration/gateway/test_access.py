@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from swap_devnet.procs import GatewayProcess
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.fixtures.gateway import API_KEY, HASHED_KEY, WRONG_KEY, GatewayFactory, GatewayProcess, gateway_env
+from tests.fixtures.gateway import API_KEY, HASHED_KEY, WRONG_KEY, GatewayFactory, gateway_env
 
 pytestmark = pytest.mark.integration
 

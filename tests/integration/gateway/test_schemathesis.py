@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from swap_devnet.procs import GatewayProcess
 
-from tests.fixtures.gateway import API_KEY, GatewayProcess
+from tests.fixtures.gateway import API_KEY
 
 pytestmark = pytest.mark.integration
 

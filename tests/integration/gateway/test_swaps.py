@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.fixtures.gateway import API_KEY, HASHED_KEY, Balances, GatewayProcess
+from tests.fixtures.gateway import API_KEY, HASHED_KEY, Balances
 
 pytestmark = pytest.mark.integration
 

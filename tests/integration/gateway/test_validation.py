@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from swap_devnet.procs import GatewayProcess
 from websockets.asyncio.client import connect
 
-from tests.fixtures.gateway import API_KEY, GatewayProcess
+from tests.fixtures.gateway import API_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack, StackOptions
 
-from tests.fixtures.gateway import GatewayProcess, gateway_env
+from tests.fixtures.gateway import gateway_env
 
 
 @pytest.fixture(scope="package")

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack
 
-from tests.fixtures.gateway import API_KEY, Balances, GatewayProcess
+from tests.fixtures.gateway import API_KEY, Balances
 
 ROOT = Path(__file__).resolve().parents[3]
 DRIVER = Path(__file__).with_name("drive.mjs")
