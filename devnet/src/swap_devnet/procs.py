@@ -113,16 +113,12 @@ class ServiceProcess:
         self.stop()
 
 
-class GatewayProcess:
-    """`python -m gateway.main` with `env` on top of ours, its output in `<log_dir>/<name>.log`."""
+class GatewayProcess(ServiceProcess):
+    """The gateway (`python -m gateway.main`, uvicorn): HTTP, so ready is /health answering."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, startup_timeout: float = 30.0) -> None:
-        self.name = name
-        self.port = free_port()
+        super().__init__(name, "gateway.main", env, log_dir, startup_timeout=startup_timeout)
         self.env = {**env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port)}
-        self.log_path = log_dir / f"{name}.log"
-        self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -132,53 +128,17 @@ class GatewayProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self) -> Self:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway.main"],
-                env={**os.environ, **self.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+    def _await_serving(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2):  # noqa: S310 - our own http URL
-                    return self
+                    return
             except urllib.error.HTTPError:
-                return self  # answering (503 while a dependency is down) is up
+                return  # answering (503 while a dependency is down) is up
             except OSError:
                 time.sleep(0.1)
-        self.stop()
+        self.kill()
         raise TimeoutError(f"{self.name} not answering after {self.startup_timeout}s:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL if it does not exit in time."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -23,6 +23,7 @@ from web3 import Web3
 from web3.types import Nonce, RPCEndpoint, TxParams, Wei
 
 from tests.fixtures.services import BASE_CONFIRMATIONS
+from tests.integration.chain_streams import EventStream, next_event
 
 pytestmark = pytest.mark.integration
 
@@ -61,33 +62,6 @@ def w3(base_chain: EvmDeployment) -> Web3:
 
 def tusd(w3: Web3, chain: EvmDeployment, who: str) -> int:
     return int(chain.token_contract(w3).functions.balanceOf(who).call())
-
-
-class EventStream:
-    """A WatchEvents call drained by a task, so waiting for an event with a timeout never cancels the call."""
-
-    def __init__(self, call: Any) -> None:
-        self.call = call
-        self.queue: asyncio.Queue[chain_pb2.ChainEvent | BaseException] = asyncio.Queue()
-        self.task = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            async for reply in self.call:
-                await self.queue.put(reply.event)
-        except grpc.aio.AioRpcError as err:
-            await self.queue.put(err)
-
-    def close(self) -> None:
-        self.call.cancel()
-        self.task.cancel()
-
-
-async def next_event(stream: EventStream, timeout: float = 10.0) -> chain_pb2.ChainEvent:
-    item = await asyncio.wait_for(stream.queue.get(), timeout)
-    if isinstance(item, BaseException):
-        raise item
-    return item
 
 
 def field_violation(err: grpc.aio.AioRpcError) -> str:

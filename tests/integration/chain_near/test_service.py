@@ -22,6 +22,8 @@ from swap.common.v1 import common_pb2
 from swap_devnet.near import NEAR, NearDevnetProcess, lock_id_for
 from swap_devnet.procs import ServiceProcess
 
+from tests.integration.chain_streams import EventStream, next_event
+
 pytestmark = pytest.mark.integration
 
 NATIVE_AMOUNT = NEAR // 2
@@ -61,33 +63,6 @@ def lock_request(
         ),
         resolver=chain_pb2.ResolverFunding(salt=str(next(_salts))),
     )
-
-
-class EventStream:
-    """A WatchEvents call drained by a task, so waiting for an event with a timeout never cancels the call."""
-
-    def __init__(self, call: Any) -> None:
-        self.call = call
-        self.queue: asyncio.Queue[chain_pb2.ChainEvent | BaseException] = asyncio.Queue()
-        self.task = asyncio.ensure_future(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            async for reply in self.call:
-                await self.queue.put(reply.event)
-        except grpc.aio.AioRpcError as err:
-            await self.queue.put(err)
-
-    def close(self) -> None:
-        self.call.cancel()
-        self.task.cancel()
-
-
-async def next_event(stream: EventStream, timeout: float = 10.0) -> chain_pb2.ChainEvent:
-    item = await asyncio.wait_for(stream.queue.get(), timeout)
-    if isinstance(item, BaseException):
-        raise item
-    return item
 
 
 def error_reason(err: grpc.aio.AioRpcError) -> str:

@@ -3,28 +3,24 @@ process in front of it, dev mode on; tests that need other settings start gatewa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from swap_devnet.procs import GatewayProcess
-from swap_devnet.stack import LocalStack, StackOptions
+from swap_devnet.stack import LocalStack
 
-from tests.fixtures.gateway import API_KEY, gateway_env
-
-
-@pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = StackOptions(work_dir=Path(tmp_path_factory.mktemp("gateway-stack")), poll_interval_s=0.1)
-    with LocalStack(options) as running:
-        yield running
+from tests.fixtures.gateway import API_KEY
 
 
 @pytest.fixture(scope="package")
-def gateway(stack: LocalStack, gateway_logs: Path) -> Iterator[GatewayProcess]:
-    with GatewayProcess("gateway", gateway_env(stack), gateway_logs) as proc:
-        yield proc
+def stack(dev_stack: LocalStack) -> LocalStack:
+    return dev_stack
+
+
+@pytest.fixture(scope="package")
+def gateway(dev_gateway: GatewayProcess) -> GatewayProcess:
+    return dev_gateway
 
 
 @pytest.fixture
