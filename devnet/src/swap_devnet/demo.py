@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import subprocess
@@ -45,6 +46,11 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def _serve_until_stopped() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_wait_for_signal())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work-dir", type=Path, default=Path(".localnet"))
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("swap_devnet").setLevel(logging.WARNING)
+    # SIGTERM (make down) takes the same way out as Ctrl-C, so everything started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     log.info("starting the local stack in %s ...", args.work_dir)
     with LocalStack(StackOptions(work_dir=args.work_dir, edge=True)) as stack:
         for name, value in stack.describe().items():
@@ -62,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("web page: %s/  (API key: %s)", stack.envoy.url, stack.options.api_key)
         if not args.demo_only:
             log.info("the stack is up (addresses in %s/stack.json); Ctrl-C stops it", args.work_dir)
-            asyncio.run(_wait_for_signal())
+            _serve_until_stopped()
         log.info("stopping ...")
     return code
 
