@@ -133,6 +133,8 @@ class LocalStack:
         env = {
             "GATEWAY_SESSION_ADDR": self.services["session"].address,
             "GATEWAY_QUOTE_ADDR": self.services["quote"].address,
+            "GATEWAY_CHAIN_BASE_ADDR": self.services["chain-base"].address,
+            "GATEWAY_CHAIN_NEAR_ADDR": self.services["chain-near"].address,
             "GATEWAY_REDIS_URL": self.redis_url,
             "GATEWAY_KEY_PREFIX": f"{o.key_prefix}gateway:",
             "GATEWAY_API_KEYS": o.api_key,

@@ -139,7 +139,11 @@ async def test_health_metrics_docs_and_page_need_no_key(gateway: GatewayProcess)
     async with httpx.AsyncClient(base_url=gateway.url) as client:
         health = await client.get("/health")
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "checks": {"session": "ok", "quote": "ok", "redis": "ok"}}
+        body = health.json()
+        assert body["status"] == "ok", body
+        assert {name: check["state"] for name, check in body["checks"].items()} == dict.fromkeys(
+            ("chain_base", "chain_near", "memory", "quote", "redis", "session"), "ok"
+        )
 
         await client.get("/api/v1/sessions/" + "0" * 32, headers={"X-API-Key": API_KEY})
         metrics = await client.get("/metrics")

@@ -129,16 +129,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         "/health",
         response_model=schemas.Health,
         summary="Liveness and dependencies",
-        responses={503: {"model": schemas.Health, "description": "The session service is not serving."}},
+        responses={503: {"model": schemas.Health, "description": "The session service or Redis is down."}},
     )
     async def health(response: Response) -> schemas.Health:
         backends = holder.get("backends")
-        checks = await backends.health() if backends is not None else {"session": False, "quote": False, "redis": False}
-        status = "ok" if all(checks.values()) else "degraded"
-        if not checks["session"]:
-            status = "down"
+        if backends is None:
             response.status_code = 503
-        return schemas.Health(status=status, checks={k: "ok" if v else "down" for k, v in checks.items()})
+            return schemas.Health(status="down", checks={})
+        report = await backends.health.report()
+        if report.status == "down":
+            response.status_code = 503
+        return schemas.Health(
+            status=report.status,
+            checks={
+                name: schemas.HealthCheck(state=c.state, latency_ms=c.latency_ms, detail=c.detail)
+                for name, c in report.checks.items()
+            },
+        )
 
     @app.get(
         "/metrics",

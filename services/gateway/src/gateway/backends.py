@@ -3,16 +3,14 @@ idempotency) and, in dev mode, the devnet maker keys. Opened in the app's lifesp
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 import redis.asyncio as aioredis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.exceptions import RedisError
-from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap.quote.v1 import quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.context import outgoing_metadata
 from swap_runtime.tracing import client_interceptors
@@ -21,17 +19,15 @@ from gateway.auth import KeyRing
 from gateway.config import GatewaySettings
 from gateway.dev import DevMaker
 from gateway.errors import from_rpc_error
+from gateway.health import HealthMonitor
 from gateway.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-SESSION_SERVICE = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
-QUOTE_SERVICE = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
 # Idempotency marks live as long as the session service remembers a request id.
 _CREATE_MARK_TTL_S = 7 * 24 * 3600
-_HEALTH_TIMEOUT_S = 2.0
 # A restarted service is found again within seconds (gRPC's default backoff grows to two minutes).
 _CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
 
@@ -53,6 +49,7 @@ class Backends:
         self.dev = (
             DevMaker.load(settings.evm_deployment_file, settings.near_deployment_file) if settings.dev_mode else None
         )
+        self.health = HealthMonitor(settings, self._session_channel, self._quote_channel, self.redis)
         if not self.keys:
             log.warning("no API keys configured: every /api and /ws request is refused")
 
@@ -89,29 +86,8 @@ class Backends:
         except RedisError as err:
             log.warning("create mark not removed", extra={"error": repr(err)})
 
-    async def health(self) -> dict[str, bool]:
-        async def serving(channel: grpc.aio.Channel, service: str) -> bool:
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=_HEALTH_TIMEOUT_S
-                )
-            except grpc.aio.AioRpcError:
-                return False
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-        async def redis_ok() -> bool:
-            try:
-                return bool(await asyncio.wait_for(self.redis.ping(), _HEALTH_TIMEOUT_S))
-            except (RedisError, OSError, TimeoutError):
-                return False
-
-        session, quote, redis = await asyncio.gather(
-            serving(self._session_channel, SESSION_SERVICE), serving(self._quote_channel, QUOTE_SERVICE), redis_ok()
-        )
-        return {"session": session, "quote": quote, "redis": redis}
-
     async def close(self) -> None:
-        for close in (self._session_channel.close, self._quote_channel.close, self.redis.aclose):
+        for close in (self.health.close, self._session_channel.close, self._quote_channel.close, self.redis.aclose):
             try:
                 await close()
             except Exception as err:

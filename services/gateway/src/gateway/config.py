@@ -30,6 +30,17 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     session_addr: str = Field("127.0.0.1:50054", description="session gRPC address.")
     quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Deadline of one unary call to the session / quote service.")
+    chain_base_addr: str = Field(
+        "", description="chain-base gRPC address, probed by /health (its health follows the BASE RPC); empty = skipped."
+    )
+    chain_near_addr: str = Field(
+        "", description="chain-near gRPC address, probed by /health (its health follows the NEAR RPC); empty = skipped."
+    )
+    health_timeout_s: float = Field(1.0, gt=0, description="Deadline of each /health probe; they run in parallel.")
+    health_cache_s: float = Field(1.0, ge=0, description="Seconds one /health result is reused; 0 = probe every time.")
+    memory_limit_mb: int = Field(
+        256, ge=1, description="Memory the gateway may use (its container limit); /health is degraded above 90%."
+    )
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: rate-limit windows and create idempotency.")
     key_prefix: str = Field("swap:gateway:", description="Prefix of every Redis key this service writes.")

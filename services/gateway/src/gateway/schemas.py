@@ -225,6 +225,14 @@ class ErrorBody(_Reply):
     error: ErrorDetail
 
 
+class HealthCheck(_Reply):
+    state: Literal["ok", "degraded", "down"]
+    latency_ms: float = Field(description="How long the probe took.")
+    detail: str | None = Field(None, description="Why it is not ok, or what was measured (memory).")
+
+
 class Health(_Reply):
     status: Literal["ok", "degraded", "down"]
-    checks: dict[str, Literal["ok", "down"]]
+    checks: dict[str, HealthCheck] = Field(
+        description="session, quote, redis, memory, and chain_base / chain_near when their addresses are set."
+    )

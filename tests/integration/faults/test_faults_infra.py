@@ -1,0 +1,165 @@
+"""The infrastructure under the services fails mid-swap: Redis (with its append-only file, as deployed) is
+killed and restarted, or the gateway is killed under a WebSocket client. The swap still completes with
+every balance accounted for, and the client misses no update."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from swap.session.v1 import session_pb2_grpc
+from swap_devnet.procs import GatewayProcess, ServiceProcess, free_port
+from swap_devnet.redis_server import answers
+from swap_devnet.stack import LocalStack
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.fixtures.gateway import API_KEY, gateway_env
+from tests.integration.faults.test_faults import assert_whole, finish
+from tests.integration.swaps import TERMINAL, Balances, St, create_base_to_near, execute_base, watch_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
+
+WS_TERMINAL = {"completed", "refunded", "cancelled", "failed", "timeout"}
+
+
+class PersistentRedis:
+    """redis-server with the append-only file on, as docker-compose runs it, that can be killed and
+    started again on the same port over the same data directory."""
+
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = data_dir
+        self.log_path = log_dir / f"redis-{self.port}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PersistentRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [*args, "--appendonly", "yes", "--save", ""], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 15
+        while not answers(self.url):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path, stack: LocalStack) -> Iterator[PersistentRedis]:
+    server = PersistentRedis(tmp_path / "redis-data", stack.options.work_dir).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def session_on(persistent_redis: PersistentRedis, stack: LocalStack) -> Iterator[ServiceProcess]:
+    """A second session service, the stack's settings but its state in `persistent_redis`."""
+    env = {
+        **stack.services["session"].env,
+        "SESSION_REDIS_URL": persistent_redis.url,
+        "SESSION_METRICS_PORT": str(free_port()),
+    }
+    proc = ServiceProcess("session-aof", "session.main", env, stack.options.work_dir, port=free_port())
+    env["SESSION_PORT"] = str(proc.port)
+    with proc:
+        yield proc
+
+
+async def test_redis_killed_and_restarted_with_its_aof_at_both_locked(
+    stack: LocalStack, persistent_redis: PersistentRedis, session_on: ServiceProcess
+) -> None:
+    balances = Balances(stack)
+    before = balances.snapshot()
+    async with grpc.aio.insecure_channel(session_on.address) as channel:
+        sessions = session_pb2_grpc.SessionServiceStub(channel)
+        session = await create_base_to_near(sessions, stack)
+        await execute_base(sessions, stack, session)
+        reached, _ = await watch_until(sessions, session.session_id, {St.SESSION_STATE_BOTH_LOCKED} | TERMINAL)
+        assert reached.state == St.SESSION_STATE_BOTH_LOCKED, reached
+        persistent_redis.kill()
+        # Long enough for the saga to hit the outage on its next step.
+        await asyncio.sleep(2.0)
+        persistent_redis.start()
+        done, seen = await finish(sessions, stack, session.session_id)
+    assert_whole(before, balances.snapshot(), done)
+    assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
+    assert session_on.returncode is None, session_on.tail()
+
+
+async def next_update(ws: ClientConnection) -> dict[str, Any]:
+    while True:
+        event: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 90))
+        if event["event"] == "update":
+            [update] = event["args"]
+            assert set(update) == {"cursor", "session"}, update
+            return dict(update)
+        assert event["event"] in {"subscribed", "unsubscribed"}, event
+
+
+async def updates_until(ws: ClientConnection, states: set[str], seen: list[dict[str, Any]]) -> dict[str, Any]:
+    while True:
+        update = await next_update(ws)
+        seen.append(update)
+        if update["session"]["state"] in states:
+            return update
+
+
+async def subscribe(ws: ClientConnection, arg: str | dict[str, str]) -> None:
+    await ws.send(json.dumps({"op": "subscribe", "channel": "session", "args": [arg]}))
+
+
+async def test_gateway_killed_at_source_locked_and_the_client_resumes(
+    stack: LocalStack, sessions: session_pb2_grpc.SessionServiceStub, tmp_path: Path
+) -> None:
+    balances = Balances(stack)
+    before = balances.snapshot()
+    gateway = GatewayProcess("gateway-faults", gateway_env(stack), tmp_path).start()
+    try:
+        session = await create_base_to_near(sessions, stack)
+        seen: list[dict[str, Any]] = []
+        async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as first:
+            await subscribe(first, session.session_id)
+            await updates_until(first, {"initialized"}, seen)
+            await execute_base(sessions, stack, session)
+            await updates_until(first, {"source_locked", *WS_TERMINAL}, seen)
+            assert seen[-1]["session"]["state"] == "source_locked", seen[-1]
+            gateway.kill()
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(first.recv(), 10)
+        gateway.start()
+        async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as second:
+            await subscribe(second, {"session_id": session.session_id, "cursor": seen[-1]["cursor"]})
+            last = await updates_until(second, WS_TERMINAL, seen)
+    finally:
+        gateway.stop()
+
+    versions = [update["session"]["version"] for update in seen]
+    assert versions == list(range(versions[0], last["session"]["version"] + 1)), versions
+    done, _ = await finish(sessions, stack, session.session_id)
+    assert last["session"]["state"] == "completed", [u["session"]["state"] for u in seen]
+    assert_whole(before, balances.snapshot(), done)
+    assert done.state == St.SESSION_STATE_COMPLETED, done.error
