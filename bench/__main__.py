@@ -20,11 +20,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chain_base, chain_near, swap
+from bench import chain_base, chain_near, memory, quotes, swap, throughput, ws_fanout
+from bench.edge import SharedStack
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("chain_base", "chain_near", "swap")
+SECTIONS = (
+    "chain_base",
+    "chain_near",
+    "swap",
+    "memory_per_session",
+    "gateway_vs_transcoder",
+    "quote_vs_noop",
+    "ws_fanout",
+    "throughput",
+    "profile",
+)
+# Sections that share one local stack with the edge, in the order they run: memory first, on a fresh session
+# service; the swap load last.
+EDGE_SECTIONS = SECTIONS[3:]
 
 
 _LINE = 110
@@ -91,12 +105,30 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
     )
+    parser.add_argument("--only", help="same as --sections")
+    for name in SECTIONS:
+        flag = name.replace("_", "-")
+        parser.add_argument(f"--skip-{flag}", action="store_true", help=f"leave out the {name} section")
+    parser.add_argument("--throughput-swaps", type=int, help="swaps in flight in throughput (default 100; smoke 20)")
+    parser.add_argument("--throughput-500", action="store_true", help="throughput with 500 swaps in flight")
+    parser.add_argument("--ws-subscribers", type=int, help="WebSocket subscribers (default 1000; smoke 100)")
     parser.add_argument("--work-dir", type=Path, help="keep logs and chain state here (default: a temp dir)")
     parser.add_argument("--keep-work-dir", action="store_true", help="do not delete the temporary work dir")
     args = parser.parse_args(argv)
+    if args.only:
+        args.sections = args.only
     unknown = set(args.sections.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    skipped = {name for name in SECTIONS if getattr(args, f"skip_{name}")}
+    args.sections = ",".join(name for name in args.sections.split(",") if name not in skipped)
+    if args.throughput_500:
+        args.throughput_swaps = 500
+    elif args.throughput_swaps is None:
+        args.throughput_swaps = 20 if args.smoke else 100
+    args.ws_subscribers = args.ws_subscribers if args.ws_subscribers is not None else (100 if args.smoke else 1000)
+    if args.throughput_swaps < 1 or args.ws_subscribers < 1:
+        parser.error("--throughput-swaps and --ws-subscribers must be >= 1")
     args.iterations = args.iterations if args.iterations is not None else (3 if args.smoke else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 2)
     args.swaps = args.swaps if args.swaps is not None else (0 if args.smoke else 5)
@@ -117,24 +149,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "smoke" if args.smoke else "full",
         "started_at": started.isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "settings": {"iterations": args.iterations, "warmup": args.warmup, "swaps_per_variant": args.swaps},
+        "settings": {
+            "iterations": args.iterations,
+            "warmup": args.warmup,
+            "swaps_per_variant": args.swaps,
+            "throughput_swaps": args.throughput_swaps,
+            "ws_subscribers": args.ws_subscribers,
+        },
     }
     all_ok = True
     with _work_dir(args.work_dir, args.keep_work_dir) as work:
         log.info("work dir %s", work)
+        edge = SharedStack(work)
+        smoke = args.smoke
+        quote_options = quotes.Options(
+            rounds=30 if smoke else 200,
+            slices=2 if smoke else 4,
+            slice_s=1.0 if smoke else 2.0,
+            concurrency=20,
+            work_dir=work,
+        )
         runs: dict[str, Callable[[], dict[str, Any]]] = {
             "chain_base": lambda: chain_base.run(chain_base.Options(args.iterations, args.warmup, work)),
             "chain_near": lambda: chain_near.run(
                 chain_near.Options(args.iterations, args.warmup, work, count_rpcs=True)
             ),
             "swap": lambda: swap.run(swap.Options(args.swaps, 0 if args.smoke else 1, work)),
+            "memory_per_session": lambda: memory.run(edge.get(), memory.Options(50 if smoke else 200)),
+            "gateway_vs_transcoder": lambda: quotes.run_gateway_vs_transcoder(edge.get(), quote_options),
+            "quote_vs_noop": lambda: quotes.run_quote_vs_noop(edge.get(), quote_options),
+            "ws_fanout": lambda: ws_fanout.run(edge.get(), ws_fanout.Options(args.ws_subscribers)),
+            "throughput": lambda: throughput.run_throughput(
+                edge.get(), throughput.Options(args.throughput_swaps, work)
+            ),
+            "profile": lambda: throughput.run_profile(edge.get(), throughput.Options(10 if smoke else 20, work)),
         }
-        for name in wanted:
-            if name == "swap" and args.swaps == 0:
-                report[name] = {"skipped": "no swaps requested (--swaps 0; the smoke run's default)"}
-                continue
-            report[name], ok = _section(name, runs[name])
-            all_ok = all_ok and ok
+        try:
+            for name in wanted:
+                if name == "swap" and args.swaps == 0:
+                    report[name] = {"skipped": "no swaps requested (--swaps 0; the smoke run's default)"}
+                    continue
+                if name in EDGE_SECTIONS and name == next(n for n in wanted if n in EDGE_SECTIONS):
+                    log.info("starting the edge stack for %s", ", ".join(n for n in wanted if n in EDGE_SECTIONS))
+                report[name], ok = _section(name, runs[name])
+                all_ok = all_ok and ok
+        finally:
+            edge.stop()
     report["elapsed_s"] = round(time.monotonic() - start, 1)
     report["ok"] = all_ok
     sys.stdout.write(to_json(report) + "\n")

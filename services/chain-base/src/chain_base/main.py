@@ -26,6 +26,7 @@ SERVICE_NAME = chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name
 async def build(settings: ChainBaseSettings) -> GrpcService:
     """Wires the service from settings; refuses a node on another chain than configured."""
     rpc = Rpc(connect(settings.rpc_url), attempts=settings.rpc_attempts)
+    await rpc.keep_alive()
     chain_id = await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id)
     if chain_id != settings.chain_id:
         await rpc.close()

@@ -66,5 +66,10 @@ class Rpc:
             raise Unavailable(f"EVM RPC unavailable during {what}", reason="CHAIN_RPC_UNAVAILABLE") from exc
         raise AssertionError("unreachable")
 
+    async def keep_alive(self) -> None:
+        """Reuses connections to the node: web3's own session opens a new one per call (force_close)."""
+        session = aiohttp.ClientSession(raise_for_status=True, connector=aiohttp.TCPConnector(limit=64))
+        await self.w3.provider.cache_async_session(session)
+
     async def close(self) -> None:
         await self.w3.provider.disconnect()

@@ -18,6 +18,9 @@ _DEV_KEY = base64.b64encode(b"swap-orchestrator-dev-only-key!!").decode()
 class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: sessions, update streams, indexes.")
     key_prefix: str = Field("swap:", description="Prefix of every Redis key this service writes.")
+    redis_max_connections: int = Field(
+        2000, ge=10, description="Redis connections at most; every open WatchSession stream holds one."
+    )
     secret_key: SecretStr | None = Field(None, description="Base64 of 32 bytes: AES-256-GCM key for swap secrets.")
     dev_mode: bool = Field(False, description="Allows the built-in dev secret key. Never in production.")
     chain_base_addr: str = Field("127.0.0.1:50051", description="chain-base gRPC address.")

@@ -29,7 +29,12 @@ SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_na
 
 
 async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
-    store = SessionStore(aioredis.Redis.from_url(settings.redis_url, socket_timeout=10), settings.key_prefix)
+    # Each WatchSession stream holds a connection while it blocks on the update stream: a blocking pool
+    # makes callers wait for a free connection instead of failing once many clients watch at once.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10, socket_timeout=10
+    )
+    store = SessionStore(aioredis.Redis(connection_pool=pool), settings.key_prefix)
     channels = {
         name: grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
         for name, addr in (

@@ -1,0 +1,58 @@
+"""`python -m bench.noop_quote`: a QuoteService whose GetQuote returns one constant reply, on the same
+server setup as the real service (swap_runtime.server.GrpcService: interceptors, health, reflection), on
+the port in BENCH_NOOP_QUOTE_PORT. The floor a GetQuote call costs through gRPC in Python."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import grpc
+from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap_runtime.server import GrpcService
+
+SERVICE_NAME = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
+
+REPLY = quote_pb2.GetQuoteResponse(
+    quote=quote_pb2.Quote(
+        quote_id="noop",
+        src_amount="10000000",
+        market_rate="1000000000000000000",
+        auction=quote_pb2.Auction(
+            start_amount="10050000", end_amount="9950000", start_time=1, duration_s=60, current_amount="10050000"
+        ),
+        protocol_fee="0",
+        network_fee="0",
+        slippage_bps=50,
+        min_received="9900000",
+        issued_at=1,
+        valid_until=61,
+    )
+)
+
+
+class NoopQuoteServicer(quote_pb2_grpc.QuoteServiceServicer):
+    async def GetQuote(
+        self, request: quote_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> quote_pb2.GetQuoteResponse:
+        return REPLY
+
+    async def LookupQuote(
+        self, request: quote_pb2.LookupQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> quote_pb2.LookupQuoteResponse:
+        return quote_pb2.LookupQuoteResponse(quote=REPLY.quote)
+
+
+async def _serve(port: int) -> None:
+    servicer = NoopQuoteServicer()
+    service = GrpcService(
+        name="quote-noop",
+        service_names=[SERVICE_NAME],
+        register=lambda server: quote_pb2_grpc.add_QuoteServiceServicer_to_server(servicer, server),
+        port=port,
+    )
+    await service.serve_until_signalled()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(int(os.environ["BENCH_NOOP_QUOTE_PORT"])))

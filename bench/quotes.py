@@ -1,0 +1,180 @@
+"""GetQuote by three routes, two comparisons, on the edge stack's quote service.
+
+- gateway_vs_transcoder: one JSON request at a time with one httpx client, alternating between the gateway's
+  REST route (POST /api/v1/quotes, X-API-Key) and Envoy's grpc_json_transcoder (POST
+  /swap.quote.v1.QuoteService/GetQuote, the request as proto3 JSON); both end at the same quote service.
+- quote_vs_noop: one grpc.aio channel, a fixed number of calls in flight, alternating time slices between
+  the real quote service and a constant-reply servicer (bench.noop_quote) on the same server setup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from swap.common.v1 import common_pb2
+from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap_devnet.stack import LocalStack
+
+from bench.edge import API_KEY
+from bench.procs import start_service
+from bench.stats import comparison, percentile, ratio, summary
+
+log = logging.getLogger("bench.quotes")
+
+AMOUNT = "10000000"  # 10 TUSD
+
+
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    slices: int
+    slice_s: float
+    concurrency: int
+    work_dir: Path
+
+
+def _with_p99(samples: list[float]) -> dict[str, Any]:
+    return {**summary(samples), "p99_ms": round(percentile(samples, 0.99), 2) if samples else None}
+
+
+async def _gateway_vs_transcoder(stack: LocalStack, rounds: int) -> dict[str, Any]:
+    assert stack.gateway is not None and stack.envoy is not None and stack.evm is not None and stack.near is not None
+    base_token, near_token = stack.evm.token, stack.near.token.account_id
+    rest_body = {
+        "src": {"chain": "base", "token": base_token},
+        "dst": {"chain": "near", "token": near_token},
+        "src_amount": AMOUNT,
+    }
+    transcoded_body = {
+        "src": {"chain": "CHAIN_BASE", "token": base_token},
+        "dst": {"chain": "CHAIN_NEAR", "token": near_token},
+        "srcAmount": AMOUNT,
+    }
+    routes = {
+        "gateway_rest": (f"{stack.gateway.url}/api/v1/quotes", rest_body, {"X-API-Key": API_KEY}, "quote_id"),
+        "envoy_transcoder": (
+            f"{stack.envoy.url}/swap.quote.v1.QuoteService/GetQuote",
+            transcoded_body,
+            {},
+            "quote",
+        ),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in routes}
+    async with httpx.AsyncClient(timeout=10.0) as client:
+
+        async def call(name: str) -> float:
+            url, body, headers, key = routes[name]
+            start = time.perf_counter()
+            reply = await client.post(url, json=body, headers=headers)
+            took = (time.perf_counter() - start) * 1000
+            if reply.status_code != 200 or key not in reply.json():
+                raise RuntimeError(f"{name}: HTTP {reply.status_code}: {reply.text[:300]}")
+            return took
+
+        for _ in range(3):  # connections, first quotes
+            for name in routes:
+                await call(name)
+        for n in range(rounds):
+            order = list(routes) if n % 2 == 0 else list(reversed(routes))
+            for name in order:
+                samples[name].append(await call(name))
+    rest, transcoded = samples["gateway_rest"], samples["envoy_transcoder"]
+    compared = comparison(rest, transcoded, ("gateway_rest", "envoy_transcoder"))
+    compared["gateway_rest"] = _with_p99(rest)
+    compared["envoy_transcoder"] = _with_p99(transcoded)
+    compared["ratio_p99"] = ratio(percentile(rest, 0.99), percentile(transcoded, 0.99))
+    return compared
+
+
+def run_gateway_vs_transcoder(stack: LocalStack, options: Options) -> dict[str, Any]:
+    result = asyncio.run(_gateway_vs_transcoder(stack, options.rounds))
+    return {
+        "setup": {
+            "client": "one httpx.AsyncClient (HTTP/1.1 keep-alive), one request at a time, routes alternating",
+            "request": "GetQuote 10 TUSD BASE -> NEAR",
+            "rounds": options.rounds,
+            "ratios": "gateway_rest over envoy_transcoder",
+        },
+        **result,
+    }
+
+
+async def _slice(stub: quote_pb2_grpc.QuoteServiceStub, request: Any, concurrency: int, seconds: float) -> list[float]:
+    """`concurrency` callers, each calling again as soon as its reply arrives, for `seconds`."""
+    deadline = time.perf_counter() + seconds
+    samples: list[float] = []
+
+    async def caller() -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            reply = await stub.GetQuote(request, timeout=10)
+            samples.append((time.perf_counter() - start) * 1000)
+            if not reply.quote.quote_id:
+                raise RuntimeError("a GetQuote reply without a quote")
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return samples
+
+
+async def _quote_vs_noop(stack: LocalStack, noop_address: str, options: Options) -> dict[str, Any]:
+    assert stack.evm is not None and stack.near is not None
+    request = quote_pb2.GetQuoteRequest(
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        src_amount=AMOUNT,
+    )
+    targets = {"quote": stack.services["quote"].address, "noop": noop_address}
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    busy_s: dict[str, float] = dict.fromkeys(targets, 0.0)
+    per_slice: dict[str, list[float]] = {name: [] for name in targets}
+    channels = {name: grpc.aio.insecure_channel(address) for name, address in targets.items()}
+    try:
+        stubs = {name: quote_pb2_grpc.QuoteServiceStub(channel) for name, channel in channels.items()}
+        for name in targets:
+            await _slice(stubs[name], request, options.concurrency, 0.5)
+        for n in range(options.slices):
+            order = list(targets) if n % 2 == 0 else list(reversed(targets))
+            for name in order:
+                start = time.perf_counter()
+                got = await _slice(stubs[name], request, options.concurrency, options.slice_s)
+                took = time.perf_counter() - start
+                busy_s[name] += took
+                samples[name].extend(got)
+                per_slice[name].append(len(got) / took)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    rps = {name: round(len(samples[name]) / busy_s[name], 1) for name in targets}
+    paired = [q / z for q, z in zip(per_slice["quote"], per_slice["noop"], strict=True) if z > 0]
+    return {
+        "requests_per_s": rps,
+        "ratio_rps": ratio(rps["quote"], rps["noop"]),
+        "ratio_rps_paired_median": round(statistics.median(paired), 2) if paired else None,
+        "latency_ms": {name: _with_p99(values) for name, values in samples.items()},
+    }
+
+
+def run_quote_vs_noop(stack: LocalStack, options: Options) -> dict[str, Any]:
+    env: dict[str, str] = {}
+    noop = start_service("quote-noop", "bench.noop_quote", env, options.work_dir, "BENCH_NOOP_QUOTE_PORT")
+    try:
+        result = asyncio.run(_quote_vs_noop(stack, noop.address, options))
+    finally:
+        noop.stop()
+    return {
+        "setup": {
+            "client": f"one grpc.aio channel per target, {options.concurrency} calls in flight",
+            "slices": f"{options.slices} slices of {options.slice_s} s per target, alternating",
+            "noop": "bench.noop_quote: a constant GetQuoteResponse on swap_runtime.server.GrpcService",
+            "ratios": "quote over noop",
+        },
+        **result,
+    }
