@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +102,12 @@ async def test_near_to_base_over_rest_and_websocket_through_envoy(stack: LocalSt
     assert trailers.get("grpc-status", reply.headers.get("grpc-status")) == "0", (trailers, reply.headers)
     got = session_pb2.GetSessionResponse.FromString(messages[0]).session
     assert got.session_id == sid and got.state == session_pb2.SESSION_STATE_COMPLETED
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)")
+def test_gateway_metrics_pass_promtool(stack: LocalStack) -> None:
+    assert stack.gateway is not None
+    text = httpx.get(f"{stack.gateway.url}/metrics", timeout=5).text
+    assert "gateway_http_requests_total" in text
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert "error while linting" not in result.stderr.lower(), result.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -28,25 +30,35 @@ class _ContextFilter(logging.Filter):
         record.service = self._service
         record.request_id = context.request_id.get()
         record.session_id = context.session_id.get()
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        # Redact the message as it will be printed: arguments are where calldata usually arrives.
+        record.msg = redact(record.getMessage())
+        record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks keep their frames but lose exception text that could carry calldata.
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route every logger to one JSON handler on stdout (idempotent: replaces earlier handlers)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.addFilter(_ContextFilter(service))
-    fields: dict[str, Any] = {"levelname": "level", "asctime": "time", "name": "logger"}
-    handler.setFormatter(
-        JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(session_id)s",
-            rename_fields=fields,
+def configure_logging(
+    service: str, level: str = "INFO", file: Path | None = None, file_max_mb: int = 50, file_backups: int = 5
+) -> None:
+    """Route every logger to JSON lines on stdout and, when `file` is set, also to that file, rotated at
+    `file_max_mb` with `file_backups` old files kept (idempotent: replaces earlier handlers)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            RotatingFileHandler(file, maxBytes=file_max_mb * 1024 * 1024, backupCount=file_backups, encoding="utf-8")
         )
-    )
+    fields: dict[str, Any] = {"levelname": "level", "asctime": "time", "name": "logger"}
+    for handler in handlers:
+        handler.addFilter(_ContextFilter(service))
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s %(session_id)s",
+                rename_fields=fields,
+            )
+        )
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level.upper())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
@@ -10,6 +12,9 @@ class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface the gRPC server binds.")
     port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_file: Path | None = Field(None, description="Also write the JSON log lines to this file, rotated.")
+    log_file_max_mb: int = Field(50, ge=1, description="Rotate the log file at this size (MiB).")
+    log_file_backups: int = Field(5, ge=0, description="Rotated log files kept.")
     shutdown_grace_s: float = Field(5.0, gt=0, description="Seconds in-flight calls get on shutdown.")
     trace_exporter: str = Field(
         "none", description='Tracing: "none", "otlp" (OTEL_EXPORTER_OTLP_ENDPOINT), "console" or "file:<path>".'

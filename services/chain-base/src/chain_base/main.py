@@ -71,7 +71,9 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
 
 async def _run() -> None:
     settings = ChainBaseSettings()
-    configure_logging("chain-base", settings.log_level)
+    configure_logging(
+        "chain-base", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
+    )
     configure_tracing("chain-base", settings.trace_exporter)
     service = await build(settings)
     await service.serve_until_signalled()

@@ -78,7 +78,9 @@ async def build(settings: ChainNearSettings) -> GrpcService:
 
 async def _run() -> None:
     settings = ChainNearSettings()
-    configure_logging("chain-near", settings.log_level)
+    configure_logging(
+        "chain-near", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
+    )
     configure_tracing("chain-near", settings.trace_exporter)
     # py-near reports through loguru on stderr; our JSON log already carries what matters.
     loguru_logger.disable("py_near")

@@ -66,7 +66,9 @@ async def _run(settings: GatewaySettings) -> None:
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging(
+        "gateway", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
+    )
     configure_tracing("gateway", settings.trace_exporter)
     asyncio.run(_run(settings))
 

@@ -73,7 +73,9 @@ async def build(settings: QuoteSettings) -> GrpcService:
 
 async def _run() -> None:
     settings = QuoteSettings()
-    configure_logging("quote", settings.log_level)
+    configure_logging(
+        "quote", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
+    )
     configure_tracing("quote", settings.trace_exporter)
     service = await build(settings)
     await service.serve_until_signalled()

@@ -93,7 +93,9 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
 
 async def _run() -> None:
     settings = SessionSettings()
-    configure_logging("session", settings.log_level)
+    configure_logging(
+        "session", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
+    )
     configure_tracing("session", settings.trace_exporter)
     service, runner = await build(settings)
     await service.start()
