@@ -24,6 +24,24 @@ from swap_devnet.redis_server import LOCAL_REDIS_URL, RedisServer, answers
 log = logging.getLogger(__name__)
 
 
+# The local chains include a transaction within a block or two (anvil mines every 0.5 s, the devnet at
+# once), so the dev stack promises short inclusion bounds and uses a short timelock plan that fits them
+# (docs/safety.md works through its budget). Production defaults are longer on both counts.
+_FAST_BASE = {"CHAIN_BASE_TX_RESEND_AFTER_S": "3", "CHAIN_BASE_INCLUSION_BOUND_S": "8"}
+_FAST_NEAR = {"CHAIN_NEAR_INCLUSION_BOUND_S": "8"}
+_DEV_PLAN = {
+    "QUOTE_SRC_WITHDRAWAL_AFTER_S": "2",
+    "QUOTE_SRC_PUBLIC_WITHDRAWAL_AFTER_S": "60",
+    "QUOTE_SRC_CANCELLATION_AFTER_S": "120",
+    "QUOTE_SRC_PUBLIC_CANCELLATION_AFTER_S": "180",
+    "QUOTE_DST_WITHDRAWAL_AFTER_S": "1",
+    "QUOTE_DST_PUBLIC_WITHDRAWAL_AFTER_S": "40",
+    "QUOTE_DST_CANCELLATION_AFTER_S": "80",
+    "QUOTE_DST_PUBLIC_CANCELLATION_AFTER_S": "100",
+    "QUOTE_REVEAL_MARGIN_S": "10",
+}
+
+
 @dataclass
 class StackOptions:
     work_dir: Path
@@ -91,12 +109,13 @@ class LocalStack:
                     "CHAIN_BASE_DEPLOYMENT_FILE": str(evm_file),
                     "CHAIN_BASE_CONFIRMATIONS": str(o.base_confirmations),
                     "CHAIN_BASE_POLL_INTERVAL_S": poll,
+                    **_FAST_BASE,
                 },
             ),
             (
                 "chain-near",
                 "chain_near.main",
-                {"CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file), "CHAIN_NEAR_POLL_INTERVAL_S": poll},
+                {"CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file), "CHAIN_NEAR_POLL_INTERVAL_S": poll, **_FAST_NEAR},
             ),
             (
                 "quote",
@@ -106,6 +125,7 @@ class LocalStack:
                     "QUOTE_NEAR_DEPLOYMENT_FILE": str(near_file),
                     "QUOTE_REDIS_URL": self.redis_url,
                     "QUOTE_REDIS_PREFIX": o.key_prefix,
+                    **_DEV_PLAN,
                 },
             ),
         ]
@@ -121,7 +141,7 @@ class LocalStack:
                 "SESSION_CHAIN_BASE_ADDR": self.services["chain-base"].address,
                 "SESSION_CHAIN_NEAR_ADDR": self.services["chain-near"].address,
                 "SESSION_QUOTE_ADDR": self.services["quote"].address,
-                "SESSION_POLL_INTERVAL_S": poll,
+                "SESSION_RETRY_DELAY_S": poll,
             },
         )
         if o.edge:

@@ -25,9 +25,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_defaults_suit_the_devnet() -> None:
+def test_defaults_fit_the_chain_services_default_inclusion_bounds() -> None:
     s = QuoteSettings()
-    assert s.timelock_plan() == TimelockPlan(Timelocks(2, 60, 120, 180), Timelocks(1, 40, 80, 100), 10)
+    # docs/safety.md: 20 (NEAR inclusion) + 240 + 60 (BASE inclusion) + 2 (skew) < 360, with 38 s to spare.
+    assert s.timelock_plan() == TimelockPlan(Timelocks(2, 240, 360, 420), Timelocks(1, 120, 240, 300), 60)
     assert s.validity_s == 30
     assert s.prices == {"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)}
     registry = s.registry()
@@ -47,12 +48,12 @@ def test_tokens_and_tables_from_json_env(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("QUOTE_TOKENS", json.dumps(tokens))
     monkeypatch.setenv("QUOTE_PRICES", '{"TUSD": "1.001", "ETH": "2500", "NEAR": "2.5"}')
     monkeypatch.setenv("QUOTE_LIMITS", '{"TUSD": {"min": "5"}}')
-    monkeypatch.setenv("QUOTE_SRC_CANCELLATION_AFTER_S", "150")
+    monkeypatch.setenv("QUOTE_SRC_CANCELLATION_AFTER_S", "400")
     s = QuoteSettings()
     assert s.registry().find(Chain.NEAR, "tusd.test.near") == Token(Chain.NEAR, "tusd.test.near", "TUSD", 6)
     assert s.prices["TUSD"] == Decimal("1.001")
     assert s.amount_limits() == {"TUSD": AmountLimit(Decimal(5), None)}
-    assert s.timelock_plan().src.cancellation_after_s == 150
+    assert s.timelock_plan().src.cancellation_after_s == 400
 
 
 def test_devnet_deployment_files_add_the_test_tokens(tmp_path: Path) -> None:
@@ -89,12 +90,12 @@ def test_registry_needs_the_natives() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        # dst cancellation 80 + margin 10 must stay below src cancellation
-        ({"src_cancellation_after_s": 90, "src_public_withdrawal_after_s": 60}, "reveal_margin_s"),
-        ({"reveal_margin_s": 40}, "reveal_margin_s"),
-        ({"src_withdrawal_after_s": 70}, "src.public_withdrawal_after_s"),
-        ({"dst_public_withdrawal_after_s": 80}, "dst.cancellation_after_s"),
-        ({"dst_public_cancellation_after_s": 79}, "dst.public_cancellation_after_s"),
+        # dst cancellation 240 + margin 60 must stay below src cancellation
+        ({"src_cancellation_after_s": 290, "src_public_withdrawal_after_s": 60}, "reveal_margin_s"),
+        ({"reveal_margin_s": 120}, "reveal_margin_s"),
+        ({"src_withdrawal_after_s": 250}, "src.public_withdrawal_after_s"),
+        ({"dst_public_withdrawal_after_s": 240}, "dst.cancellation_after_s"),
+        ({"dst_public_cancellation_after_s": 239}, "dst.public_cancellation_after_s"),
     ],
 )
 def test_timelock_plan_is_checked_at_start(overrides: dict[str, int], message: str) -> None:

@@ -8,8 +8,6 @@ from cryptography.exceptions import InvalidTag
 from session.saga import auction_amount, dst_salt
 from session.secrets import SecretBox, new_secret
 from session.service import dst_terms_hash
-from session.validate import account
-from swap_runtime.errors import InvalidArgument
 
 
 def test_secret_is_random_and_hashlock_is_sha256() -> None:
@@ -46,25 +44,3 @@ def test_derived_values_are_deterministic() -> None:
     assert len(dst_salt("abc")) <= 64
     h = dst_terms_hash("near", "native", "10", "bob.test.near", "00" * 32)
     assert len(h) == 32 and h != dst_terms_hash("near", "native", "11", "bob.test.near", "00" * 32)
-
-
-@pytest.mark.parametrize(
-    ("chain", "value", "ok"),
-    [
-        ("base", "0x" + "ab" * 20, True),
-        ("base", "0x" + "ab" * 19, False),
-        ("base", "bob.near", False),
-        ("near", "bob.test.near", True),
-        ("near", "a" * 64, True),
-        ("near", "Bob.near", False),
-        ("near", "bob..near", False),
-        ("near", "b", False),
-    ],
-)
-def test_accounts_per_chain(chain: str, value: str, ok: bool) -> None:
-    if ok:
-        assert account("receiver", chain, value) == value
-    else:
-        with pytest.raises(InvalidArgument) as err:
-            account("receiver", chain, value)
-        assert err.value.field == "receiver"

@@ -41,9 +41,13 @@ def test_every_state_can_end() -> None:
         assert reachable(state) & TERMINAL, state
 
 
-def test_locked_funds_end_only_in_completed_or_refunded() -> None:
-    for state in set(State) - NOTHING_LOCKED - LOCK_IN_FLIGHT - TERMINAL:
-        assert reachable(state) & TERMINAL <= {State.COMPLETED, State.REFUNDED}, state
+def test_locked_funds_end_only_through_refunding_or_completed() -> None:
+    """From a state with funds locked, a lossy ending is reachable only through refunding, where the kernel
+    ends it so only when every lock reads absent (docs/safety.md, rule f)."""
+    locked = set(State) - NOTHING_LOCKED - LOCK_IN_FLIGHT - TERMINAL
+    for state in locked:
+        for nxt in TRANSITIONS[state]:
+            assert nxt in {State.COMPLETED, State.REFUNDED} or nxt not in TERMINAL, (state, nxt)
 
 
 def test_lossy_endings_only_before_locks() -> None:
@@ -54,6 +58,7 @@ def test_lossy_endings_only_before_locks() -> None:
 
 def test_revealed_secret_never_refunds_the_source_without_completion_attempt() -> None:
     assert set(TRANSITIONS[State.REVEALING_SECRET]) == {State.COMPLETED, State.REFUNDING}
+    assert State.REVEALING_SECRET in TRANSITIONS[State.REFUNDING], "a withdrawn destination collects the source"
 
 
 def test_illegal_transition_raises() -> None:

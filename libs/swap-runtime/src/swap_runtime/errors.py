@@ -74,3 +74,10 @@ class Unavailable(DomainError):
 
     code = grpc.StatusCode.UNAVAILABLE
     rpc_code = code_pb2.UNAVAILABLE
+
+
+class ResourceExhausted(DomainError):
+    """A quota of the caller or of the service is used up; retrying once some of it is released can work."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    rpc_code = code_pb2.RESOURCE_EXHAUSTED

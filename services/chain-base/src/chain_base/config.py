@@ -28,6 +28,12 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     tx_resend_after_s: float = Field(
         30.0, gt=0, description="Seconds a sent tx may be missing before it is signed again."
     )
+    inclusion_bound_s: int = Field(
+        60,
+        ge=1,
+        description="Worst-case seconds from sending a tx to its inclusion, guaranteed by resending "
+        "(GetChainInfo.inclusion_bound_s); must exceed tx_resend_after_s.",
+    )
     tx_timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for a tx receipt before giving up.")
     priority_fee_gwei: float = Field(0.01, ge=0, description="EIP-1559 tip when the node suggests none.")
     max_fee_multiplier: float = Field(2.0, ge=1, description="maxFee = base fee x this + tip.")
@@ -44,6 +50,13 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
             self.start_block = self.start_block or int(data.get("deploy_block", 0))
             if self.resolver_key is None and self.resolver_key_file is None:
                 self.resolver_key = SecretStr(data["resolver"]["private_key"])
+        if self.inclusion_bound_s <= self.tx_resend_after_s:
+            # A bound at or below the resend interval promises inclusion before the service would even
+            # notice a dropped transaction and send it again.
+            raise ValueError(
+                f"CHAIN_BASE_INCLUSION_BOUND_S ({self.inclusion_bound_s}) must be greater than "
+                f"CHAIN_BASE_TX_RESEND_AFTER_S ({self.tx_resend_after_s})"
+            )
         if not self.escrow_src or not self.escrow_dst:
             raise ValueError("CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required")
         if self.resolver_key is None and self.resolver_key_file is None:

@@ -3,6 +3,12 @@
 Every write checks chain state first, so repeating a step that already happened sends nothing
 (the saga may retry any step after a crash), and simulates the call so a business revert comes back
 as a named error without spending gas.
+
+Lock index: where each escrow was created and closed, learned from the receipts of this service's own
+transactions, from the events its watchers scan and from any log scan GetLock had to make. A view of an
+escrow the index knows reads its state from its one contract and checks that the indexed blocks are
+still canonical (their hashes); only an escrow it does not know, or whose blocks were replaced by a
+reorg, costs an eth_getLogs scan from the deployment block. The escrow's state is always read from chain.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from eth_typing import ChecksumAddress
@@ -45,6 +53,20 @@ WITHDRAWN = "EscrowWithdrawn"
 CANCELLED = "EscrowCancelled"
 MAX_UINT256 = 2**256 - 1
 _GAS_HEADROOM = 1.25
+# Escrows the index remembers; beyond it the least recently used are forgotten and found again by a scan.
+_INDEXED = 100_000
+_CLOSED_STATE = {WITHDRAWN: State.WITHDRAWN, CANCELLED: State.CANCELLED}
+
+
+@dataclass
+class _Known:
+    """What the index knows of one escrow: its contract, and where it was created and closed."""
+
+    contract: str
+    created: TxRef | None = None
+    closed: TxRef | None = None
+    closed_kind: str = ""
+    secret: bytes | None = None
 
 
 def event_topic(name: str, contract: str = "EscrowSrc") -> bytes:
@@ -83,6 +105,7 @@ class Escrows:
         self.topics = {event_topic(n): n for n in (CREATED, WITHDRAWN, CANCELLED)}
         self.addresses: list[ChecksumAddress] = [self.src.address, self.dst.address]
         self._allowance_lock = asyncio.Lock()
+        self._index: OrderedDict[bytes, _Known] = OrderedDict()
 
     @property
     def resolver(self) -> str:
@@ -141,10 +164,87 @@ class Escrows:
         event = contract.events[name]().process_log(log_entry)
         return name, dict(event["args"])
 
+    # -- lock index --------------------------------------------------------------------------------------
+
+    def learn(self, entry: LogReceipt) -> None:
+        """Records an escrow event (from a receipt, a watcher's scan or a history scan)."""
+        if entry["address"] not in self.addresses or not entry["topics"]:
+            return
+        if bytes(entry["topics"][0]) not in self.topics:
+            return
+        name, args = self.decode(entry)
+        escrow_id = bytes(args["id"])
+        known = self._index.pop(escrow_id, None) or _Known(contract=str(entry["address"]))
+        if name == CREATED:
+            known.created = tx_ref(entry)
+        else:
+            known.closed = tx_ref(entry)
+            known.closed_kind = name
+            known.secret = bytes(args["secret"]) if name == WITHDRAWN else None
+        self._index[escrow_id] = known
+        if len(self._index) > _INDEXED:
+            self._index.popitem(last=False)
+
+    def forget(self, escrow_id: bytes) -> None:
+        """Drops what the index knows of an escrow (its events were retracted by a reorg)."""
+        self._index.pop(escrow_id, None)
+
+    async def _canonical(self, refs: list[TxRef], head: int) -> bool:
+        """Whether every block named is still the canonical block at its height."""
+        w3 = self._rpc.w3
+
+        async def hash_at(number: int) -> str:
+            block = await self._rpc.call("get_block", lambda: w3.eth.get_block(number))
+            return HexBytes(block["hash"]).to_0x_hex()
+
+        if any(ref.block_number > head for ref in refs):
+            return False
+        expected = {ref.block_number: ref.block_hash for ref in refs}
+        actual = await asyncio.gather(*(hash_at(number) for number in expected))
+        return list(expected.values()) == list(actual)
+
+    async def _view_indexed(self, escrow_id: bytes, known: _Known) -> tuple[bool, EscrowView | None]:
+        """(whether the index could tell, the view); when it could not, a scan is needed."""
+        contract = self.src if known.contract == self.src.address else self.dst
+        raw, (head, _) = await asyncio.gather(
+            self._rpc.call("getEscrow", lambda: contract.functions.getEscrow(escrow_id).call()), self.head()
+        )
+        escrow = self._escrow(escrow_id, raw, contract.address)
+        if escrow is None:  # its creation was reorged out
+            self.forget(escrow_id)
+            return True, None
+        closing = escrow.state in (State.WITHDRAWN, State.CANCELLED)
+        if known.created is None or (closing and _CLOSED_STATE.get(known.closed_kind) is not escrow.state):
+            return False, None
+        refs = [known.created, known.closed] if closing and known.closed is not None else [known.created]
+        if not await self._canonical(refs, head):
+            self.forget(escrow_id)
+            return False, None
+        closed = known.closed if closing else None
+        return True, EscrowView(
+            escrow=escrow,
+            created=known.created,
+            confirmations=max(head - known.created.block_number + 1, 0),
+            secret=known.secret if escrow.state is State.WITHDRAWN else None,
+            closed=closed,
+            closed_confirmations=max(head - closed.block_number + 1, 0) if closed else 0,
+        )
+
     async def view(self, escrow_id: bytes) -> EscrowView | None:
+        known = self._index.get(escrow_id)
+        if known is not None:
+            answered, indexed = await self._view_indexed(escrow_id, known)
+            if answered:
+                return indexed
+        return await self._view_from_logs(escrow_id)
+
+    async def _view_from_logs(self, escrow_id: bytes) -> EscrowView | None:
         escrow, logs, (head, _) = await asyncio.gather(self.read(escrow_id), self.history(escrow_id), self.head())
+        self.forget(escrow_id)
         if escrow is None:
             return None
+        for entry in logs:
+            self.learn(entry)
         created = closed = None
         secret = None
         for entry in logs:
@@ -181,15 +281,16 @@ class Escrows:
 
     # -- writes ------------------------------------------------------------------------------------
 
-    async def create_dst(self, params: DstParams) -> tuple[bytes, bool]:
-        """Locks the resolver's funds for a beneficiary. Returns (escrow id, whether a tx was sent)."""
+    async def create_dst(self, params: DstParams, dry_run: bool = False) -> tuple[bytes, bool]:
+        """Locks the resolver's funds for a beneficiary. Returns (escrow id, whether a tx was sent); a dry
+        run only computes the id."""
         resolver = self.resolver
         escrow_id = bytes(
             await self._rpc.call(
                 "dstEscrowId", lambda: self.dst.functions.dstEscrowId(resolver, params.as_tuple()).call()
             )
         )
-        if await self.read(escrow_id) is not None:
+        if dry_run or await self.read(escrow_id) is not None:
             return escrow_id, False
         native = params.token == ZERO_ADDRESS
         if not native:
@@ -199,14 +300,15 @@ class Escrows:
         await self._send(fn, value, "create lock")
         return escrow_id, True
 
-    async def create_src(self, order: SrcOrder, signature: bytes) -> tuple[bytes, bool]:
-        """Submits the maker's signed order; the escrow pulls the maker's tokens."""
+    async def create_src(self, order: SrcOrder, signature: bytes, dry_run: bool = False) -> tuple[bytes, bool]:
+        """Submits the maker's signed order; the escrow pulls the maker's tokens. A dry run only computes
+        the escrow id."""
         if order.resolver != self.resolver:
             raise InvalidArgument("maker_order", f"the order must name this resolver {self.resolver}")
         escrow_id = bytes(
             await self._rpc.call("hashOrder", lambda: self.src.functions.hashOrder(order.as_tuple()).call())
         )
-        if await self.read(escrow_id) is not None:
+        if dry_run or await self.read(escrow_id) is not None:
             return escrow_id, False
         fn = self.src.functions.createSrcEscrow(order.as_tuple(), signature)
         await self._send(fn, order.safety_deposit, "create lock")
@@ -275,4 +377,7 @@ class Escrows:
             raise FailedPrecondition(f"{action} would revert: {exc.message}", reason="REVERTED") from None
         data = fn._encode_transaction_data()
         tx: TxParams = {"to": fn.address, "data": data, "value": Wei(value), "gas": int(gas * _GAS_HEADROOM)}
-        return await self._sender.send(tx)
+        receipt = await self._sender.send(tx)
+        for entry in receipt["logs"]:
+            self.learn(entry)
+        return receipt

@@ -49,7 +49,7 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         settings.reorg_window,
         settings.log_chunk,
     )
-    servicer = ChainBaseServicer(escrows, watcher, chain_id, settings.confirmations)
+    servicer = ChainBaseServicer(escrows, watcher, chain_id, settings.confirmations, settings.inclusion_bound_s)
 
     async def rpc_answers() -> bool:
         # The probe also keeps the resolver's native balance gauge current (one call per interval).

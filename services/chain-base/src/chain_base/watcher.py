@@ -10,6 +10,10 @@ from there, so a replaced lock is retracted and its replacement emitted once.
 Cursor: "<block number>:<log index>:<block hash>" of the last event delivered: resuming skips every
 event at or before it. A cursor whose block was replaced meanwhile resumes from reorg_window blocks
 earlier, and events may repeat there; consumers key events by (lock_id, kind).
+
+Head ticks (heads=True): after a poll has scanned up to the deepest confirmed block, the stream yields
+where the chain stands, when that changed since the last tick. A tick therefore follows every event at or
+below its final height, so a consumer that sees one knows nothing older is still on its way.
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ class RawEvent:
     cursor: Cursor
 
 
+@dataclass(frozen=True)
+class Head:
+    """Where the chain stood at one poll: latest block, its timestamp, and the deepest confirmed block."""
+
+    height: int
+    chain_time: int
+    final_height: int
+
+
 @dataclass
 class _Scan:
     scanned_to: int
@@ -97,7 +110,9 @@ class EventWatcher:
         block = await self._rpc.call("get_block", lambda: w3.eth.get_block(number))
         return HexBytes(block["hash"]).to_0x_hex(), int(block["timestamp"])
 
-    async def stream(self, cursor: str = "", escrow_id: bytes | None = None) -> AsyncIterator[RawEvent]:
+    async def stream(
+        self, cursor: str = "", escrow_id: bytes | None = None, heads: bool = False
+    ) -> AsyncIterator[RawEvent | Head]:
         start = self._escrows.start_block
         after: Cursor | None = Cursor.parse(cursor) if cursor else None
         scan = _Scan(scanned_to=start - 1)
@@ -109,13 +124,20 @@ class EventWatcher:
                 log.warning("cursor block was replaced; resuming earlier", extra={"block": after.block})
                 scan.scanned_to = max(start, after.block - self._window) - 1
                 after = None
+        last: Head | None = None
         while True:
-            async for event in self._poll_once(scan, after, escrow_id):
-                yield event
+            async for item in self._poll_once(scan, after, escrow_id):
+                if isinstance(item, RawEvent):
+                    yield item
+                elif heads and item != last:
+                    last = item
+                    yield item
             await asyncio.sleep(self._poll)
 
-    async def _poll_once(self, scan: _Scan, after: Cursor | None, escrow_id: bytes | None) -> AsyncIterator[RawEvent]:
-        head, _ = await self._escrows.head()
+    async def _poll_once(
+        self, scan: _Scan, after: Cursor | None, escrow_id: bytes | None
+    ) -> AsyncIterator[RawEvent | Head]:
+        head, chain_time = await self._escrows.head()
         for event in await self._rewind_if_reorged(scan, head):
             yield event
         safe = head - self._confirmations + 1
@@ -133,6 +155,7 @@ class EventWatcher:
             scan.checkpoints[hi] = hi_hash
             scan.scanned_to = hi
         self._prune(scan, safe)
+        yield Head(height=head, chain_time=chain_time, final_height=max(safe, 0))
 
     async def _scan_range(
         self, lo: int, hi: int, head: int, escrow_id: bytes | None
@@ -153,6 +176,7 @@ class EventWatcher:
             block_hash, block_time = blocks[number]
             if HexBytes(entry["blockHash"]).to_0x_hex() != block_hash:
                 return None
+            self._escrows.learn(entry)
             name, args = self._escrows.decode(entry)
             index = int(entry["logIndex"])
             events.append(
@@ -188,6 +212,7 @@ class EventWatcher:
         retracted: list[RawEvent] = []
         for number in sorted((n for n in scan.emitted if n > anchor), reverse=True):
             for event in reversed(scan.emitted.pop(number)):
+                self._escrows.forget(event.escrow_id)
                 retracted.append(
                     RawEvent(
                         **{

@@ -35,6 +35,12 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
         100, ge=50, le=300, description="TGas attached to HTLC calls (a payout and its callback need 50)."
     )
     ft_call_gas_tgas: int = Field(200, ge=50, le=300, description="TGas attached to ft_transfer_call.")
+    inclusion_bound_s: int = Field(
+        20,
+        ge=1,
+        description="Worst-case seconds from sending a transaction to its inclusion in a block "
+        "(GetChainInfo.inclusion_bound_s); must exceed poll_interval_s.",
+    )
     tx_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for a transaction's outcome.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Seconds one JSON-RPC request may take.")
     rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on transport faults.")
@@ -50,6 +56,12 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
             self.resolver_account = self.resolver_account or resolver["account_id"]
             if self.resolver_key is None and self.resolver_key_file is None:
                 self.resolver_key = SecretStr(resolver["private_key"])
+        if self.inclusion_bound_s <= self.poll_interval_s:
+            # The service learns of an inclusion only at its next poll; a smaller bound cannot be kept.
+            raise ValueError(
+                f"CHAIN_NEAR_INCLUSION_BOUND_S ({self.inclusion_bound_s}) must be greater than "
+                f"CHAIN_NEAR_POLL_INTERVAL_S ({self.poll_interval_s})"
+            )
         if not self.htlc_account or not self.resolver_account:
             raise ValueError(
                 "CHAIN_NEAR_HTLC_ACCOUNT and CHAIN_NEAR_RESOLVER_ACCOUNT (or a deployment file) are required"

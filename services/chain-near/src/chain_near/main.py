@@ -52,7 +52,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         await rpc.close()
         raise
     watcher = EventWatcher(htlc, settings.poll_interval_s, settings.event_batch)
-    servicer = ChainNearServicer(htlc, watcher, network_id)
+    servicer = ChainNearServicer(htlc, watcher, network_id, settings.inclusion_bound_s)
     log.info(
         "near chain ready",
         extra={"network": network_id, "htlc": settings.htlc_account, "signer_keys": sender.key_count},

@@ -11,11 +11,12 @@ import grpc
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_runtime.errors import FailedPrecondition, InvalidArgument
+from swap_runtime.fencing import FenceTable
 from swap_runtime.validation import check_timelocks, parse_amount, require_bytes32
 
 from chain_near.htlc import CREATED, REFUNDED, WITHDRAWN, Htlc, lock_from_event
 from chain_near.model import NATIVE, Lock, LockRequest, LockView, State, Timelocks, TxRef
-from chain_near.watcher import EventWatcher, RawEvent
+from chain_near.watcher import EventWatcher, Head, RawEvent
 
 _STATE = {
     State.ABSENT: chain_pb2.LOCK_STATE_ABSENT,
@@ -109,10 +110,19 @@ def lock_to_pb(lock: Lock) -> chain_pb2.Lock:
 
 
 class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
-    def __init__(self, htlc: Htlc, watcher: EventWatcher, network_id: str) -> None:
+    def __init__(
+        self,
+        htlc: Htlc,
+        watcher: EventWatcher,
+        network_id: str,
+        inclusion_bound_s: int,
+        fences: FenceTable | None = None,
+    ) -> None:
         self._htlc = htlc
         self._watcher = watcher
         self._network_id = network_id
+        self._inclusion_bound_s = inclusion_bound_s
+        self._fences = fences or FenceTable()
 
     @staticmethod
     def _lock(lock_id: str, view: LockView | None) -> chain_pb2.Lock:
@@ -143,6 +153,9 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             resolver=self._htlc.resolver,
             escrow_src=self._htlc.contract,
             escrow_dst=self._htlc.contract,
+            inclusion_bound_s=self._inclusion_bound_s,
+            # The maker makes the HTLC call from their own account (PrepareMakerLock's near_call).
+            maker_submits_source_lock=True,
         )
 
     async def _token(self, field: str, value: str) -> str:
@@ -194,6 +207,7 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
     async def CreateLock(
         self, request: chain_pb2.CreateLockRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.CreateLockResponse:
+        self._fences.check(context.invocation_metadata())
         funding = request.WhichOneof("funding")
         if funding == "maker_order":
             raise FailedPrecondition(
@@ -205,7 +219,10 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             raise InvalidArgument("funding", "set resolver (NEAR destination locks are funded by the resolver)")
         t = request.terms
         lock_request = await self._lock_request(t, "resolver.salt", request.resolver.salt, t.beneficiary)
-        lock_id, sent = await self._htlc.create(lock_request)
+        if request.dry_run:
+            lock_id, sent = self._htlc.lock_id(lock_request.nonce), False
+        else:
+            lock_id, sent = await self._htlc.create(lock_request)
         view = await self._htlc.view(lock_id)
         return chain_pb2.CreateLockResponse(lock=self._lock(lock_id, view), sent=sent)
 
@@ -232,9 +249,23 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             ),
         )
 
+    async def VerifyMakerOrder(
+        self, request: chain_pb2.VerifyMakerOrderRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.VerifyMakerOrderResponse:
+        # Nothing to verify: the maker authorises the source lock by making it from their own account, and
+        # the saga adopts only a lock whose terms it reads back from chain.
+        return chain_pb2.VerifyMakerOrderResponse()
+
+    async def CheckAccount(
+        self, request: chain_pb2.CheckAccountRequest, context: grpc.aio.ServicerContext
+    ) -> chain_pb2.CheckAccountResponse:
+        account = account_id("account", request.account)
+        return chain_pb2.CheckAccountResponse(account=account, exists=await self._htlc.account_exists(account))
+
     async def Withdraw(
         self, request: chain_pb2.WithdrawRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.WithdrawResponse:
+        self._fences.check(context.invocation_metadata())
         lock_id = _lock_id(request.lock_id)
         secret = require_bytes32("secret", request.secret)
         ref = await self._htlc.withdraw(lock_id, secret)
@@ -245,6 +276,7 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
     async def Cancel(
         self, request: chain_pb2.CancelRequest, context: grpc.aio.ServicerContext
     ) -> chain_pb2.CancelResponse:
+        self._fences.check(context.invocation_metadata())
         lock_id = _lock_id(request.lock_id)
         ref = await self._htlc.refund(lock_id)
         view = await self._htlc.view(lock_id)
@@ -268,8 +300,14 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         self, request: chain_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chain_pb2.WatchEventsResponse]:
         lock_id = _lock_id(request.lock_id) if request.lock_id else None
-        async for raw in self._watcher.stream(request.cursor, lock_id):
-            yield chain_pb2.WatchEventsResponse(event=self._event(raw))
+        async for item in self._watcher.stream(request.cursor, lock_id, heads=request.heads):
+            if isinstance(item, Head):
+                tick = chain_pb2.HeadTick(
+                    height=item.height, chain_time=item.chain_time, final_height=item.final_height
+                )
+                yield chain_pb2.WatchEventsResponse(head=tick)
+            else:
+                yield chain_pb2.WatchEventsResponse(event=self._event(item))
 
     @staticmethod
     def _event(raw: RawEvent) -> chain_pb2.ChainEvent:

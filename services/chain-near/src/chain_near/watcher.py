@@ -5,6 +5,10 @@ state of the final block shows them. Final NEAR blocks are never reverted, so no
 ever retracted (ChainEvent.removed stays false) and no reorg bookkeeping is needed.
 
 Cursor: the decimal index of the last event delivered; resuming starts strictly after it.
+
+Head ticks (heads=True): once a poll has read every event up to the final block, the stream yields the
+latest block's height and time and that final height, when they changed since the last tick. A tick
+therefore follows every event at or below its final height.
 """
 
 from __future__ import annotations
@@ -44,14 +48,26 @@ class RawEvent:
     cursor: str
 
 
+@dataclass(frozen=True)
+class Head:
+    """Where the chain stood at one poll: latest block, its timestamp, and the final block."""
+
+    height: int
+    chain_time: int  # unix seconds
+    final_height: int
+
+
 class EventWatcher:
     def __init__(self, htlc: Htlc, poll_interval_s: float, batch: int) -> None:
         self._htlc = htlc
         self._poll = poll_interval_s
         self._batch = batch
 
-    async def stream(self, cursor: str = "", lock_id: str | None = None) -> AsyncIterator[RawEvent]:
+    async def stream(
+        self, cursor: str = "", lock_id: str | None = None, heads: bool = False
+    ) -> AsyncIterator[RawEvent | Head]:
         next_index = parse_cursor(cursor) if cursor else 0
+        last: Head | None = None
         while True:
             events, final_height = await self._htlc.events(next_index, self._batch, finality="final")
             for event in events:
@@ -71,4 +87,13 @@ class EventWatcher:
                     cursor=str(event.index),
                 )
             if len(events) < self._batch:
+                if heads:
+                    # Read after the events view, so the latest block is never below the final one.
+                    height, now_ns = await self._htlc.head()
+                    tick = Head(
+                        height=max(height, final_height), chain_time=now_ns // NS_PER_S, final_height=final_height
+                    )
+                    if tick != last:
+                        last = tick
+                        yield tick
                 await asyncio.sleep(self._poll)

@@ -96,16 +96,18 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
     )
 
     src_withdrawal_after_s: int = Field(2, ge=0, description="Source lock: resolver may withdraw after (s).")
-    src_public_withdrawal_after_s: int = Field(60, ge=0, description="Source lock: anyone may withdraw after (s).")
-    src_cancellation_after_s: int = Field(120, ge=1, description="Source lock: resolver may cancel after (s).")
-    src_public_cancellation_after_s: int = Field(180, ge=1, description="Source lock: anyone may cancel after (s).")
+    src_public_withdrawal_after_s: int = Field(240, ge=0, description="Source lock: anyone may withdraw after (s).")
+    src_cancellation_after_s: int = Field(360, ge=1, description="Source lock: resolver may cancel after (s).")
+    src_public_cancellation_after_s: int = Field(420, ge=1, description="Source lock: anyone may cancel after (s).")
     dst_withdrawal_after_s: int = Field(1, ge=0, description="Destination lock: resolver may withdraw after (s).")
-    dst_public_withdrawal_after_s: int = Field(40, ge=0, description="Destination lock: anyone may withdraw after (s).")
-    dst_cancellation_after_s: int = Field(80, ge=1, description="Destination lock: resolver may cancel after (s).")
-    dst_public_cancellation_after_s: int = Field(
-        100, ge=1, description="Destination lock: anyone may cancel after (s)."
+    dst_public_withdrawal_after_s: int = Field(
+        120, ge=0, description="Destination lock: anyone may withdraw after (s)."
     )
-    reveal_margin_s: int = Field(10, ge=0, description="Secret revealed at least this long before dst cancellation.")
+    dst_cancellation_after_s: int = Field(240, ge=1, description="Destination lock: resolver may cancel after (s).")
+    dst_public_cancellation_after_s: int = Field(
+        300, ge=1, description="Destination lock: anyone may cancel after (s)."
+    )
+    reveal_margin_s: int = Field(60, ge=0, description="Secret revealed at least this long before dst cancellation.")
     lock_allowance_s: int = Field(60, ge=0, description="Seconds the source lock may take to land after quoting.")
 
     base_safety_deposit: int = Field(10**15, ge=0, description="Safety deposit on BASE locks, wei.")

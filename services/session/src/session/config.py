@@ -19,7 +19,30 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: sessions, update streams, indexes.")
     key_prefix: str = Field("swap:", description="Prefix of every Redis key this service writes.")
     redis_max_connections: int = Field(
-        2000, ge=10, description="Redis connections at most; every open WatchSession stream holds one."
+        200,
+        ge=10,
+        description="Redis connections of the saga, the leases and the unary RPCs (WatchSession has its own pool).",
+    )
+    watch_redis_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Redis connections of WatchSession streams, each holds one; at or above "
+        "SESSION_WATCH_MAX_STREAMS no stream ever waits for one.",
+    )
+    watch_pool_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a WatchSession stream waits for a Redis connection when its pool is smaller than "
+        "SESSION_WATCH_MAX_STREAMS; then it fails with RESOURCE_EXHAUSTED.",
+    )
+    watch_max_streams: int = Field(
+        1000, ge=1, description="Open WatchSession streams per replica; past it RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS)."
+    )
+    watch_max_per_client: int = Field(
+        50,
+        ge=1,
+        description="Open WatchSession streams per client (the x-tenant metadata, else the peer's host) per "
+        "replica; past it RESOURCE_EXHAUSTED (TOO_MANY_WATCHERS).",
     )
     secret_key: SecretStr | None = Field(None, description="Base64 of 32 bytes: AES-256-GCM key for swap secrets.")
     dev_mode: bool = Field(False, description="Allows the built-in dev secret key. Never in production.")
@@ -28,9 +51,17 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
     rpc_attempts: int = Field(5, ge=1, description="Tries per call to another service on transport faults.")
     rpc_timeout_s: float = Field(60.0, gt=0, description="Deadline of one call to another service.")
-    poll_interval_s: float = Field(1.0, gt=0, description="Seconds between saga passes while waiting.")
+    retry_delay_s: float = Field(1.0, gt=0, description="Seconds before a saga step that failed is tried again.")
+    sweep_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between reconciliation reads of a waiting session (for a missed event)."
+    )
+    clock_skew_s: int = Field(
+        2, ge=0, description="Seconds the two chains' clocks may disagree; added to every time-left check."
+    )
+    head_stale_s: float = Field(
+        3.0, gt=0, description="A chain head older than this (from the event stream) is read again with GetChainInfo."
+    )
     order_deadline_s: int = Field(600, gt=0, description="Seconds the maker has to sign / lock after Create.")
-    lock_allowance_s: int = Field(15, ge=0, description="Seconds a destination lock may take to land.")
     lease_ttl_s: float = Field(
         10.0, gt=0, description="A replica's hold on a session; another replica takes over this long after a death."
     )

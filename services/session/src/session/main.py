@@ -19,22 +19,37 @@ from session.config import SessionSettings
 from session.metrics import SESSIONS_ACTIVE
 from session.quotes import GrpcQuotes
 from session.runner import Runner
-from session.saga import Saga, SagaSettings
+from session.saga import Heads, Saga, SagaSettings
 from session.secrets import SecretBox
 from session.service import Sessions
 from session.servicer import SessionServicer
 from session.store import SessionStore
+from session.watchers import Watchers
 
 SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 
 
 async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
-    # Each WatchSession stream holds a connection while it blocks on the update stream: a blocking pool
-    # makes callers wait for a free connection instead of failing once many clients watch at once.
+    # The saga, the leases and the unary RPCs hold connections only for a command or a transaction:
+    # a burst waits briefly for one instead of failing.
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=10, socket_timeout=10
     )
     store = SessionStore(aioredis.Redis(connection_pool=pool), settings.key_prefix)
+    # WatchSession streams hold a connection for as long as they block on an update stream, so they get a
+    # pool of their own: however many watch, they cannot take a connection the saga needs.
+    watch_pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.watch_redis_max_connections,
+        timeout=settings.watch_pool_timeout_s,
+        socket_timeout=10,
+    )
+    watchers = Watchers(
+        aioredis.Redis(connection_pool=watch_pool),
+        settings.key_prefix,
+        max_streams=settings.watch_max_streams,
+        max_per_client=settings.watch_max_per_client,
+    )
     channels = {
         name: grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
         for name, addr in (
@@ -51,10 +66,31 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     }
     quotes = GrpcQuotes(quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s)
     box = SecretBox(settings.key_bytes())
-    saga = Saga(store, chains, box, SagaSettings(settings.poll_interval_s, settings.lock_allowance_s))
+    heads = Heads()
+    saga = Saga(
+        store,
+        chains,
+        box,
+        SagaSettings(
+            retry_delay_s=settings.retry_delay_s,
+            sweep_interval_s=settings.sweep_interval_s,
+            clock_skew_s=settings.clock_skew_s,
+            head_stale_s=settings.head_stale_s,
+        ),
+        heads=heads,
+        schedule=store.schedule,
+    )
     # Port 0 (tests) says nothing about who we are: a random id then, never a shared one.
     replica = settings.replica_id or (f"{socket.gethostname()}:{settings.port}" if settings.port else "")
-    runner = Runner(saga, store, lease_ttl_s=settings.lease_ttl_s, replica_id=replica)
+    runner = Runner(
+        saga,
+        store,
+        lease_ttl_s=settings.lease_ttl_s,
+        replica_id=replica,
+        chains=chains,
+        heads=heads,
+        sweep_interval_s=settings.sweep_interval_s,
+    )
     sessions = Sessions(
         store,
         chains,
@@ -65,8 +101,9 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         order_deadline_s=settings.order_deadline_s,
         max_active_per_maker=settings.max_active_per_maker,
         max_active_total=settings.max_active_total,
+        clock_skew_s=settings.clock_skew_s,
     )
-    servicer = SessionServicer(sessions)
+    servicer = SessionServicer(sessions, watchers)
 
     async def redis_answers() -> bool:
         # The probe also refreshes the active-sessions gauge: one SCARD every few seconds.
@@ -85,7 +122,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
         metrics_port=settings.metrics_port,
-        closers=[store.close, close_channels, runner.stop],
+        closers=[store.close, watchers.close, close_channels, runner.stop],
         checks=[redis_answers],
     )
     return service, runner

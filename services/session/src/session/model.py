@@ -10,7 +10,7 @@ from session.states import State
 class Step(BaseModel):
     state: State
     at: float
-    chain: str = ""  # "base" | "near" when the step has a transaction
+    chain: str = ""  # the chain name (swap.common.v1.Chain without its prefix) when the step has a transaction
     tx_hash: str = ""
     note: str = ""
 
@@ -18,7 +18,7 @@ class Step(BaseModel):
 class Leg(BaseModel):
     """One chain's side of the swap."""
 
-    chain: str  # "base" | "near"
+    chain: str  # a chain name: swap.common.v1.Chain without its prefix, lower case
     token: str
     amount: str = ""  # base units; the destination amount is fixed right before its lock is sent
     lock_id: str = ""
@@ -42,7 +42,21 @@ class SessionRecord(BaseModel):
     order_deadline: int = 0
     dst_terms_hash: str = ""  # hex
     signature: str = ""  # hex, the maker's EIP-712 signature (BASE source)
+    maker_submits_source: bool = False  # the maker sends the source lock (NEAR) / the resolver submits it (BASE)
+    # The maker's intents: recorded by Execute / Cancel, acted on by the saga alone.
+    execute_requested: bool = False
     cancel_requested: bool = False
+    quote_expired: bool = False
+    # What the saga has broadcast, persisted before the broadcast (chain times, unix seconds; 0 = never).
+    src_sent_at: int = 0
+    src_rejected: bool = False
+    dst_sent_at: int = 0
+    dst_rejected: bool = False
+    secret_exposed: bool = False  # persisted before the first transaction that carries the secret
+    receiver_paid_directly: bool = False
+    paying_receiver: bool = False  # a direct payment to the receiver was started (never sent twice)
+    state_since_src: int = 0  # source chain time when the session entered its current state
+    alert: str = ""  # set while the saga is halted beyond its bounds and an operator must look
     error_reason: str = ""
     error_message: str = ""
     steps: list[Step] = Field(default_factory=list)

@@ -1,21 +1,38 @@
-"""Drives open sessions: one saga task per session this replica holds the lease of.
+"""Drives open sessions: chain events wake them, a deadline schedule times them, a sweep backs both up.
 
 Any number of replicas share one Redis. A replica drives a session only while it holds the session's
-lease (a Redis key with a TTL, renewed on every saga pass); a replica that dies stops renewing, and
-the periodic scan of another replica picks the session up once the lease expires. Writes are fenced by
-the record's version, so a replica that lost its lease cannot overwrite a newer step."""
+lease (a Redis key with a TTL, renewed in the background every third of it, also while a chain call is
+slow). Each take of a lease raises the session's epoch; every chain action carries it, and the chain
+services refuse an epoch older than one they have seen, so a replica stalled across a takeover sends
+nothing that counts.
+
+Each replica holds one WatchEvents stream per chain (not one per session), resumes it from a cursor it
+persists, and wakes exactly the sessions whose locks an event names (lock id -> session index in
+Redis). The streams' head ticks carry each chain's time: a session waiting for a window puts its chain
+time in a Redis sorted set per chain, and the tick that reaches it wakes the session. A reconciliation
+sweep over all open sessions (every `sweep_interval_s`) is the safety net for a missed event.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Mapping
 
-from session.saga import Saga
+from swap.chain.v1 import chain_pb2
+
+from session.chains import Chain
+from session.metrics import CHAIN_STREAM_EVENTS
+from session.saga import Heads, Lease, Saga
 from session.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+_CURSOR_EVERY_S = 1.0
+_RECONNECT_S = (0.2, 5.0)
 
 
 class Runner:
@@ -26,72 +43,152 @@ class Runner:
         lease_ttl_s: float = 10.0,
         restart_delay_s: float = 1.0,
         replica_id: str = "",
+        chains: Mapping[str, Chain] | None = None,
+        heads: Heads | None = None,
+        sweep_interval_s: float = 30.0,
     ) -> None:
         self._saga = saga
         self._store = store
         self._delay = restart_delay_s
+        self._ttl_s = lease_ttl_s
         self._ttl_ms = int(lease_ttl_s * 1000)
-        self._scan_every = lease_ttl_s / 2
+        self._chains = chains or {}
+        self._heads = heads or Heads()
+        self._sweep_every = sweep_interval_s
         # A stable id lets a restarted replica take its own leases back at once instead of waiting them out.
         self.owner = replica_id or uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._scanner: asyncio.Task[None] | None = None
+        self._leases: dict[str, Lease] = {}
+        self._background: list[asyncio.Task[None]] = []
 
-    def spawn(self, session_id: str) -> None:
-        """Drives the session here if no replica holds its lease (a no-op when one does)."""
+    # -- one session ---------------------------------------------------------------------------------
+
+    def spawn(self, session_id: str, lock_id: str | None = None) -> None:
+        """Wakes the session if this replica drives it, else tries to take it (a no-op when another
+        replica holds its lease: that one has the same events)."""
+        lease = self._leases.get(session_id)
         task = self._tasks.get(session_id)
+        if lease is not None and task is not None and not task.done():
+            lease.poke(lock_id)
+            return
         if task is None or task.done():
             self._tasks[session_id] = asyncio.create_task(self._drive(session_id), name=f"saga-{session_id}")
 
+    wake = spawn
+
     async def _drive(self, session_id: str) -> None:
-        if not await self._store.acquire_lease(session_id, self.owner, self._ttl_ms):
+        epoch = await self._store.acquire_lease(session_id, self.owner, self._ttl_ms)
+        if not epoch:
             self._tasks.pop(session_id, None)
             return
-
-        async def still_mine() -> bool:
-            return await self._store.renew_lease(session_id, self.owner, self._ttl_ms)
-
+        lease = Lease(epoch=epoch)
+        self._leases[session_id] = lease
+        keeper = asyncio.create_task(self._keep(session_id, lease), name=f"lease-{session_id}")
         try:
-            while True:
+            while not lease.lost.is_set():
                 try:
-                    await self._saga.run(session_id, still_mine)
+                    await self._saga.run(session_id, lease)
                     return
                 except Exception:
                     # A bug or a lost dependency must not drop a session holding funds: log, drive it again.
                     log.exception("saga crashed; restarting it", extra={"session": session_id})
-                    await asyncio.sleep(self._delay)
+                    await lease.sleep(self._delay)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.release_lease(session_id, self.owner))
+            keeper.cancel()
+            if self._leases.get(session_id) is lease:
+                self._leases.pop(session_id, None)
+            if not lease.lost.is_set():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._store.release_lease(session_id, self.owner))
             if self._tasks.get(session_id) is asyncio.current_task():
                 self._tasks.pop(session_id, None)
 
+    async def _keep(self, session_id: str, lease: Lease) -> None:
+        """Renews the lease while the session is driven, however long a chain call takes; gives up (and
+        stops the saga before its next send) once it cannot prove the lease is still held."""
+        held_until = time.monotonic() + self._ttl_s
+        while True:
+            await asyncio.sleep(self._ttl_s / 3)
+            try:
+                renewed = await self._store.renew_lease(session_id, self.owner, self._ttl_ms)
+            except Exception:
+                renewed = time.monotonic() < held_until - self._ttl_s / 3
+                log.warning("lease renewal failed", extra={"session": session_id})
+                if renewed:
+                    continue
+            if not renewed:
+                log.warning("lease lost; another replica may drive this session", extra={"session": session_id})
+                lease.lost.set()
+                return
+            held_until = time.monotonic() + self._ttl_s
+
+    # -- all sessions --------------------------------------------------------------------------------
+
     async def resume_all(self) -> int:
-        """Picks up every open session no replica drives, now and then periodically: after a restart or
-        a replica's death the chains say where each one stands."""
+        """Picks up every open session no replica drives, starts the chain event streams and the sweep."""
         ids = await self._store.active_ids()
         for session_id in ids:
             self.spawn(session_id)
-        log.info("scanning open sessions", extra={"count": len(ids), "owner": self.owner})
-        if self._scanner is None:
-            self._scanner = asyncio.create_task(self._scan(), name="session-scan")
+        log.info("resuming open sessions", extra={"count": len(ids), "owner": self.owner})
+        if not self._background:
+            self._background.append(asyncio.create_task(self._sweep(), name="session-sweep"))
+            for name, chain in self._chains.items():
+                self._background.append(asyncio.create_task(self._follow(name, chain), name=f"events-{name}"))
         return len(ids)
 
-    async def _scan(self) -> None:
+    async def _sweep(self) -> None:
+        """Takes over open sessions no replica drives (their replica died, their leases expired). The
+        sessions driven here re-read their facts at least every sweep interval by themselves."""
         while True:
-            await asyncio.sleep(self._scan_every)
+            await asyncio.sleep(min(self._sweep_every, self._ttl_s / 2))
             try:
                 for session_id in await self._store.active_ids():
-                    self.spawn(session_id)
+                    if session_id not in self._leases:
+                        self.spawn(session_id)
             except Exception:
-                log.exception("scan of open sessions failed")
+                log.exception("sweep of open sessions failed")
+
+    async def _follow(self, name: str, chain: Chain) -> None:
+        """One event stream for the whole replica: wakes the sessions an event names and, on each head
+        tick, those whose deadline on this chain has come."""
+        backoff = _RECONNECT_S[0]
+        while True:
+            try:
+                cursor = await self._store.cursor(self.owner, name)
+                saved_at = time.monotonic()
+                async for item in chain.watch(cursor):
+                    backoff = _RECONNECT_S[0]
+                    if item.HasField("head"):
+                        await self._on_head(name, item.head)
+                        continue
+                    event = item.event
+                    CHAIN_STREAM_EVENTS.labels(name, chain_pb2.ChainEventKind.Name(event.kind)).inc()
+                    session_id = await self._store.session_of_lock(name, event.lock_id)
+                    if session_id is not None:
+                        self.wake(session_id, event.lock_id)
+                    cursor = event.cursor
+                    if time.monotonic() - saved_at >= _CURSOR_EVERY_S:
+                        await self._store.save_cursor(self.owner, name, cursor)
+                        saved_at = time.monotonic()
+                await self._store.save_cursor(self.owner, name, cursor)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("chain event stream broke; reconnecting", extra={"chain": name, "error": repr(exc)})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _RECONNECT_S[1])
+
+    async def _on_head(self, name: str, head: chain_pb2.HeadTick) -> None:
+        self._heads.update(name, int(head.chain_time))
+        for session_id in await self._store.due(name, int(head.chain_time)):
+            self.wake(session_id)
 
     async def stop(self) -> None:
-        if self._scanner is not None:
-            self._scanner.cancel()
+        for task in self._background:
+            task.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        for task in tasks:
+        for task in [*tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -1,16 +1,16 @@
-"""The saga that drives one swap from the maker's lock to two withdrawals, or to refunds.
+"""The imperative shell around the safety kernel: gather facts, decide, act, persist, repeat.
 
-One pass (`advance`) reads the record, asks the chains (chain state is the truth, never memory),
-takes at most one step and persists the transition before the next pass. Every step is idempotent:
-locks have ids derived from their terms, withdrawals and cancellations check chain state first, so a
-pass repeated after a crash or on another replica sends nothing twice.
+One pass reads the record, gathers the facts of both legs (each known lock from its chain service,
+each chain's time from the head ticks of the event streams, or from GetChainInfo when none is fresh),
+asks `kernel.decide` for the one next step and carries it out:
+- Move: persist the transition (and, for the reveal, that the secret is exposed) in one write;
+- Send: persist what is about to be broadcast (lock ids, send times), then call the chain service with
+  the lease's fencing token; the reply is the freshest fact about that lock;
+- Wait / Halt: put the wake-up time in the deadline schedule and sleep until an event on one of the
+  session's locks, that time, or the reconciliation sweep.
 
-Timelock rules (Fusion+):
-- the destination lock is made only while dst cancellation + margin < src cancellation still holds;
-- the secret is revealed only after both locks are read back and match every term, and only while
-  the destination withdrawal window has more than the margin left;
-- once the secret is on chain the source is withdrawn, never refunded;
-- after any lock a session ends only in completed or refunded.
+Locks are read again only when an event named them, an action changed them, or the sweep asks: the
+reads the kernel needs, not a poll.
 """
 
 from __future__ import annotations
@@ -18,18 +18,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap_runtime import context
-from swap_runtime.errors import DomainError
+from swap_runtime.errors import DomainError, Unavailable
 from swap_runtime.tracing import resumed
 
-from session.chains import Chain
-from session.metrics import SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
+from session import kernel
+from session.chains import Chain, Fence
+from session.kernel import Action, Decision, Facts, Halt, LockState, Move, Send, Side, Wait
+from session.metrics import EVENT_TO_ACTION, SAGA_HALTS, SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
 from session.model import SessionRecord, Step
 from session.secrets import SecretBox
 from session.states import TERMINAL, State, check
@@ -38,18 +41,14 @@ from session.views import quote_of, snapshot
 
 log = logging.getLogger(__name__)
 S = State
-ACTIVE = chain_pb2.LOCK_STATE_ACTIVE
-ABSENT = chain_pb2.LOCK_STATE_ABSENT
-WITHDRAWN = chain_pb2.LOCK_STATE_WITHDRAWN
-CANCELLED = chain_pb2.LOCK_STATE_CANCELLED
 
 
 @dataclass(frozen=True)
 class SagaSettings:
-    poll_interval_s: float
-    # Seconds allowed for the destination lock to land, on top of its timelocks, when deciding whether
-    # there is still time to lock it safely.
-    lock_allowance_s: int
+    retry_delay_s: float  # after a failed step, before the next try
+    sweep_interval_s: float = 30.0  # a waiting session re-reads its facts at least this often
+    clock_skew_s: int = 2  # how far apart the two chains' clocks may be
+    head_stale_s: float = 3.0  # a head tick older than this is replaced by a GetChainInfo read
 
 
 def auction_amount(auction_start: int, duration_s: int, start_amount: int, end_amount: int, now: int) -> int:
@@ -66,18 +65,85 @@ def dst_salt(session_id: str) -> str:
     return str(int.from_bytes(hashlib.sha256(f"dst:{session_id}".encode()).digest()[:24], "big"))
 
 
-class Retry(Exception):
-    """Nothing to do yet (a window not open, a lock not final): try again next pass."""
+class Heads:
+    """The newest head tick of each chain, from the runner's event streams."""
+
+    def __init__(self) -> None:
+        self._heads: dict[str, tuple[int, float]] = {}
+
+    def update(self, chain: str, chain_time: int) -> None:
+        known = self._heads.get(chain)
+        if known is None or chain_time >= known[0]:
+            self._heads[chain] = (chain_time, time.monotonic())
+
+    def get(self, chain: str) -> tuple[int, float] | None:
+        """(chain time, seconds since it was seen), or None before the first tick."""
+        known = self._heads.get(chain)
+        return None if known is None else (known[0], time.monotonic() - known[1])
+
+
+@dataclass
+class Lease:
+    """A replica's hold on one session while it drives it: the fencing epoch, the wake-up signal that
+    events and deadlines set, and the flag the lease keeper sets when the hold is lost."""
+
+    epoch: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+    locks: dict[str, chain_pb2.Lock] = field(default_factory=dict)  # lock id -> last read
+    woken_at: float | None = None
+
+    def poke(self, lock_id: str | None = None) -> None:
+        """Something happened: to `lock_id` (it is read again), or anything (every lock is read again)."""
+        if lock_id is None:
+            self.locks.clear()
+        else:
+            self.locks.pop(lock_id, None)
+        if self.woken_at is None:
+            self.woken_at = time.monotonic()
+        self.wake.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if not self.wake.is_set():
+            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.lost.wait())]
+            try:
+                await asyncio.wait(waiters, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        self.wake.clear()
+
+    def fence(self, session_id: str) -> Fence | None:
+        return (session_id, self.epoch) if self.epoch else None
+
+
+@dataclass(frozen=True)
+class ChainStatics:
+    resolver: str
+    inclusion_s: int
+    confirmations: int
+
+
+Schedule = Callable[[str, int, str], Awaitable[None]]  # (chain, chain time, session id)
 
 
 class Saga:
     def __init__(
-        self, store: SessionStore, chains: Mapping[str, Chain], box: SecretBox, settings: SagaSettings
+        self,
+        store: SessionStore,
+        chains: Mapping[str, Chain],
+        box: SecretBox,
+        settings: SagaSettings,
+        heads: Heads | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self._store = store
         self._chains = chains
         self._box = box
         self._settings = settings
+        self._heads = heads or Heads()
+        self._schedule = schedule
+        self._chain_statics: dict[str, ChainStatics] = {}
         self._clock: Callable[[], float] = time.time
 
     # -- persistence ---------------------------------------------------------------------------------
@@ -90,6 +156,7 @@ class Saga:
         record.version += 1
         record.state = to
         record.updated_at = now
+        record.alert = ""
         record.steps.append(Step(state=to, at=now, chain=chain, tx_hash=tx, note=note))
         if to in TERMINAL:
             # An ended session never needs its secret again: it is public (completed) or must never be.
@@ -102,50 +169,100 @@ class Saga:
         log.info("session moved", extra={"state": to.value, "note": note, "tx_hash": tx})
 
     async def touch(self, record: SessionRecord) -> None:
-        """Persists field changes without a transition (lock ids, amounts) before acting on them."""
+        """Persists field changes without a transition (intents, lock ids, send times) before acting."""
         record.version += 1
         record.updated_at = self._clock()
         await self._store.save(record, snapshot(record))
 
     # -- the loop ------------------------------------------------------------------------------------
 
-    async def run(self, session_id: str, still_mine: Callable[[], Awaitable[bool]] | None = None) -> None:
-        """Drives one session until it is terminal, or until `still_mine` says another replica took it."""
+    async def run(self, session_id: str, lease: Lease | None = None) -> None:
+        """Drives one session until it ends or the lease is lost."""
         context.session_id.set(session_id)
-        while True:
-            if still_mine is not None and not await still_mine():
-                log.warning("lease lost; another replica drives this session")
-                return
+        lease = lease or Lease()
+        last: Decision | None = None
+        while not lease.lost.is_set():
             record = await self._store.get(session_id)
             if record is None or record.state in TERMINAL:
                 return
             try:
-                await self.advance(record)
-                continue
-            except Retry:
-                pass
+                decision = await self.advance(record, lease)
             except DomainError as err:
+                if err.reason == "STALE_FENCE":
+                    log.warning("a newer replica drives this session; stopping")
+                    return
                 log.warning("step failed, will retry", extra={"state": record.state.value, "reason": err.reason})
-            await asyncio.sleep(self._settings.poll_interval_s)
+                lease.locks.clear()
+                await lease.sleep(self._settings.retry_delay_s)
+                continue
+            if isinstance(decision, Wait | Halt):
+                await self._wait(record, decision, lease)
+            elif isinstance(decision, Send) and (decision == last or decision.action is Action.PAY_RECEIVER):
+                # The same send twice in a row: the chain has not caught up with the last one yet.
+                await lease.sleep(self._settings.retry_delay_s)
+            last = decision
 
-    async def advance(self, record: SessionRecord) -> None:
+    async def _wait(self, record: SessionRecord, decision: Wait | Halt, lease: Lease) -> None:
+        timeout = self._settings.sweep_interval_s
+        if isinstance(decision, Wait) and decision.until is not None:
+            side, at = decision.until
+            chain = record.src.chain if side is Side.SRC else record.dst.chain
+            if self._schedule is not None:
+                await self._schedule(chain, at, record.session_id)
+            head = self._heads.get(chain)
+            if head is not None:
+                # Chain time runs with wall time between blocks; the tick of the block that reaches `at`
+                # normally wakes the session first.
+                timeout = min(timeout, max(at - head[0] - head[1], 0) + 1.0)
+            else:
+                timeout = min(timeout, self._settings.retry_delay_s * 5)
+        elif self._schedule is None:
+            # No event streams (a unit test or a lone saga): fall back to a short pause.
+            timeout = min(timeout, self._settings.retry_delay_s * 5)
+        await lease.sleep(timeout)
+        if lease.woken_at is None and not lease.wake.is_set():
+            lease.locks.clear()  # a sweep: read everything again
+
+    async def advance(self, record: SessionRecord, lease: Lease | None = None) -> Decision:
+        """One pass: gather the facts, decide, carry the decision out. Returns the decision."""
+        lease = lease or Lease()
         if record.state in TERMINAL:
-            return
-        handler = {
-            S.INITIALIZED: self._initialized,
-            S.EXECUTING: self._executing,
-            S.SOURCE_LOCKING: self._source_locking,
-            S.SOURCE_LOCKED: self._source_locked,
-            S.DESTINATION_LOCKING: self._destination_locking,
-            S.BOTH_LOCKED: self._both_locked,
-            S.REVEALING_SECRET: self._revealing,
-            S.CANCELLING: self._cancelling,
-            S.REFUNDING: self._refunding,
-        }[record.state]
+            return Wait("ended")
         with resumed(record.trace_parent, f"saga {record.state.value}"):
-            await handler(record)
+            facts = await self.facts(record, lease)
+            decision = kernel.decide(facts)
+            if isinstance(decision, Move):
+                await self._move(record, decision, facts)
+            elif isinstance(decision, Send):
+                if lease.woken_at is not None:
+                    EVENT_TO_ACTION.observe(time.monotonic() - lease.woken_at)
+                    lease.woken_at = None
+                await self._send(record, decision.action, facts, lease)
+            elif isinstance(decision, Halt):
+                await self._halt(record, decision)
+            else:
+                lease.woken_at = None
+        return decision
 
-    # -- helpers -------------------------------------------------------------------------------------
+    async def _move(self, record: SessionRecord, decision: Move, facts: Facts) -> None:
+        if decision.reason:
+            record.error_reason, record.error_message = decision.reason, decision.note
+        if decision.expose:
+            record.secret_exposed = True
+        record.state_since_src = facts.src_chain.now
+        await self.move(record, decision.to, note=decision.note)
+        if decision.to in TERMINAL:
+            await self._store.forget_locks(record)
+
+    async def _halt(self, record: SessionRecord, decision: Halt) -> None:
+        if record.alert == decision.alert:
+            return
+        record.alert = decision.alert
+        await self.touch(record)
+        SAGA_HALTS.labels(decision.alert).inc()
+        log.error("saga halted: an operator must look", extra={"alert": decision.alert, "problem": decision.message})
+
+    # -- facts ---------------------------------------------------------------------------------------
 
     def _src(self, record: SessionRecord) -> Chain:
         return self._chains[record.src.chain]
@@ -153,79 +270,209 @@ class Saga:
     def _dst(self, record: SessionRecord) -> Chain:
         return self._chains[record.dst.chain]
 
-    async def _now(self, chain: Chain) -> int:
-        return int((await chain.info()).chain_time)
+    async def _statics(self, chain: Chain) -> ChainStatics:
+        known = self._chain_statics.get(chain.name)
+        if known is None:
+            info = await chain.info()
+            known = ChainStatics(info.resolver, int(info.inclusion_bound_s), int(info.confirmations))
+            self._chain_statics[chain.name] = known
+            self._heads.update(chain.name, int(info.chain_time))
+        return known
 
-    async def _fail(self, record: SessionRecord, to: State, reason: str, message: str) -> None:
-        record.error_reason, record.error_message = reason, message
-        await self.move(record, to, note=message)
+    async def _now(self, chain: Chain) -> tuple[int, float]:
+        """The chain's time and how stale it may be, seconds."""
+        head = self._heads.get(chain.name)
+        if head is not None and head[1] <= self._settings.head_stale_s:
+            return head
+        info = await chain.info()
+        self._heads.update(chain.name, int(info.chain_time))
+        return int(info.chain_time), 0.0
 
-    # -- states --------------------------------------------------------------------------------------
+    async def _lock(self, chain: Chain, lock_id: str, lease: Lease) -> chain_pb2.Lock:
+        cached = lease.locks.get(lock_id)
+        if cached is None:
+            cached = await chain.get_lock(lock_id)
+            lease.locks[lock_id] = cached
+        return cached
 
-    async def _initialized(self, record: SessionRecord) -> None:
-        if record.cancel_requested:
-            await self.move(record, S.CANCELLED, note="cancelled by the maker")
-        elif await self._now(self._src(record)) > record.order_deadline:
-            await self._fail(record, S.TIMEOUT, "ORDER_EXPIRED", "the order deadline passed before execution")
-        else:
-            raise Retry
+    async def facts(self, record: SessionRecord, lease: Lease) -> Facts:
+        src, dst = self._src(record), self._dst(record)
+        src_statics, dst_statics = await asyncio.gather(self._statics(src), self._statics(dst))
+        (src_now, src_age), (dst_now, dst_age) = await asyncio.gather(self._now(src), self._now(dst))
+        absent = chain_pb2.Lock(state=chain_pb2.LOCK_STATE_ABSENT)
 
-    async def _executing(self, record: SessionRecord) -> None:
+        async def read(chain: Chain, lock_id: str) -> chain_pb2.Lock:
+            return await self._lock(chain, lock_id, lease) if lock_id else absent
+
+        src_lock, dst_lock = await asyncio.gather(read(src, record.src.lock_id), read(dst, record.dst.lock_id))
+        plan = quote_of(record).timelocks
+        terms = kernel.Terms(
+            hashlock=record.hashlock,
+            maker=record.maker,
+            receiver=record.receiver,
+            src_token=record.src.token,
+            src_amount=record.src.amount,
+            dst_token=record.dst.token,
+            src_timelocks=_timelocks(plan.src),
+            dst_timelocks=_timelocks(plan.dst),
+            reveal_margin_s=plan.reveal_margin_s,
+            order_deadline=record.order_deadline,
+            maker_submits_source=record.maker_submits_source,
+        )
+        memory = kernel.Memory(
+            state=record.state,
+            executed=record.execute_requested,
+            cancel_requested=record.cancel_requested,
+            quote_expired=record.quote_expired,
+            dst_amount=record.dst.amount,
+            dst_lock_id=record.dst.lock_id,
+            src_sent_at=record.src_sent_at,
+            src_rejected=record.src_rejected,
+            dst_sent_at=record.dst_sent_at,
+            dst_rejected=record.dst_rejected,
+            secret_exposed=record.secret_exposed,
+            receiver_paid_directly=record.receiver_paid_directly,
+            since_src=record.state_since_src,
+        )
+        return Facts(
+            terms=terms,
+            memory=memory,
+            src_chain=kernel.ChainFact(src_now, src_statics.inclusion_s, src_statics.resolver),
+            dst_chain=kernel.ChainFact(dst_now, dst_statics.inclusion_s, dst_statics.resolver),
+            src=lock_fact(src_lock, src_statics.confirmations),
+            dst=lock_fact(dst_lock, dst_statics.confirmations),
+            skew_s=self._settings.clock_skew_s + math.ceil(max(src_age, dst_age)),
+        )
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    async def _send(self, record: SessionRecord, action: Action, facts: Facts, lease: Lease) -> None:
+        fence = lease.fence(record.session_id)
+        src, dst = self._src(record), self._dst(record)
+        if action is Action.SUBMIT_SOURCE:
+            await self._submit_source(record, facts, lease, fence)
+        elif action is Action.PREPARE_DESTINATION:
+            await self._prepare_destination(record)
+        elif action is Action.LOCK_DESTINATION:
+            await self._lock_destination(record, facts, lease, fence)
+        elif action is Action.WITHDRAW_DESTINATION:
+            secret = self._secret(record)
+            done = await self._closing(dst, record.dst.lock_id, lease, dst.withdraw(record.dst.lock_id, secret, fence))
+            record.secret_public = secret.hex()  # on chain now
+            await self._step(record, record.dst.chain, done.tx.tx_hash, "destination withdrawn to the receiver")
+        elif action is Action.WITHDRAW_SOURCE:
+            secret = self._secret(record)
+            done = await self._closing(src, record.src.lock_id, lease, src.withdraw(record.src.lock_id, secret, fence))
+            await self._step(record, record.src.chain, done.tx.tx_hash, "source withdrawn to the resolver")
+        elif action is Action.CANCEL_DESTINATION:
+            done_c = await self._closing(dst, record.dst.lock_id, lease, dst.cancel(record.dst.lock_id, fence))
+            await self._step(record, record.dst.chain, done_c.tx.tx_hash, "destination lock refunded to the resolver")
+        elif action is Action.CANCEL_SOURCE:
+            done_cs = await self._closing(src, record.src.lock_id, lease, src.cancel(record.src.lock_id, fence))
+            await self._step(record, record.src.chain, done_cs.tx.tx_hash, "source lock refunded to the maker")
+        elif action is Action.PAY_RECEIVER:
+            await self._pay_receiver(record)
+
+    def _secret(self, record: SessionRecord) -> bytes:
+        return self._box.open(record.session_id, record.sealed_secret)
+
+    async def _closing(
+        self,
+        chain: Chain,
+        lock_id: str,
+        lease: Lease,
+        call: Awaitable[chain_pb2.WithdrawResponse | chain_pb2.CancelResponse],
+    ) -> chain_pb2.WithdrawResponse | chain_pb2.CancelResponse:
+        try:
+            done = await call
+        except DomainError:
+            lease.locks.pop(lock_id, None)  # a revert or a lost reply: read the lock again before deciding
+            raise
+        lease.locks[lock_id] = done.lock
+        return done
+
+    async def _step(self, record: SessionRecord, chain: str, tx_hash: str, note: str) -> None:
+        record.steps.append(Step(state=record.state, at=self._clock(), chain=chain, tx_hash=tx_hash, note=note))
+        await self.touch(record)
+
+    async def _submit_source(self, record: SessionRecord, facts: Facts, lease: Lease, fence: Fence | None) -> None:
         src = self._src(record)
-        if record.src.chain == "near":
-            lock = await src.get_lock(record.src.lock_id)
-            if lock.state != ABSENT:
-                await self.move(
-                    record, S.SOURCE_LOCKING, note="the maker's lock appeared", chain="near", tx=lock.created.tx_hash
-                )
-            elif record.cancel_requested:
-                await self.move(record, S.CANCELLED, note="cancelled before the maker locked")
-            elif await self._now(src) > record.order_deadline:
-                await self._fail(record, S.TIMEOUT, "MAKER_LOCK_MISSING", "the maker did not lock before the deadline")
-            else:
-                raise Retry
+        if not record.src_sent_at:
+            record.src_sent_at = facts.src_chain.now
+            await self.touch(record)
+        try:
+            created = await src.create_lock(self._maker_order(record), fence)
+        except DomainError as err:
+            lease.locks.pop(record.src.lock_id, None)
+            if err.reason in {"CHAIN_UNAVAILABLE", "STALE_FENCE"}:
+                raise
+            if (await self._lock(src, record.src.lock_id, lease)).state == chain_pb2.LOCK_STATE_ABSENT:
+                record.src_rejected = True
+                record.error_message = err.message
+                await self.touch(record)
             return
-        if record.cancel_requested:
-            await self.move(record, S.CANCELLED, note="cancelled before the source lock")
-        else:
-            await self.move(record, S.SOURCE_LOCKING, note="submitting the maker's order")
+        lease.locks[record.src.lock_id] = created.lock
+        if created.sent:
+            await self._step(record, record.src.chain, created.lock.created.tx_hash, "maker's order submitted")
 
-    async def _source_locking(self, record: SessionRecord) -> None:
-        if record.cancel_requested:
-            await self.move(record, S.CANCELLING, note="cancel requested while the source lock may be in flight")
+    async def _prepare_destination(self, record: SessionRecord) -> None:
+        """Rule g: the amount, salt and lock id are persisted before the lock is ever sent."""
+        quote = quote_of(record)
+        a = quote.auction
+        amount = auction_amount(a.start_time, a.duration_s, int(a.start_amount), int(a.end_amount), int(self._clock()))
+        record.dst.amount = str(max(amount, int(quote.min_received)))
+        record.dst.salt = dst_salt(record.session_id)
+        request = self._dst_request(record)
+        request.dry_run = True
+        planned = await self._dst(record).create_lock(request)
+        record.dst.lock_id = planned.lock.lock_id
+        await self._store.index_lock(record.dst.chain, record.dst.lock_id, record.session_id)
+        await self.touch(record)
+
+    async def _lock_destination(self, record: SessionRecord, facts: Facts, lease: Lease, fence: Fence | None) -> None:
+        dst = self._dst(record)
+        if not record.dst_sent_at:
+            record.dst_sent_at = facts.dst_chain.now
+            await self.touch(record)
+        try:
+            created = await dst.create_lock(self._dst_request(record), fence)
+        except DomainError as err:
+            lease.locks.pop(record.dst.lock_id, None)
+            if err.reason in {"CHAIN_UNAVAILABLE", "STALE_FENCE"}:
+                raise
+            if (await self._lock(dst, record.dst.lock_id, lease)).state == chain_pb2.LOCK_STATE_ABSENT:
+                record.dst_rejected = True
+                record.error_message = err.message
+                await self.touch(record)
             return
-        src = self._src(record)
-        if record.src.chain == "base" and (await src.get_lock(record.src.lock_id)).state == ABSENT:
-            try:
-                await src.create_lock(self._maker_order(record))
-            except DomainError as err:
-                if err.reason == "CHAIN_UNAVAILABLE":
-                    raise
-                if (await src.get_lock(record.src.lock_id)).state == ABSENT:
-                    await self._fail(record, S.FAILED, "SOURCE_LOCK_REJECTED", err.message)
-                    return
-        lock = await src.get_lock(record.src.lock_id)
-        if lock.state == ABSENT:
-            raise Retry
-        if not lock.final:
-            raise Retry
-        problem = await self._check_src(record, lock)
-        if problem:
-            await self._fail(record, S.REFUNDING, "SOURCE_LOCK_MISMATCH", problem)
-            return
-        await self.move(
-            record, S.SOURCE_LOCKED, note="source lock final", chain=record.src.chain, tx=lock.created.tx_hash
+        if created.lock.lock_id != record.dst.lock_id:
+            raise Unavailable(f"{dst.name} created lock {created.lock.lock_id}, planned {record.dst.lock_id}")
+        lease.locks[record.dst.lock_id] = created.lock
+        if created.sent:
+            await self._step(record, record.dst.chain, created.lock.created.tx_hash, f"locked {record.dst.amount}")
+
+    async def _pay_receiver(self, record: SessionRecord) -> None:
+        # Never twice: once started, only an operator can tell whether a payment went out.
+        if not record.paying_receiver:
+            record.paying_receiver = True
+            await self.touch(record)
+        await self._halt(
+            record,
+            Halt(
+                "PAY_RECEIVER",
+                f"pay {record.dst.amount} of {record.dst.token} to {record.receiver} on {record.dst.chain}, "
+                "then set receiver_paid_directly",
+            ),
         )
 
     def _maker_order(self, record: SessionRecord) -> chain_pb2.CreateLockRequest:
-        plan = quote_of(record).timelocks
         quote = quote_of(record)
         return chain_pb2.CreateLockRequest(
             terms=chain_pb2.LockTerms(
                 token=record.src.token,
                 amount=record.src.amount,
                 hashlock=bytes.fromhex(record.hashlock),
-                timelocks=plan.src,
+                timelocks=quote.timelocks.src,
                 safety_deposit=quote.src_safety_deposit,
             ),
             maker_order=chain_pb2.MakerOrder(
@@ -236,49 +483,6 @@ class Saga:
                 signature=bytes.fromhex(record.signature),
             ),
         )
-
-    async def _check_src(self, record: SessionRecord, lock: chain_pb2.Lock) -> str:
-        """The maker's lock must pay the resolver of that chain, in full, under the agreed plan."""
-        resolver = (await self._src(record).info()).resolver
-        problem = _mismatch(
-            lock,
-            hashlock=record.hashlock,
-            token=record.src.token,
-            amount=record.src.amount,
-            depositor=record.maker,
-            beneficiary=resolver,
-            timelocks=quote_of(record).timelocks.src,
-        )
-        if not problem and lock.operator.lower() != resolver.lower():
-            problem = f"lock {lock.lock_id}: operator is not the resolver"
-        return problem
-
-    async def _source_locked(self, record: SessionRecord) -> None:
-        if record.cancel_requested:
-            await self.move(record, S.REFUNDING, note="cancelled by the maker after the source lock")
-            return
-        quote = quote_of(record)
-        plan = quote.timelocks
-        src_lock = await self._src(record).get_lock(record.src.lock_id)
-        dst_now = await self._now(self._dst(record))
-        latest_dst_cancel = dst_now + self._settings.lock_allowance_s + plan.dst.cancellation_after_s
-        src_now = await self._now(self._src(record))
-        # Compare in remaining seconds on each chain's own clock: the clocks of two chains need not agree.
-        src_left = src_lock.cancellation_at - src_now
-        dst_needs = latest_dst_cancel - dst_now + plan.reveal_margin_s
-        if dst_needs >= src_left:
-            await self._fail(
-                record,
-                S.REFUNDING,
-                "NO_TIME_FOR_DESTINATION",
-                "too little time left on the source lock to lock the destination safely",
-            )
-            return
-        a = quote.auction
-        amount = auction_amount(a.start_time, a.duration_s, int(a.start_amount), int(a.end_amount), int(self._clock()))
-        record.dst.amount = str(max(amount, int(quote.min_received)))
-        record.dst.salt = dst_salt(record.session_id)
-        await self.move(record, S.DESTINATION_LOCKING, note=f"locking {record.dst.amount} on {record.dst.chain}")
 
     def _dst_request(self, record: SessionRecord) -> chain_pb2.CreateLockRequest:
         quote = quote_of(record)
@@ -294,174 +498,30 @@ class Saga:
             resolver=chain_pb2.ResolverFunding(salt=record.dst.salt),
         )
 
-    async def _destination_locking(self, record: SessionRecord) -> None:
-        dst = self._dst(record)
-        if not record.dst.lock_id:
-            try:
-                created = await dst.create_lock(self._dst_request(record))
-            except DomainError as err:
-                if err.reason == "CHAIN_UNAVAILABLE":
-                    raise
-                await self._fail(record, S.REFUNDING, "DESTINATION_LOCK_REJECTED", err.message)
-                return
-            record.dst.lock_id = created.lock.lock_id
-            await self.touch(record)
-        lock = await dst.get_lock(record.dst.lock_id)
-        if lock.state != ACTIVE or not lock.final:
-            raise Retry
-        await self.move(
-            record, S.BOTH_LOCKED, note="destination lock final", chain=record.dst.chain, tx=lock.created.tx_hash
-        )
 
-    async def _both_locked(self, record: SessionRecord) -> None:
-        if record.cancel_requested:
-            await self.move(record, S.REFUNDING, note="cancelled by the maker before the reveal")
-            return
-        plan = quote_of(record).timelocks
-        src, dst = self._src(record), self._dst(record)
-        src_lock, dst_lock = await asyncio.gather(src.get_lock(record.src.lock_id), dst.get_lock(record.dst.lock_id))
-        problem = await self._check_src(record, src_lock) or _mismatch(
-            dst_lock,
-            hashlock=record.hashlock,
-            token=record.dst.token,
-            amount=record.dst.amount,
-            beneficiary=record.receiver,
-            timelocks=plan.dst,
-        )
-        if not problem and not (src_lock.final and dst_lock.final):
-            problem = "a lock is no longer final"
-        if problem:
-            log.error("lock verification failed; halting the reveal", extra={"problem": problem})
-            await self._fail(record, S.REFUNDING, "LOCK_VERIFICATION_FAILED", problem)
-            return
-        dst_now = await self._now(dst)
-        if dst_now >= dst_lock.cancellation_at - plan.reveal_margin_s:
-            await self._fail(record, S.REFUNDING, "NO_TIME_TO_REVEAL", "too little time left to reveal safely")
-            return
-        # Chain times are whole seconds rounded down: wait until the window is open past any rounding, so
-        # no withdrawal is sent a fraction of a second early (a failed transaction still burns gas).
-        if dst_now <= dst_lock.withdrawal_at:
-            raise Retry
-        await self.move(record, S.REVEALING_SECRET, note="both locks verified")
-
-    async def _revealing(self, record: SessionRecord) -> None:
-        src, dst = self._src(record), self._dst(record)
-        secret = self._box.open(record.session_id, record.sealed_secret)
-        if not record.secret_public:
-            dst_lock = await dst.get_lock(record.dst.lock_id)
-            if dst_lock.state == CANCELLED:
-                await self._fail(
-                    record, S.REFUNDING, "DESTINATION_CANCELLED", "the destination lock was cancelled before the reveal"
-                )
-                return
-            try:
-                done = await dst.withdraw(record.dst.lock_id, secret)
-            except DomainError as err:
-                if err.reason == "CHAIN_UNAVAILABLE" or (await dst.get_lock(record.dst.lock_id)).state != CANCELLED:
-                    raise
-                await self._fail(record, S.REFUNDING, "DESTINATION_CANCELLED", err.message)
-                return
-            record.secret_public = secret.hex()
-            record.steps.append(
-                Step(
-                    state=record.state,
-                    at=self._clock(),
-                    chain=record.dst.chain,
-                    tx_hash=done.tx.tx_hash,
-                    note="destination withdrawn to the receiver",
-                )
-            )
-            await self.touch(record)
-        src_lock = await src.get_lock(record.src.lock_id)
-        if src_lock.state == ACTIVE:
-            if await self._now(src) <= src_lock.withdrawal_at:
-                raise Retry
-            done_src = await src.withdraw(record.src.lock_id, secret)
-            record.steps.append(
-                Step(
-                    state=record.state,
-                    at=self._clock(),
-                    chain=record.src.chain,
-                    tx_hash=done_src.tx.tx_hash,
-                    note="source withdrawn to the resolver",
-                )
-            )
-            await self.touch(record)
-            raise Retry
-        if src_lock.state != WITHDRAWN:
-            # Only a reorg deeper than the confirmation depth can do this: halt here and let the stuck-session
-            # alert bring an operator; nothing automatic can make the resolver whole.
-            log.error("source lock gone after the reveal", extra={"lock_state": int(src_lock.state)})
-            raise Retry
-        dst_lock = await dst.get_lock(record.dst.lock_id)
-        if dst_lock.state == ACTIVE:  # a reorg undid the destination withdrawal: the secret is public, redo it
-            await dst.withdraw(record.dst.lock_id, secret)
-            raise Retry
-        (src_info, dst_info) = await asyncio.gather(src.info(), dst.info())
-        if (
-            src_lock.closed_confirmations < src_info.confirmations
-            or dst_lock.closed_confirmations < dst_info.confirmations
-        ):
-            raise Retry
-        await self.move(
-            record, S.COMPLETED, note="both withdrawals final", chain=record.src.chain, tx=src_lock.closed.tx_hash
-        )
-
-    async def _cancelling(self, record: SessionRecord) -> None:
-        if (await self._src(record).get_lock(record.src.lock_id)).state == ABSENT:
-            await self.move(record, S.CANCELLED, note="nothing was locked")
-        else:
-            await self.move(record, S.REFUNDING, note="the source lock waits for its cancellation window")
-
-    async def _refunding(self, record: SessionRecord) -> None:
-        pending = False
-        for leg, chain in ((record.dst, self._dst(record)), (record.src, self._src(record))):
-            if not leg.lock_id:
-                continue
-            lock = await chain.get_lock(leg.lock_id)
-            if lock.state != ACTIVE:
-                continue
-            if await self._now(chain) < lock.cancellation_at:
-                pending = True
-                continue
-            done = await chain.cancel(leg.lock_id)
-            record.steps.append(
-                Step(
-                    state=record.state,
-                    at=self._clock(),
-                    chain=leg.chain,
-                    tx_hash=done.tx.tx_hash,
-                    note=f"{leg.chain} lock refunded",
-                )
-            )
-            await self.touch(record)
-        if pending:
-            raise Retry
-        await self.move(record, S.REFUNDED, note="every lock refunded")
+def _timelocks(t: common_pb2.Timelocks) -> kernel.Timelocks:
+    return kernel.Timelocks(
+        t.withdrawal_after_s, t.public_withdrawal_after_s, t.cancellation_after_s, t.public_cancellation_after_s
+    )
 
 
-def _mismatch(
-    lock: chain_pb2.Lock,
-    *,
-    hashlock: str,
-    token: str,
-    amount: str,
-    timelocks: common_pb2.Timelocks,
-    depositor: str | None = None,
-    beneficiary: str | None = None,
-) -> str:
-    """The first term of `lock` that differs from what the session agreed, or "" when all match."""
+def lock_fact(lock: chain_pb2.Lock, confirmations: int) -> kernel.LockFact:
+    """A chain service's Lock as the kernel sees it."""
+    state = LockState(lock.state) if lock.state else LockState.ABSENT
+    if state is LockState.ABSENT:
+        return kernel.ABSENT_LOCK
     t = lock.terms
-    checks = [
-        ("state", lock.state == ACTIVE),
-        ("hashlock", t.hashlock.hex() == hashlock),
-        ("token", t.token.lower() == token.lower()),
-        ("amount", t.amount == amount),
-        ("timelocks", t.timelocks == timelocks),
-        ("depositor", depositor is None or lock.depositor.lower() == depositor.lower()),
-        ("beneficiary", beneficiary is None or t.beneficiary.lower() == beneficiary.lower()),
-    ]
-    for name, ok in checks:
-        if not ok:
-            return f"lock {lock.lock_id}: {name} differs from the agreed terms"
-    return ""
+    return kernel.LockFact(
+        state=state,
+        final=lock.final,
+        closed_final=state in {LockState.WITHDRAWN, LockState.CANCELLED} and lock.closed_confirmations >= confirmations,
+        hashlock=t.hashlock.hex(),
+        token=t.token,
+        amount=t.amount,
+        depositor=lock.depositor,
+        beneficiary=t.beneficiary,
+        operator=lock.operator,
+        timelocks=_timelocks(t.timelocks),
+        withdrawal_at=lock.withdrawal_at,
+        cancellation_at=lock.cancellation_at,
+    )

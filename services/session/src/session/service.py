@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -34,6 +32,7 @@ from session.secrets import SecretBox, new_secret
 from session.states import TERMINAL, State
 from session.store import SessionStore, VersionConflict
 from session.views import CHAIN_NAMES, quote_of, snapshot
+from session.watchers import Watchers
 
 log = logging.getLogger(__name__)
 S = State
@@ -59,6 +58,7 @@ class Sessions:
         order_deadline_s: int,
         max_active_per_maker: int,
         max_active_total: int,
+        clock_skew_s: int = 2,
     ) -> None:
         self._store = store
         self._chains = chains
@@ -69,6 +69,7 @@ class Sessions:
         self._deadline_s = order_deadline_s
         self._per_maker = max_active_per_maker
         self._total = max_active_total
+        self._skew_s = clock_skew_s
         self._clock: Callable[[], float] = time.time
 
     async def create(self, r: session_pb2.CreateSessionRequest) -> SessionRecord:
@@ -79,10 +80,15 @@ class Sessions:
         src_token = validate.token("src.token", r.src.token)
         dst_token = validate.token("dst.token", r.dst.token)
         amount = str(parse_amount("src_amount", r.src_amount))
-        maker = validate.account("maker", src_chain, r.maker)
-        receiver = validate.account("receiver", dst_chain, r.receiver)
+        if not r.maker:
+            raise InvalidArgument("maker", "required: an account on the source chain")
+        if not r.receiver:
+            raise InvalidArgument("receiver", "required: an account on the destination chain")
         if r.slippage_bps > MAX_SLIPPAGE_BPS:
             raise InvalidArgument("slippage_bps", f"must be at most {MAX_SLIPPAGE_BPS}")
+        src, dst = self._chains[src_chain], self._chains[dst_chain]
+        maker = await _account(src, "maker", r.maker)
+        receiver = await _account(dst, "receiver", r.receiver, must_exist=True)
         if r.request_id and (existing := await self._store.session_for_request(r.request_id)):
             found = await self._store.get(existing)
             if found is not None:
@@ -97,8 +103,9 @@ class Sessions:
         context.session_id.set(session_id)
         secret, hashlock = new_secret()
         hashlock_hex = hashlock.hex()
-        src = self._chains[src_chain]
-        deadline = int((await src.info()).chain_time) + self._deadline_s
+        src_info, dst_info = await asyncio.gather(src.info(), dst.info())
+        _check_plan(quote.timelocks, src_info, dst_info, self._skew_s)
+        deadline = int(src_info.chain_time) + self._deadline_s
         terms_hash = dst_terms_hash(dst_chain, dst_token, quote.min_received, receiver, hashlock_hex)
         nonce = str(int(session_id, 16))  # decimal, unique per session, within NEAR's 64-char nonces
         prepared = await src.prepare_maker_lock(
@@ -108,8 +115,8 @@ class Sessions:
                     amount=amount,
                     hashlock=hashlock,
                     timelocks=quote.timelocks.src,
-                    # On NEAR the maker makes the lock, so no resolver deposit can ride on it.
-                    safety_deposit=quote.src_safety_deposit if src_chain == "base" else "0",
+                    # Where the maker makes the lock, no resolver deposit can ride on it.
+                    safety_deposit="0" if src_info.maker_submits_source_lock else quote.src_safety_deposit,
                 ),
                 maker=maker,
                 nonce=nonce,
@@ -136,6 +143,7 @@ class Sessions:
             order_nonce=nonce,
             order_deadline=deadline,
             dst_terms_hash=terms_hash.hex(),
+            maker_submits_source=src_info.maker_submits_source_lock,
             steps=[Step(state=S.INITIALIZED, at=now, note="session created; waiting for the maker")],
             created_at=now,
             updated_at=now,
@@ -182,50 +190,91 @@ class Sessions:
         return records, str(offset + size) if len(ids) == size else ""
 
     async def execute(self, session_id: str, request_id: str, signature: bytes) -> SessionRecord:
-        record = await self.get(session_id)
-        context.session_id.set(session_id)
-        if request_id and record.execute_request_id == request_id:
+        """Records the maker's go (with the signed order where the resolver submits it) and wakes the
+        saga, which alone moves the session."""
+        for _ in range(5):
+            record = await self.get(session_id)
+            context.session_id.set(session_id)
+            if request_id and record.execute_request_id == request_id:
+                return record
+            if record.state is not S.INITIALIZED or record.execute_requested:
+                raise FailedPrecondition(f"the session is {record.state.value}", reason="SESSION_NOT_EXECUTABLE")
+            if record.cancel_requested:
+                raise FailedPrecondition("the session is being cancelled", reason="SESSION_NOT_EXECUTABLE")
+            quote = quote_of(record)
+            if self._clock() > quote.valid_until:
+                record.quote_expired = True
+                with contextlib.suppress(VersionConflict):
+                    await self._saga.touch(record)
+                self._runner.wake(session_id)
+                raise FailedPrecondition("the quote expired; create a new session", reason="QUOTE_EXPIRED")
+            if not record.maker_submits_source:
+                await self._check_signature(record, signature)
+                record.signature = signature.hex()
+            record.execute_request_id = request_id
+            record.execute_requested = True
+            try:
+                await self._saga.touch(record)
+            except VersionConflict:
+                await asyncio.sleep(0.05)
+                continue
+            self._runner.wake(session_id)
             return record
-        if record.state is not S.INITIALIZED:
-            raise FailedPrecondition(f"the session is {record.state.value}", reason="SESSION_NOT_EXECUTABLE")
+        raise Unavailable("the session is busy; retry the execute", reason="BUSY")
+
+    async def _check_signature(self, record: SessionRecord, signature: bytes) -> None:
+        """The source chain checks the maker's authorisation, so a bad signature is refused before
+        anything is sent."""
         quote = quote_of(record)
-        if self._clock() > quote.valid_until:
-            await self._saga.move(record, S.TIMEOUT, note="the quote expired before execution")
-            raise FailedPrecondition("the quote expired; create a new session", reason="QUOTE_EXPIRED")
-        if record.src.chain == "base":
-            record.signature = _check_signature(record, signature).hex()
-        record.execute_request_id = request_id
-        await self._saga.move(record, S.EXECUTING, note="executing")
-        self._runner.spawn(session_id)
-        return record
+        order = chain_pb2.PrepareMakerLockRequest(
+            terms=chain_pb2.LockTerms(
+                token=record.src.token,
+                amount=record.src.amount,
+                hashlock=bytes.fromhex(record.hashlock),
+                timelocks=quote.timelocks.src,
+                safety_deposit=quote.src_safety_deposit,
+            ),
+            maker=record.maker,
+            nonce=record.order_nonce,
+            deadline=record.order_deadline,
+            dst_terms_hash=bytes.fromhex(record.dst_terms_hash),
+        )
+        await self._chains[record.src.chain].verify_maker_order(order, signature)
 
     async def cancel(self, session_id: str) -> SessionRecord:
+        """Records the maker's cancel and wakes the saga; the reply shows the state before the saga
+        acted on it (watch the session for the outcome)."""
         for _ in range(5):
             record = await self.get(session_id)
             context.session_id.set(session_id)
             if record.state in TERMINAL:
                 raise FailedPrecondition(f"the session is already {record.state.value}", reason="SESSION_ENDED")
-            if record.state is S.REVEALING_SECRET:
+            if record.state is S.REVEALING_SECRET or record.secret_exposed:
                 raise FailedPrecondition("the secret is being revealed; the swap completes", reason="REVEALING")
-            try:
-                if record.state is S.INITIALIZED:
-                    await self._saga.move(record, S.CANCELLED, note="cancelled by the maker")
-                else:
-                    record.cancel_requested = True
-                    await self._saga.touch(record)
-                    self._runner.spawn(session_id)
+            if record.cancel_requested:
                 return record
+            record.cancel_requested = True
+            try:
+                await self._saga.touch(record)
             except VersionConflict:
                 await asyncio.sleep(0.05)
+                continue
+            self._runner.wake(session_id)
+            return record
         raise Unavailable("the session is busy; retry the cancel", reason="BUSY")
 
-    async def watch(self, session_id: str, cursor: str) -> AsyncIterator[tuple[str, bytes]]:
-        record = await self.get(session_id)
+    async def watch(self, session_id: str, cursor: str, watchers: Watchers) -> AsyncIterator[tuple[str, bytes]]:
+        """Streams over the watch pool only: however many watch, the saga's connections stay its own."""
+        if not session_id:
+            raise InvalidArgument("session_id", "required")
         if cursor and not _STREAM_ID.fullmatch(cursor):
             raise InvalidArgument("cursor", "must be a cursor from a previous update")
+        record = await watchers.get(session_id)
+        if record is None:
+            raise NotFound(f"no session {session_id}", reason="SESSION_NOT_FOUND")
         # An ended session has nothing more to wait for: send what is after the cursor and close.
         follow = record.state not in TERMINAL
-        async for entry_id, payload in self._store.updates(record.session_id, cursor or None, _WATCH_BLOCK_MS, follow):
+        async for entry_id, payload in watchers.updates(record.session_id, cursor or None, _WATCH_BLOCK_MS, follow):
             yield entry_id, payload
             if session_pb2.Session.FromString(payload).state in _TERMINAL_PB:
                 return
@@ -243,16 +292,37 @@ def _chain(field: str, value: common_pb2.Chain.ValueType) -> str:
     return name
 
 
-def _check_signature(record: SessionRecord, signature: bytes) -> bytes:
-    """Recovers the order's signer locally, so a bad signature is refused before anything is sent."""
-    if len(signature) != 65:
-        raise InvalidArgument("signature", "must be the maker's 65-byte EIP-712 signature")
-    action = session_pb2.MakerAction.FromString(base64.b64decode(record.maker_action))
-    typed = json.loads(action.sign_order.typed_data_json)
+async def _account(chain: Chain, field: str, value: str, *, must_exist: bool = False) -> str:
+    """The account in its chain's normal form, checked by that chain's service (naming `field`)."""
     try:
-        signer = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
-    except Exception:
-        raise InvalidArgument("signature", "is not a valid ECDSA signature") from None
-    if signer.lower() != record.maker.lower():
-        raise InvalidArgument("signature", "was not made by the session's maker over its order")
-    return signature
+        checked = await chain.check_account(value)
+    except InvalidArgument as err:
+        raise InvalidArgument(field, err.description) from None
+    if must_exist and not checked.exists:
+        raise InvalidArgument(field, f"no account {checked.account} on the destination chain")
+    return checked.account
+
+
+def _check_plan(
+    plan: quote_pb2.TimelockPlan,
+    src: chain_pb2.GetChainInfoResponse,
+    dst: chain_pb2.GetChainInfoResponse,
+    skew_s: int,
+) -> None:
+    """A plan the safety rules could never carry out is refused before anything is stored: the
+    destination lock, sent at once, must still leave room to reveal and collect the source (rule a), and
+    the reveal margin must cover the destination's inclusion bound (rule b; docs/safety.md)."""
+    need = dst.inclusion_bound_s + plan.dst.cancellation_after_s + src.inclusion_bound_s + skew_s
+    if need >= plan.src.cancellation_after_s:
+        raise FailedPrecondition(
+            f"the quote's timelocks cannot be kept: destination cancellation {plan.dst.cancellation_after_s} s "
+            f"plus inclusion bounds {dst.inclusion_bound_s} + {src.inclusion_bound_s} s and skew {skew_s} s "
+            f"reach the source cancellation {plan.src.cancellation_after_s} s",
+            reason="UNSAFE_TIMELOCKS",
+        )
+    if plan.reveal_margin_s < dst.inclusion_bound_s:
+        raise FailedPrecondition(
+            f"the quote's reveal margin {plan.reveal_margin_s} s is shorter than the destination chain's "
+            f"inclusion bound {dst.inclusion_bound_s} s",
+            reason="UNSAFE_TIMELOCKS",
+        )

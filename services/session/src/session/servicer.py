@@ -10,11 +10,16 @@ from swap.session.v1 import session_pb2, session_pb2_grpc
 
 from session.service import Sessions
 from session.views import to_pb
+from session.watchers import Watchers, client_id
+
+# Set by the edge (the gateway, Envoy) to the caller it authenticated; streams without it count per host.
+TENANT_HEADER = "x-tenant"
 
 
 class SessionServicer(session_pb2_grpc.SessionServiceServicer):
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, watchers: Watchers) -> None:
         self._sessions = sessions
+        self._watchers = watchers
 
     async def CreateSession(
         self, request: session_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
@@ -46,5 +51,15 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
     async def WatchSession(
         self, request: session_pb2.WatchSessionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[session_pb2.WatchSessionResponse]:
-        async for cursor, payload in self._sessions.watch(request.session_id, request.cursor):
-            yield session_pb2.WatchSessionResponse(cursor=cursor, session=session_pb2.Session.FromString(payload))
+        # The slot goes back when this generator ends: the last update, an error, or the client cancelling.
+        with self._watchers.slot(_client(context)):
+            async for cursor, payload in self._sessions.watch(request.session_id, request.cursor, self._watchers):
+                yield session_pb2.WatchSessionResponse(cursor=cursor, session=session_pb2.Session.FromString(payload))
+
+
+def _client(context: grpc.aio.ServicerContext) -> str:
+    tenant = None
+    for key, value in context.invocation_metadata() or ():
+        if key == TENANT_HEADER:
+            tenant = value.decode() if isinstance(value, bytes) else value
+    return client_id(tenant, context.peer())

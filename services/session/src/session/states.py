@@ -1,8 +1,10 @@
 """The session state machine: ONE table, the only truth for transitions.
 
-Each state names who holds the maker's and the resolver's funds, so a session with funds locked on
-either chain can never end anywhere but in completed or refunded: `failed`, `cancelled` and
-`timeout` are reachable only from states in which nothing is locked yet.
+Which transition a session takes is the safety kernel's decision (`session.kernel`), made on fresh chain
+facts; this table says which ones exist at all. A session with funds locked ends only in completed or
+refunded: `failed`, `cancelled` and `timeout` are reachable only from states in which nothing is locked
+yet, or from those (source_locking, cancelling, refunding) where the kernel ends there only when chain
+state shows no lock at any id the session announced, and none able to land.
 
 `docs/session-states.md` holds the diagram generated from this table (`python -m session.states`);
 a test fails when the two differ.
@@ -38,42 +40,50 @@ TRANSITIONS: dict[State, dict[State, str]] = {
     S.INITIALIZED: {
         S.EXECUTING: "the maker signed the order / asked to adopt their NEAR lock",
         S.CANCELLED: "cancelled before anything was locked",
+        S.CANCELLING: "cancelled while a lock the maker sent (NEAR) may still land",
+        S.REFUNDING: "the maker's lock exists but the maker cancelled or never executed",
         S.TIMEOUT: "the quote or the order deadline passed before execution",
     },
     S.EXECUTING: {
         S.SOURCE_LOCKING: "the resolver submits the maker's signed order / the maker's NEAR lock appeared",
         S.CANCELLED: "cancelled before the source lock",
+        S.CANCELLING: "cancelled while a lock the maker sent (NEAR) may still land",
         S.TIMEOUT: "the maker's lock did not appear before the order deadline",
-        S.FAILED: "the source chain rejected the order (nothing was locked)",
     },
     S.SOURCE_LOCKING: {
-        S.SOURCE_LOCKED: "the source lock reached the configured confirmations",
+        S.SOURCE_LOCKED: "the source lock reached the configured confirmations and matches every term",
         S.CANCELLING: "cancel requested while the source lock may be in flight",
-        S.FAILED: "the source lock was rejected and chain state shows nothing locked",
-        S.REFUNDING: "the source lock exists but its terms or timing are unusable",
+        S.FAILED: "the source lock was rejected and chain state shows nothing locked or able to land",
+        S.REFUNDING: "the source lock exists but its terms are not the agreed ones",
     },
     S.SOURCE_LOCKED: {
-        S.DESTINATION_LOCKING: "the resolver locks the destination leg",
+        S.DESTINATION_LOCKING: "the destination lock id is persisted; the resolver locks the destination leg",
         S.REFUNDING: "cancel requested, or too little time left to lock the destination leg safely",
+        S.REVEALING_SECRET: "the destination was withdrawn by someone: collect the source",
     },
     S.DESTINATION_LOCKING: {
         S.BOTH_LOCKED: "the destination lock is final",
-        S.REFUNDING: "the destination lock failed or the time budget ran out",
+        S.REFUNDING: "cancel requested, the destination lock was refused or cancelled, or no time is left",
+        S.REVEALING_SECRET: "the destination was withdrawn by someone: collect the source",
     },
     S.BOTH_LOCKED: {
-        S.REVEALING_SECRET: "both locks read back, verified term by term, time left on both",
+        S.REVEALING_SECRET: "both locks final and verified term by term, time left on both: the secret is exposed",
         S.REFUNDING: "cancel requested, verification failed, or too little time left to reveal",
     },
     S.REVEALING_SECRET: {
-        S.COMPLETED: "both withdrawals landed; the secret is public",
-        S.REFUNDING: "the destination withdrawal proved impossible and the secret never reached a chain",
+        S.COMPLETED: "both withdrawals final (or the receiver paid directly and the source collected)",
+        S.REFUNDING: "the receiver can no longer be paid through the lock: the source goes back to the maker",
     },
     S.CANCELLING: {
         S.REFUNDING: "the source lock landed; it waits for its cancellation window",
-        S.CANCELLED: "chain state shows the source lock never landed",
+        S.CANCELLED: "chain state shows the source lock never landed and no longer can",
     },
     S.REFUNDING: {
-        S.REFUNDED: "every lock of the session is cancelled and the funds are back",
+        S.REFUNDED: "every lock of the session is cancelled, final, and the funds are back",
+        S.REVEALING_SECRET: "the destination was withdrawn (the receiver is paid), or the secret is out and the "
+        "receiver can still be paid: collect the source",
+        S.CANCELLED: "cancelled, and chain state shows nothing was ever locked",
+        S.FAILED: "chain state shows nothing was ever locked",
     },
     S.COMPLETED: {},
     S.CANCELLED: {},
@@ -85,8 +95,8 @@ TRANSITIONS: dict[State, dict[State, str]] = {
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # States in which no funds can be locked yet: the only ones from which a session may end without a refund.
 NOTHING_LOCKED = frozenset({S.INITIALIZED, S.EXECUTING})
-# States whose lock may or may not have landed: they end without a refund only when chain state says so.
-LOCK_IN_FLIGHT = frozenset({S.SOURCE_LOCKING, S.CANCELLING})
+# States whose locks may or may not exist: they end without a refund only when chain state says so.
+LOCK_IN_FLIGHT = frozenset({S.SOURCE_LOCKING, S.CANCELLING, S.REFUNDING})
 
 
 class IllegalTransition(Exception):
@@ -117,8 +127,10 @@ def document() -> str:
         "Generated from `services/session/src/session/states.py` by `python -m session.states`; "
         "do not edit by hand.\n\n"
         "Terminal: " + ", ".join(f"`{s.value}`" for s in TRANSITIONS if s in TERMINAL) + ". "
-        "`failed`, `cancelled` and `timeout` are reachable only before any lock exists; "
-        "with funds locked a session ends in `completed` or `refunded`.\n\n"
+        "`failed`, `cancelled` and `timeout` are reached only when chain state shows no lock at any id the "
+        "session announced (and none able to land); with funds locked a session ends in `completed` or "
+        "`refunded`. Which transition is taken is decided by the safety kernel on fresh chain facts "
+        "(docs/safety.md).\n\n"
         "```mermaid\n" + mermaid() + "\n```\n"
     )
 

@@ -5,11 +5,14 @@ Keys under the configured prefix:
   session:<id>        the record (JSON)             updates:<id>  stream of public snapshots
   active              ids of non-terminal sessions  active:<maker> the same, per maker
   all / maker:<maker> ids by creation time (zset)   request:<id>  idempotency: request id -> session id
+  lease:<id> / epoch:<id>  the driving replica and its fencing epoch
+  locks:<chain>       lock id -> session id (what a chain event wakes)
+  deadlines:<chain>   session ids by the chain time they wait for (zset)
+  cursor:<replica>:<chain>  where a replica's chain event stream resumes
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,11 +30,17 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 )
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-# Take a free lease, or take back our own (a replica restarted under the same id resumes at once).
+# Take a free lease, or take back our own (a replica restarted under the same id resumes at once); each
+# take raises the session's epoch, the fencing token the chain services check on every action.
 _ACQUIRE = (
     "local v = redis.call('get', KEYS[1]) "
-    "if v == false or v == ARGV[1] then return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 "
-    "else return 0 end"
+    "if v == false or v == ARGV[1] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "return redis.call('incr', KEYS[2]) else return 0 end"
+)
+# Deadlines due at a chain time: take them off the schedule in the same step, so one replica wakes each.
+_DUE = (
+    "local ids = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1]) "
+    "if #ids > 0 then redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1]) end return ids"
 )
 
 
@@ -76,6 +85,8 @@ class SessionStore:
             pipe.sadd(self._k("active", record.maker), record.session_id)
             pipe.zadd(self._k("all"), {record.session_id: record.created_at})
             pipe.zadd(self._k("maker", record.maker), {record.session_id: record.created_at})
+            if record.src.lock_id:
+                pipe.hset(self._k("locks", record.src.chain), record.src.lock_id.lower(), record.session_id)
             await pipe.execute()
         return record
 
@@ -105,14 +116,49 @@ class SessionStore:
 
     # -- leases: one replica drives a session at a time ----------------------------------------------
 
-    async def acquire_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
-        return bool(await self._r.eval(_ACQUIRE, 1, self._k("lease", session_id), owner, ttl_ms))
+    async def acquire_lease(self, session_id: str, owner: str, ttl_ms: int) -> int:
+        """The new lease epoch (> 0), or 0 when another replica holds the lease."""
+        keys = (self._k("lease", session_id), self._k("epoch", session_id))
+        return int(await self._r.eval(_ACQUIRE, 2, *keys, owner, ttl_ms))
 
     async def renew_lease(self, session_id: str, owner: str, ttl_ms: int) -> bool:
         return bool(await self._r.eval(_RENEW, 1, self._k("lease", session_id), owner, ttl_ms))
 
     async def release_lease(self, session_id: str, owner: str) -> None:
         await self._r.eval(_RELEASE, 1, self._k("lease", session_id), owner)
+
+    # -- what wakes a session: its locks' events and its deadlines ----------------------------------
+
+    async def index_lock(self, chain: str, lock_id: str, session_id: str) -> None:
+        await self._r.hset(self._k("locks", chain), lock_id.lower(), session_id)
+
+    async def session_of_lock(self, chain: str, lock_id: str) -> str | None:
+        value = await self._r.hget(self._k("locks", chain), lock_id.lower())
+        return value.decode() if value is not None else None
+
+    async def forget_locks(self, record: SessionRecord) -> None:
+        """An ended session's locks wake nothing any more."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for leg in (record.src, record.dst):
+                if leg.lock_id:
+                    pipe.hdel(self._k("locks", leg.chain), leg.lock_id.lower())
+                pipe.zrem(self._k("deadlines", leg.chain), record.session_id)
+            await pipe.execute()
+
+    async def schedule(self, chain: str, at: int, session_id: str) -> None:
+        """Wake `session_id` once `chain`'s time reaches `at` (the earliest wins when set twice)."""
+        await self._r.zadd(self._k("deadlines", chain), {session_id: at}, lt=True)
+
+    async def due(self, chain: str, chain_time: int) -> list[str]:
+        ids = await self._r.eval(_DUE, 1, self._k("deadlines", chain), chain_time)
+        return [i.decode() for i in ids]
+
+    async def cursor(self, owner: str, chain: str) -> str:
+        value = await self._r.get(self._k("cursor", owner, chain))
+        return value.decode() if value is not None else ""
+
+    async def save_cursor(self, owner: str, chain: str, cursor: str) -> None:
+        await self._r.set(self._k("cursor", owner, chain), cursor)
 
     async def active_ids(self) -> list[str]:
         return sorted(m.decode() for m in await self._r.smembers(self._k("active")))
@@ -125,25 +171,3 @@ class SessionStore:
         key = self._k("maker", maker) if maker else self._k("all")
         ids = await self._r.zrevrange(key, offset, offset + limit - 1)
         return [i.decode() for i in ids]
-
-    async def updates(
-        self, session_id: str, after: str | None, block_ms: int, follow: bool = True
-    ) -> AsyncIterator[tuple[str, bytes]]:
-        """Snapshots after stream id `after` (None: the latest one first), then, with `follow`, waiting for
-        new ones."""
-        key = self._k("updates", session_id)
-        if after is None:
-            last = await self._r.xrevrange(key, count=1)
-            if not last:
-                return
-            entry_id, fields = last[0]
-            after = entry_id.decode()
-            yield after, fields[b"pb"]
-        while True:
-            batch = await self._r.xread({key: after}, block=block_ms if follow else None, count=100)
-            if not batch and not follow:
-                return
-            for _, entries in batch:
-                for entry_id, fields in entries:
-                    after = entry_id.decode()
-                    yield after, fields[b"pb"]

@@ -11,7 +11,9 @@ from swap.session.v1 import session_pb2
 from session.model import SessionRecord
 from session.states import State
 
-CHAINS = {"base": common_pb2.CHAIN_BASE, "near": common_pb2.CHAIN_NEAR}
+# Chain names as the wire spells them (CHAIN_BASE -> "base"): the service knows chains only as names of
+# ChainService endpoints.
+CHAINS = {name.removeprefix("CHAIN_").lower(): value for name, value in common_pb2.Chain.items() if value}
 CHAIN_NAMES = {v: k for k, v in CHAINS.items()}
 _STATES = {s: session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in State}
 

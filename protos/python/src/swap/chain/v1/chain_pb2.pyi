@@ -10,6 +10,12 @@ Encodings used throughout:
 - tokens are an ERC-20 address / NEP-141 account id, or the literal "native" (ETH on BASE, NEAR on NEAR);
 - hashlock = SHA-256(secret), 32 bytes, the same on both chains; secrets are 32 bytes;
 - times are unix seconds of chain time.
+
+Fencing: CreateLock, Withdraw and Cancel honour two optional metadata entries, `x-fence-key` (an opaque
+key: the session id) and `x-fence-epoch` (decimal unsigned integer: the caller's lease epoch). The
+service keeps, per key, the highest epoch seen; a call with a lower epoch is refused before anything is
+sent with FAILED_PRECONDITION, reason STALE_FENCE. Equal or higher epochs pass and raise the mark. Calls
+without the entries are not fenced; reads never are. A malformed entry is INVALID_ARGUMENT naming it.
 """
 
 from google.protobuf import descriptor as _descriptor
@@ -140,6 +146,8 @@ class GetChainInfoResponse(_message.Message):
     RESOLVER_FIELD_NUMBER: _builtins.int
     ESCROW_SRC_FIELD_NUMBER: _builtins.int
     ESCROW_DST_FIELD_NUMBER: _builtins.int
+    INCLUSION_BOUND_S_FIELD_NUMBER: _builtins.int
+    MAKER_SUBMITS_SOURCE_LOCK_FIELD_NUMBER: _builtins.int
     chain: _common_pb2.Chain.ValueType
     chain_id: _builtins.str
     """EVM chain id (e.g. "31337" for anvil, "8453" for BASE) or NEAR network id (e.g. "localnet")."""
@@ -155,6 +163,15 @@ class GetChainInfoResponse(_message.Message):
     """Escrow contract that records source locks (maker-funded). Same as escrow_dst on NEAR."""
     escrow_dst: _builtins.str
     """Escrow contract that records destination locks (resolver-funded)."""
+    inclusion_bound_s: _builtins.int
+    """Worst-case seconds from the service sending a transaction to its inclusion in a block, which the
+    service guarantees by sending again (BASE: CHAIN_BASE_INCLUSION_BOUND_S, NEAR:
+    CHAIN_NEAR_INCLUSION_BOUND_S). A caller adds it to the time a step needs before a deadline.
+    """
+    maker_submits_source_lock: _builtins.bool
+    """True when the maker submits the source lock themselves (NEAR: the HTLC call from PrepareMakerLock);
+    false when the resolver submits the maker's signed order with CreateLock (BASE: the EIP-712 order).
+    """
     def __init__(
         self,
         *,
@@ -166,10 +183,12 @@ class GetChainInfoResponse(_message.Message):
         resolver: _builtins.str = ...,
         escrow_src: _builtins.str = ...,
         escrow_dst: _builtins.str = ...,
+        inclusion_bound_s: _builtins.int = ...,
+        maker_submits_source_lock: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain", b"chain", "chain_id", b"chain_id", "chain_time", b"chain_time", "confirmations", b"confirmations", "escrow_dst", b"escrow_dst", "escrow_src", b"escrow_src", "head_block", b"head_block", "resolver", b"resolver"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain", b"chain", "chain_id", b"chain_id", "chain_time", b"chain_time", "confirmations", b"confirmations", "escrow_dst", b"escrow_dst", "escrow_src", b"escrow_src", "head_block", b"head_block", "inclusion_bound_s", b"inclusion_bound_s", "maker_submits_source_lock", b"maker_submits_source_lock", "resolver", b"resolver"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,6 +313,12 @@ class CreateLockRequest(_message.Message):
     TERMS_FIELD_NUMBER: _builtins.int
     RESOLVER_FIELD_NUMBER: _builtins.int
     MAKER_ORDER_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Validate the request and answer with the lock id it creates (and that lock's state, ABSENT when it
+    does not exist yet) without sending anything: a caller persists the id before the real call, so a
+    lost reply can never leave a lock it does not know of.
+    """
     @_builtins.property
     def terms(self) -> Global___LockTerms: ...
     @_builtins.property
@@ -306,10 +331,11 @@ class CreateLockRequest(_message.Message):
         terms: Global___LockTerms | None = ...,
         resolver: Global___ResolverFunding | None = ...,
         maker_order: Global___MakerOrder | None = ...,
+        dry_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["funding", b"funding", "maker_order", b"maker_order", "resolver", b"resolver", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["funding", b"funding", "maker_order", b"maker_order", "resolver", b"resolver", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "funding", b"funding", "maker_order", b"maker_order", "resolver", b"resolver", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_funding: _TypeAlias = _typing.Literal["resolver", "maker_order"]  # noqa: Y015
     _WhichOneofArgType_funding: _TypeAlias = _typing.Literal["funding", b"funding"]  # noqa: Y015
@@ -753,19 +779,25 @@ class WatchEventsRequest(_message.Message):
 
     CURSOR_FIELD_NUMBER: _builtins.int
     LOCK_ID_FIELD_NUMBER: _builtins.int
+    HEADS_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Resume after this cursor (from a previous ChainEvent); empty = from the escrow contracts' deployment."""
     lock_id: _builtins.str
     """Only events of this escrow, when set."""
+    heads: _builtins.bool
+    """Also send HeadTick items: one when the stream has caught up at its start, then one whenever the
+    head moved (at most one per poll interval). False: events only.
+    """
     def __init__(
         self,
         *,
         cursor: _builtins.str = ...,
         lock_id: _builtins.str = ...,
+        heads: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "lock_id", b"lock_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "heads", b"heads", "lock_id", b"lock_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -830,21 +862,154 @@ class ChainEvent(_message.Message):
 Global___ChainEvent: _TypeAlias = ChainEvent  # noqa: Y015
 
 @_typing.final
+class HeadTick(_message.Message):
+    """Where the chain stands, as a stream last saw it. Every event (matching the stream's filter) in blocks
+    at or below final_height was sent before the tick.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    CHAIN_TIME_FIELD_NUMBER: _builtins.int
+    FINAL_HEIGHT_FIELD_NUMBER: _builtins.int
+    height: _builtins.int
+    """Latest block number / height."""
+    chain_time: _builtins.int
+    """Timestamp of the latest block, unix seconds (chain time)."""
+    final_height: _builtins.int
+    """Newest block at the service's confirmation depth / finality (BASE: height - confirmations + 1;
+    NEAR: the final block's height): events at or below it have been delivered.
+    """
+    def __init__(
+        self,
+        *,
+        height: _builtins.int = ...,
+        chain_time: _builtins.int = ...,
+        final_height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_time", b"chain_time", "final_height", b"final_height", "height", b"height"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeadTick: _TypeAlias = HeadTick  # noqa: Y015
+
+@_typing.final
 class WatchEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENT_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def event(self) -> Global___ChainEvent: ...
+    def event(self) -> Global___ChainEvent:
+        """An escrow event."""
+
+    @_builtins.property
+    def head(self) -> Global___HeadTick:
+        """A head tick (only with WatchEventsRequest.heads)."""
+
     def __init__(
         self,
         *,
         event: Global___ChainEvent | None = ...,
+        head: Global___HeadTick | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "head", b"head", "item", b"item"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "head", b"head", "item", b"item"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_item: _TypeAlias = _typing.Literal["event", "head"]  # noqa: Y015
+    _WhichOneofArgType_item: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_item) -> _WhichOneofReturnType_item | None: ...
+
+Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+
+@_typing.final
+class CheckAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """Address (BASE: 0x + 40 hex digits) / account id (NEAR)."""
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
+Global___CheckAccountRequest: _TypeAlias = CheckAccountRequest  # noqa: Y015
+
+@_typing.final
+class CheckAccountResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    EXISTS_FIELD_NUMBER: _builtins.int
+    account: _builtins.str
+    """The normalised form: EIP-55 checksummed on BASE, the account id on NEAR."""
+    exists: _builtins.bool
+    """Whether the account exists on chain (NEAR: view_account finds it; BASE: always true, every address
+    exists).
+    """
+    def __init__(
+        self,
+        *,
+        account: _builtins.str = ...,
+        exists: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "exists", b"exists"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckAccountResponse: _TypeAlias = CheckAccountResponse  # noqa: Y015
+
+@_typing.final
+class VerifyMakerOrderRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    signature: _builtins.bytes
+    """The maker's 65-byte ECDSA signature (r || s || v) over the order's EIP-712 digest (BASE)."""
+    @_builtins.property
+    def order(self) -> Global___PrepareMakerLockRequest:
+        """The same request the order was prepared with (PrepareMakerLock)."""
+
+    def __init__(
+        self,
+        *,
+        order: Global___PrepareMakerLockRequest | None = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyMakerOrderRequest: _TypeAlias = VerifyMakerOrderRequest  # noqa: Y015
+
+@_typing.final
+class VerifyMakerOrderResponse(_message.Message):
+    """Empty: OK means the signature is the maker's (BASE) / nothing to check (NEAR)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyMakerOrderResponse: _TypeAlias = VerifyMakerOrderResponse  # noqa: Y015

@@ -74,6 +74,16 @@ class ChainServiceStub:
                 request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.CheckAccount = channel.unary_unary(
+                '/swap.chain.v1.ChainService/CheckAccount',
+                request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountRequest.SerializeToString,
+                response_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountResponse.FromString,
+                _registered_method=True)
+        self.VerifyMakerOrder = channel.unary_unary(
+                '/swap.chain.v1.ChainService/VerifyMakerOrder',
+                request_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderRequest.SerializeToString,
+                response_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderResponse.FromString,
+                _registered_method=True)
 
 
 class ChainServiceServicer:
@@ -135,6 +145,23 @@ class ChainServiceServicer:
     def WatchEvents(self, request, context):
         """Escrow events at the configured confirmation depth, oldest first, resumable from a cursor.
         On a reorg the events of replaced blocks are retracted (removed = true) and the new ones emitted.
+        With heads = true, head ticks are interleaved with the events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckAccount(self, request, context):
+        """Whether a string is a valid account of this chain, its normalised form, and whether it exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyMakerOrder(self, request, context):
+        """Checks the maker's signature over the order PrepareMakerLock returns for the same request, before
+        anything is sent. BASE: recovers the EIP-712 signer. NEAR: always OK (the maker authorises by making
+        the lock from their own account; there is nothing to sign).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,6 +209,16 @@ def add_ChainServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsRequest.FromString,
                     response_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'CheckAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAccount,
+                    request_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountRequest.FromString,
+                    response_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountResponse.SerializeToString,
+            ),
+            'VerifyMakerOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyMakerOrder,
+                    request_deserializer=swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderRequest.FromString,
+                    response_serializer=swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +437,60 @@ class ChainService:
             '/swap.chain.v1.ChainService/WatchEvents',
             swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsRequest.SerializeToString,
             swap_dot_chain_dot_v1_dot_chain__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swap.chain.v1.ChainService/CheckAccount',
+            swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountRequest.SerializeToString,
+            swap_dot_chain_dot_v1_dot_chain__pb2.CheckAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyMakerOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swap.chain.v1.ChainService/VerifyMakerOrder',
+            swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderRequest.SerializeToString,
+            swap_dot_chain_dot_v1_dot_chain__pb2.VerifyMakerOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,12 @@ Encodings used throughout:
 - tokens are an ERC-20 address / NEP-141 account id, or the literal "native" (ETH on BASE, NEAR on NEAR);
 - hashlock = SHA-256(secret), 32 bytes, the same on both chains; secrets are 32 bytes;
 - times are unix seconds of chain time.
+
+Fencing: CreateLock, Withdraw and Cancel honour two optional metadata entries, `x-fence-key` (an opaque
+key: the session id) and `x-fence-epoch` (decimal unsigned integer: the caller's lease epoch). The
+service keeps, per key, the highest epoch seen; a call with a lower epoch is refused before anything is
+sent with FAILED_PRECONDITION, reason STALE_FENCE. Equal or higher epochs pass and raise the mark. Calls
+without the entries are not fenced; reads never are. A malformed entry is INVALID_ARGUMENT naming it.
 """
 
 from collections import abc as _abc
@@ -65,6 +71,14 @@ class ChainServiceStub:
     WatchEvents: _grpc.UnaryStreamMultiCallable[_chain_pb2.WatchEventsRequest, _chain_pb2.WatchEventsResponse]
     """Escrow events at the configured confirmation depth, oldest first, resumable from a cursor.
     On a reorg the events of replaced blocks are retracted (removed = true) and the new ones emitted.
+    With heads = true, head ticks are interleaved with the events.
+    """
+    CheckAccount: _grpc.UnaryUnaryMultiCallable[_chain_pb2.CheckAccountRequest, _chain_pb2.CheckAccountResponse]
+    """Whether a string is a valid account of this chain, its normalised form, and whether it exists."""
+    VerifyMakerOrder: _grpc.UnaryUnaryMultiCallable[_chain_pb2.VerifyMakerOrderRequest, _chain_pb2.VerifyMakerOrderResponse]
+    """Checks the maker's signature over the order PrepareMakerLock returns for the same request, before
+    anything is sent. BASE: recovers the EIP-712 signer. NEAR: always OK (the maker authorises by making
+    the lock from their own account; there is nothing to sign).
     """
 
 @_typing.type_check_only
@@ -95,6 +109,14 @@ class ChainServiceAsyncStub(ChainServiceStub):
     WatchEvents: _aio.UnaryStreamMultiCallable[_chain_pb2.WatchEventsRequest, _chain_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Escrow events at the configured confirmation depth, oldest first, resumable from a cursor.
     On a reorg the events of replaced blocks are retracted (removed = true) and the new ones emitted.
+    With heads = true, head ticks are interleaved with the events.
+    """
+    CheckAccount: _aio.UnaryUnaryMultiCallable[_chain_pb2.CheckAccountRequest, _chain_pb2.CheckAccountResponse]  # type: ignore[assignment]
+    """Whether a string is a valid account of this chain, its normalised form, and whether it exists."""
+    VerifyMakerOrder: _aio.UnaryUnaryMultiCallable[_chain_pb2.VerifyMakerOrderRequest, _chain_pb2.VerifyMakerOrderResponse]  # type: ignore[assignment]
+    """Checks the maker's signature over the order PrepareMakerLock returns for the same request, before
+    anything is sent. BASE: recovers the EIP-712 signer. NEAR: always OK (the maker authorises by making
+    the lock from their own account; there is nothing to sign).
     """
 
 class ChainServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -170,6 +192,26 @@ class ChainServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_chain_pb2.WatchEventsResponse], _abc.AsyncIterator[_chain_pb2.WatchEventsResponse]]:
         """Escrow events at the configured confirmation depth, oldest first, resumable from a cursor.
         On a reorg the events of replaced blocks are retracted (removed = true) and the new ones emitted.
+        With heads = true, head ticks are interleaved with the events.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckAccount(
+        self,
+        request: _chain_pb2.CheckAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chain_pb2.CheckAccountResponse, _abc.Awaitable[_chain_pb2.CheckAccountResponse]]:
+        """Whether a string is a valid account of this chain, its normalised form, and whether it exists."""
+
+    @_abc_1.abstractmethod
+    def VerifyMakerOrder(
+        self,
+        request: _chain_pb2.VerifyMakerOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chain_pb2.VerifyMakerOrderResponse, _abc.Awaitable[_chain_pb2.VerifyMakerOrderResponse]]:
+        """Checks the maker's signature over the order PrepareMakerLock returns for the same request, before
+        anything is sent. BASE: recovers the EIP-712 signer. NEAR: always OK (the maker authorises by making
+        the lock from their own account; there is nothing to sign).
         """
 
 def add_ChainServiceServicer_to_server(servicer: ChainServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

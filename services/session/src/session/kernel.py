@@ -1,0 +1,583 @@
+"""The safety kernel: what one swap does next, as a pure function of fresh facts.
+
+`decide(facts)` reads the agreed terms, what the session has persisted (its state, intents, what it
+has broadcast) and what both chains say right now (each known lock's state, terms and finality, each
+chain's time and worst-case inclusion time), and returns the ONE next step: wait, send one chain
+action, move to a state, or halt with an alert. No I/O and no clock: the saga gathers the facts, calls
+this, carries the decision out, persists, and asks again. Every send is therefore decided on facts read
+after the previous action, never on a check made in an earlier state.
+
+The rules (docs/safety.md states them with the timing budget):
+  a. the destination lock is sent only while its latest possible cancellation plus both inclusion
+     bounds and the clock skew fall before the source's cancellation (re-checked before every resend);
+  b. the secret is exposed only when both locks are final and match every term, the destination
+     withdrawal can land before the destination's cancellation (with the larger of the reveal margin
+     and its inclusion bound) and the source withdrawal can land after it, before the source's
+     cancellation;
+  c. "secret exposed" is persisted before the first broadcast that carries it (the move to
+     revealing_secret); from then on: get the receiver paid first, then collect the source;
+  d. a destination lock withdrawn by anyone means the receiver is paid: collect the source, never
+     refund it;
+  e. when the receiver can no longer be paid the resolver never collects the source for itself: it
+     cancels the destination, the source goes back to the maker, and if a third party withdraws the
+     source to the resolver meanwhile, the resolver pays the receiver directly and an alert fires;
+  f. refunded only when every lock the session knows of reads cancelled (final); completed only when
+     both withdrawals are final; cancelled / failed / timeout only when no announced lock exists or
+     can still appear;
+  g. a lock's id is persisted before the call that creates it (the saga's job, asked for by
+     PREPARE_DESTINATION);
+  h. fencing is the saga's job too: every send carries the lease epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+from session.states import State
+
+S = State
+
+
+class LockState(IntEnum):
+    """The ChainService's LockState values (swap.chain.v1), without importing protobuf here."""
+
+    ABSENT = 1
+    ACTIVE = 2
+    WITHDRAWN = 3
+    CANCELLED = 4
+
+
+class Side(StrEnum):
+    SRC = "src"
+    DST = "dst"
+
+
+@dataclass(frozen=True)
+class Timelocks:
+    """Windows relative to a lock's creation, seconds."""
+
+    withdrawal: int
+    public_withdrawal: int
+    cancellation: int
+    public_cancellation: int
+
+
+@dataclass(frozen=True)
+class LockFact:
+    """One escrow as its chain service read it just now."""
+
+    state: LockState
+    final: bool = False  # its creation is at the chain's confirmation depth
+    closed_final: bool = False  # its withdrawal / cancellation is at confirmation depth
+    hashlock: str = ""
+    token: str = ""
+    amount: str = ""
+    depositor: str = ""
+    beneficiary: str = ""
+    operator: str = ""
+    timelocks: Timelocks | None = None
+    withdrawal_at: int = 0
+    cancellation_at: int = 0
+
+
+ABSENT_LOCK = LockFact(LockState.ABSENT)
+
+
+@dataclass(frozen=True)
+class ChainFact:
+    now: int  # the chain's time: the timestamp of its latest block, unix seconds
+    inclusion_s: int  # worst-case seconds from sending a transaction to its inclusion (the service's bound)
+    resolver: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the maker and the resolver agreed: fixed at Create (the destination amount at its lock)."""
+
+    hashlock: str
+    maker: str
+    receiver: str
+    src_token: str
+    src_amount: str
+    dst_token: str
+    src_timelocks: Timelocks
+    dst_timelocks: Timelocks
+    reveal_margin_s: int
+    order_deadline: int  # source chain time after which the maker's order / lock can no longer land
+    maker_submits_source: bool  # the maker sends the source lock (NEAR) / the resolver submits the order (BASE)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the session has persisted: its state, the maker's intents and what it has broadcast."""
+
+    state: State
+    executed: bool = False
+    cancel_requested: bool = False
+    quote_expired: bool = False
+    dst_amount: str = ""
+    dst_lock_id: str = ""  # persisted before the destination lock is sent
+    src_sent_at: int = 0  # source chain time when the resolver first sent the maker's order (0: never)
+    src_rejected: bool = False  # the source chain refused the order before anything landed
+    dst_sent_at: int = 0  # destination chain time when the destination lock was first sent (0: never)
+    dst_rejected: bool = False  # the destination chain refused the lock before anything landed
+    secret_exposed: bool = False
+    receiver_paid_directly: bool = False
+    since_src: int = 0  # source chain time when the session entered its current state
+
+
+@dataclass(frozen=True)
+class Facts:
+    terms: Terms
+    memory: Memory
+    src_chain: ChainFact
+    dst_chain: ChainFact
+    src: LockFact = ABSENT_LOCK
+    dst: LockFact = ABSENT_LOCK  # ABSENT also while no destination lock id is known
+    # How far a chain's reported time may trail the truth (its clock, the age of the head it was read from),
+    # seconds: added to every "time left" check, never to a "window open" one.
+    skew_s: int = 0
+
+
+class Action(StrEnum):
+    SUBMIT_SOURCE = "submit_source"  # the resolver submits the maker's signed order
+    PREPARE_DESTINATION = "prepare_destination"  # fix amount and salt, persist the lock id (rule g)
+    LOCK_DESTINATION = "lock_destination"
+    WITHDRAW_DESTINATION = "withdraw_destination"  # pays the receiver; carries the secret
+    WITHDRAW_SOURCE = "withdraw_source"  # pays the resolver; carries the secret
+    CANCEL_DESTINATION = "cancel_destination"
+    CANCEL_SOURCE = "cancel_source"
+    PAY_RECEIVER = "pay_receiver"  # rule e: the destination amount straight to the receiver
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to do until an event on a lock of the session, or until a chain reaches a time."""
+
+    why: str
+    until: tuple[Side, int] | None = None
+
+
+@dataclass(frozen=True)
+class Send:
+    action: Action
+
+
+@dataclass(frozen=True)
+class Move:
+    to: State
+    note: str
+    reason: str = ""  # an error reason for the maker, when the move is a failure
+    expose: bool = False  # rule c: the move itself records that the secret is about to be broadcast
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Beyond the configured bounds: nothing automatic is safe. An operator is alerted; the saga keeps
+    watching and resumes by itself when the facts change."""
+
+    alert: str
+    message: str
+
+
+Decision = Wait | Send | Move | Halt
+
+
+# -- timing ----------------------------------------------------------------------------------------------
+
+
+def destination_fits(f: Facts) -> bool:
+    """Rule a: a destination lock sent now still leaves room to reveal and collect the source before the
+    source's cancellation. Remaining seconds on each chain's own clock: the two clocks need not agree."""
+    if f.src.state is not LockState.ACTIVE:
+        return False
+    src_left = f.src.cancellation_at - f.src_chain.now
+    need = (
+        f.dst_chain.inclusion_s  # the lock lands at most this late: its cancellation moves with it
+        + f.terms.dst_timelocks.cancellation
+        + f.src_chain.inclusion_s  # the source withdrawal sent after the destination's last moment
+        + f.skew_s
+    )
+    return need < src_left and f.terms.dst_timelocks.cancellation + f.terms.reveal_margin_s < (
+        f.terms.src_timelocks.cancellation
+    )
+
+
+def reveal_margin(f: Facts) -> int:
+    """Never less than the destination's inclusion bound: the withdrawal must land before cancellation."""
+    return max(f.terms.reveal_margin_s, f.dst_chain.inclusion_s)
+
+
+def reveal_fits(f: Facts) -> bool:
+    """Rule b's timing: the destination withdrawal lands before its cancellation and the source
+    withdrawal, sent once it has, lands before the source's."""
+    dst_ok = f.dst_chain.now + reveal_margin(f) + f.skew_s < f.dst.cancellation_at
+    src_ok = f.src_chain.now + f.dst_chain.inclusion_s + f.src_chain.inclusion_s + f.skew_s < f.src.cancellation_at
+    return dst_ok and src_ok
+
+
+def can_still_pay_receiver(f: Facts) -> bool:
+    """A withdrawal sent now can land while the destination window is open."""
+    return (
+        f.dst.state is LockState.ACTIVE and f.dst_chain.now + f.dst_chain.inclusion_s + f.skew_s < f.dst.cancellation_at
+    )
+
+
+def destination_may_land(f: Facts) -> bool:
+    """A destination lock sent earlier (a lost reply, a crash) may still appear within its bound."""
+    m = f.memory
+    return bool(m.dst_sent_at) and f.dst_chain.now <= m.dst_sent_at + f.dst_chain.inclusion_s
+
+
+def source_may_land(f: Facts) -> bool:
+    """The maker's lock / the submitted order may still appear: until the order deadline, plus the
+    inclusion bound for an order the resolver sent (the escrow refuses it after the deadline)."""
+    t, m = f.terms, f.memory
+    if t.maker_submits_source:
+        return f.src_chain.now <= t.order_deadline
+    return bool(m.src_sent_at) and not m.src_rejected and f.src_chain.now <= t.order_deadline
+
+
+def maker_lock_may_land(f: Facts) -> bool:
+    """A maker who cancels may have sent their lock just before: it lands within the inclusion bound of
+    the cancel being seen. (A lock sent after the cancel is the maker's own doing: it stays theirs to
+    refund through the HTLC's public cancellation.)"""
+    return f.src_chain.now <= min(f.memory.since_src + f.src_chain.inclusion_s, f.terms.order_deadline)
+
+
+# -- verification ----------------------------------------------------------------------------------------
+
+
+def source_mismatch(f: Facts) -> str:
+    """The first term of the source lock that differs from the agreement ("" when all match): it must
+    pay this resolver, in full, with the maker's funds, under the agreed plan."""
+    t, lock = f.terms, f.src
+    return _mismatch(
+        lock,
+        hashlock=t.hashlock,
+        token=t.src_token,
+        amount=t.src_amount,
+        timelocks=t.src_timelocks,
+        depositor=t.maker,
+        beneficiary=f.src_chain.resolver,
+        operator=f.src_chain.resolver,
+    )
+
+
+def destination_mismatch(f: Facts) -> str:
+    t, lock = f.terms, f.dst
+    return _mismatch(
+        lock,
+        hashlock=t.hashlock,
+        token=t.dst_token,
+        amount=f.memory.dst_amount,
+        timelocks=t.dst_timelocks,
+        depositor=f.dst_chain.resolver,
+        beneficiary=t.receiver,
+        operator=f.dst_chain.resolver,
+    )
+
+
+def _mismatch(
+    lock: LockFact,
+    *,
+    hashlock: str,
+    token: str,
+    amount: str,
+    timelocks: Timelocks,
+    depositor: str,
+    beneficiary: str,
+    operator: str,
+) -> str:
+    checks = [
+        ("state", lock.state is LockState.ACTIVE),
+        ("hashlock", lock.hashlock.lower() == hashlock.lower()),
+        ("token", lock.token.lower() == token.lower()),
+        ("amount", lock.amount == amount),
+        ("timelocks", lock.timelocks == timelocks),
+        ("depositor", lock.depositor.lower() == depositor.lower()),
+        ("beneficiary", lock.beneficiary.lower() == beneficiary.lower()),
+        ("operator", lock.operator.lower() == operator.lower()),
+    ]
+    for name, ok in checks:
+        if not ok:
+            return f"{name} differs from the agreed terms"
+    return ""
+
+
+# -- the decision ----------------------------------------------------------------------------------------
+
+
+def decide(f: Facts) -> Decision:
+    state = f.memory.state
+    if state in {S.COMPLETED, S.CANCELLED, S.REFUNDED, S.FAILED, S.TIMEOUT}:
+        return Wait("ended")
+    # Rule d, in every state: a withdrawn destination lock means the receiver is paid and the secret is
+    # public; whatever the session was doing, the only goal left is collecting the source.
+    if f.dst.state is LockState.WITHDRAWN and state is not S.REVEALING_SECRET:
+        return Move(S.REVEALING_SECRET, "the destination was withdrawn: the receiver is paid; collecting the source")
+    handler = _HANDLERS[state]
+    return handler(f)
+
+
+def _initialized(f: Facts) -> Decision:
+    t, m = f.terms, f.memory
+    if f.src.state is not LockState.ABSENT:
+        # The maker locked before executing (NEAR): the lock is at the id the session announced, so it is
+        # the session's to drive or to refund, whatever the maker does next.
+        if m.cancel_requested or m.quote_expired:
+            return Move(S.REFUNDING, "cancelled after the maker locked; the lock goes back when its window opens")
+        if m.executed:
+            return Move(S.EXECUTING, "executing")
+        if f.src_chain.now > t.order_deadline:
+            return Move(S.REFUNDING, "the maker locked but never executed", reason="NOT_EXECUTED")
+        return Wait("waiting for the maker to execute", until=(Side.SRC, t.order_deadline + 1))
+    if m.cancel_requested:
+        if t.maker_submits_source:
+            return Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
+        return Move(S.CANCELLED, "cancelled by the maker")
+    if m.quote_expired:
+        return Move(S.TIMEOUT, "the quote expired before execution", reason="QUOTE_EXPIRED")
+    if f.src_chain.now > t.order_deadline:
+        return Move(S.TIMEOUT, "the order deadline passed before execution", reason="ORDER_EXPIRED")
+    if m.executed:
+        return Move(S.EXECUTING, "executing")
+    return Wait("waiting for the maker", until=(Side.SRC, t.order_deadline + 1))
+
+
+def _executing(f: Facts) -> Decision:
+    t, m = f.terms, f.memory
+    if f.src.state is not LockState.ABSENT:
+        return Move(S.SOURCE_LOCKING, "the maker's lock appeared")
+    if t.maker_submits_source:
+        if m.cancel_requested:
+            return Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
+        if f.src_chain.now > t.order_deadline:
+            return Move(S.TIMEOUT, "the maker did not lock before the deadline", reason="MAKER_LOCK_MISSING")
+        return Wait("waiting for the maker's lock", until=(Side.SRC, t.order_deadline + 1))
+    if m.cancel_requested:
+        return Move(S.CANCELLED, "cancelled before the source lock")
+    return Move(S.SOURCE_LOCKING, "submitting the maker's order")
+
+
+def _source_locking(f: Facts) -> Decision:
+    t, m = f.terms, f.memory
+    if m.cancel_requested:
+        return Move(S.CANCELLING, "cancel requested while the source lock may be in flight")
+    if f.src.state is LockState.ABSENT:
+        if not t.maker_submits_source:
+            if m.src_rejected:
+                return Move(S.FAILED, "the source chain rejected the order; nothing is locked", "SOURCE_LOCK_REJECTED")
+            if f.src_chain.now > t.order_deadline and not source_may_land(f):
+                return Move(S.FAILED, "the order deadline passed; nothing is locked", reason="SOURCE_LOCK_REJECTED")
+            if f.src_chain.now <= t.order_deadline:
+                return Send(Action.SUBMIT_SOURCE)
+            return Wait("the submitted order may still land", until=(Side.SRC, t.order_deadline + 1))
+        # A maker's lock seen once and now absent was reorged out: it may come back until the deadline.
+        if f.src_chain.now > t.order_deadline:
+            return Move(S.FAILED, "the maker's lock is gone; nothing is locked", reason="SOURCE_LOCK_MISSING")
+        return Wait("the maker's lock was reorged out", until=(Side.SRC, t.order_deadline + 1))
+    if f.src.state is not LockState.ACTIVE:
+        return Move(S.REFUNDING, "the source lock was closed before the swap started", reason="SOURCE_LOCK_CLOSED")
+    if not f.src.final:
+        return Wait("the source lock is not final yet")
+    if problem := source_mismatch(f):
+        return Move(S.REFUNDING, f"source lock: {problem}", reason="SOURCE_LOCK_MISMATCH")
+    return Move(S.SOURCE_LOCKED, "source lock final")
+
+
+def _source_locked(f: Facts) -> Decision:
+    if f.memory.cancel_requested:
+        return Move(S.REFUNDING, "cancelled by the maker after the source lock")
+    if f.src.state is not LockState.ACTIVE or not f.src.final:
+        return Move(S.REFUNDING, "the source lock is no longer active and final", reason="LOCK_VERIFICATION_FAILED")
+    if not destination_fits(f):
+        return Move(
+            S.REFUNDING,
+            "too little time left on the source lock to lock the destination safely",
+            reason="NO_TIME_FOR_DESTINATION",
+        )
+    if not f.memory.dst_lock_id:
+        return Send(Action.PREPARE_DESTINATION)
+    return Move(S.DESTINATION_LOCKING, f"locking {f.memory.dst_amount} on the destination")
+
+
+def _destination_locking(f: Facts) -> Decision:
+    m = f.memory
+    if m.cancel_requested:
+        return Move(S.REFUNDING, "cancelled by the maker while the destination lock may be in flight")
+    if f.dst.state is LockState.CANCELLED:
+        return Move(S.REFUNDING, "the destination lock was cancelled", reason="DESTINATION_CANCELLED")
+    if f.dst.state is LockState.ABSENT:
+        if not m.dst_lock_id:
+            return Send(Action.PREPARE_DESTINATION)
+        if m.dst_rejected:
+            return Move(S.REFUNDING, "the destination chain refused the lock", reason="DESTINATION_LOCK_REJECTED")
+        if destination_fits(f):
+            return Send(Action.LOCK_DESTINATION)
+        return Move(
+            S.REFUNDING,
+            "too little time left on the source lock to lock the destination safely",
+            reason="NO_TIME_FOR_DESTINATION",
+        )
+    if not f.dst.final:
+        return Wait("the destination lock is not final yet")
+    return Move(S.BOTH_LOCKED, "destination lock final")
+
+
+def _both_locked(f: Facts) -> Decision:
+    if f.memory.cancel_requested:
+        return Move(S.REFUNDING, "cancelled by the maker before the reveal")
+    problem = source_mismatch(f)
+    problem = f"source lock: {problem}" if problem else ""
+    if not problem and (dst_problem := destination_mismatch(f)):
+        problem = f"destination lock: {dst_problem}"
+    if not problem and not (f.src.final and f.dst.final):
+        problem = "a lock is no longer final"
+    if problem:
+        return Move(S.REFUNDING, problem, reason="LOCK_VERIFICATION_FAILED")
+    if not reveal_fits(f):
+        return Move(S.REFUNDING, "too little time left to reveal safely", reason="NO_TIME_TO_REVEAL")
+    # Chain times are whole seconds rounded down: wait until the window is open past any rounding, so no
+    # withdrawal is sent a second early (a failed transaction still burns gas and publishes the secret).
+    if f.dst_chain.now <= f.dst.withdrawal_at:
+        return Wait("the destination withdrawal window is not open yet", until=(Side.DST, f.dst.withdrawal_at + 1))
+    return Move(S.REVEALING_SECRET, "both locks verified; revealing the secret", expose=True)
+
+
+def _revealing(f: Facts) -> Decision:
+    dst, src = f.dst, f.src
+    if dst.state is LockState.ACTIVE:
+        if can_still_pay_receiver(f):
+            if f.dst_chain.now <= dst.withdrawal_at:
+                return Wait("the destination withdrawal window is not open", until=(Side.DST, dst.withdrawal_at + 1))
+            return Send(Action.WITHDRAW_DESTINATION)
+        if src.state is LockState.WITHDRAWN:
+            return _pay_receiver(f)
+        # Rule e: the receiver can no longer be paid through the lock: take the destination back; the
+        # source goes back to the maker in refunding.
+        return Move(
+            S.REFUNDING,
+            "the destination withdrawal can no longer land; the source goes back to the maker",
+            reason="DESTINATION_WINDOW_MISSED",
+        )
+    if dst.state is LockState.WITHDRAWN:
+        if src.state is LockState.ACTIVE:
+            if f.src_chain.now >= src.cancellation_at:
+                return Halt("RESOLVER_UNPAID", "the receiver is paid but the source cancellation window is open")
+            if f.src_chain.now <= src.withdrawal_at:
+                return Wait("the source withdrawal window is not open yet", until=(Side.SRC, src.withdrawal_at + 1))
+            return Send(Action.WITHDRAW_SOURCE)
+        if src.state is LockState.WITHDRAWN:
+            if src.closed_final and dst.closed_final:
+                return Move(S.COMPLETED, "both withdrawals final")
+            return Wait("the withdrawals are not final yet")
+        if src.state is LockState.CANCELLED:
+            return Halt("RESOLVER_UNPAID", "the receiver is paid but the source went back to the maker")
+        return Halt("SOURCE_LOCK_GONE", "the source lock is gone after the reveal (a reorg deeper than finality)")
+    if dst.state is LockState.CANCELLED:
+        if src.state is LockState.WITHDRAWN:
+            return _pay_receiver(f)
+        return Move(
+            S.REFUNDING,
+            "the destination was cancelled before the receiver was paid; the source goes back to the maker",
+            reason="DESTINATION_CANCELLED",
+        )
+    return Halt("DESTINATION_LOCK_GONE", "the destination lock is gone after the reveal (a reorg deeper than finality)")
+
+
+def _pay_receiver(f: Facts) -> Decision:
+    """Rule e's last resort: the source reached the resolver with the exposed secret while the receiver
+    can no longer be paid through the lock: the resolver pays the receiver itself, then takes its own
+    destination lock back."""
+    if not f.memory.receiver_paid_directly:
+        return Send(Action.PAY_RECEIVER)
+    if f.dst.state is LockState.ACTIVE:
+        if f.dst_chain.now >= f.dst.cancellation_at:
+            return Send(Action.CANCEL_DESTINATION)
+        return Wait("the destination cancellation window is not open yet", until=(Side.DST, f.dst.cancellation_at))
+    if f.src.closed_final and (f.dst.state is not LockState.CANCELLED or f.dst.closed_final):
+        return Move(S.COMPLETED, "receiver paid directly; source collected", reason="RECEIVER_PAID_DIRECTLY")
+    return Wait("the payments are not final yet")
+
+
+def _cancelling(f: Facts) -> Decision:
+    if f.src.state is not LockState.ABSENT:
+        return Move(S.REFUNDING, "the source lock landed; it waits for its cancellation window")
+    if f.terms.maker_submits_source:
+        if maker_lock_may_land(f):
+            until = min(f.memory.since_src + f.src_chain.inclusion_s, f.terms.order_deadline) + 1
+            return Wait("a lock the maker just sent may still land", until=(Side.SRC, until))
+    elif source_may_land(f):
+        return Wait("the submitted order may still land", until=(Side.SRC, f.terms.order_deadline + 1))
+    return Move(S.CANCELLED, "nothing was locked")
+
+
+def _refunding(f: Facts) -> Decision:
+    m, src, dst = f.memory, f.src, f.dst
+    # Rule e: the source reached the resolver (a third party used the exposed secret) while the receiver was
+    # not paid: pay the receiver, never keep the maker's funds.
+    if src.state is LockState.WITHDRAWN and m.secret_exposed:
+        return Move(S.REVEALING_SECRET, "the source reached the resolver with the exposed secret: paying the receiver")
+    # The destination first: the resolver's own funds, and its window opens earlier.
+    if dst.state is LockState.ACTIVE:
+        if m.secret_exposed and can_still_pay_receiver(f):
+            # The secret is out and the receiver can still be paid: paying is safer than refunding.
+            return Move(S.REVEALING_SECRET, "the secret is out and the receiver can still be paid")
+        if f.dst_chain.now >= dst.cancellation_at:
+            return Send(Action.CANCEL_DESTINATION)
+        return Wait("the destination cancellation window is not open yet", until=(Side.DST, dst.cancellation_at))
+    if dst.state is LockState.ABSENT and destination_may_land(f):
+        until = m.dst_sent_at + f.dst_chain.inclusion_s + 1
+        return Wait("the destination lock may still land", until=(Side.DST, until))
+    if src.state is LockState.ACTIVE:
+        if f.src_chain.now >= src.cancellation_at:
+            return Send(Action.CANCEL_SOURCE)
+        return Wait("the source cancellation window is not open yet", until=(Side.SRC, src.cancellation_at))
+    if src.state is LockState.ABSENT and source_may_land(f):
+        return Wait("the source lock may still land", until=(Side.SRC, f.terms.order_deadline + 1))
+    if src.state is LockState.WITHDRAWN:
+        return Halt("SOURCE_WITHDRAWN_UNEXPECTEDLY", "the source was withdrawn while no secret was exposed")
+    closed = [lock for lock in (src, dst) if lock.state is LockState.CANCELLED]
+    if any(not lock.closed_final for lock in closed):
+        return Wait("the refunds are not final yet")
+    if dst.state is LockState.WITHDRAWN:  # handled by decide(); kept for exhaustiveness
+        return Move(S.REVEALING_SECRET, "the destination was withdrawn")
+    if not closed:
+        if m.cancel_requested:
+            return Move(S.CANCELLED, "nothing was locked after all")
+        return Move(S.FAILED, "nothing was locked after all", reason="NOTHING_LOCKED")
+    return Move(S.REFUNDED, "every lock refunded")
+
+
+_HANDLERS = {
+    S.INITIALIZED: _initialized,
+    S.EXECUTING: _executing,
+    S.SOURCE_LOCKING: _source_locking,
+    S.SOURCE_LOCKED: _source_locked,
+    S.DESTINATION_LOCKING: _destination_locking,
+    S.BOTH_LOCKED: _both_locked,
+    S.REVEALING_SECRET: _revealing,
+    S.CANCELLING: _cancelling,
+    S.REFUNDING: _refunding,
+}
+
+__all__ = [
+    "ABSENT_LOCK",
+    "Action",
+    "ChainFact",
+    "Decision",
+    "Facts",
+    "Halt",
+    "LockFact",
+    "LockState",
+    "Memory",
+    "Move",
+    "Send",
+    "Side",
+    "Terms",
+    "Timelocks",
+    "Wait",
+    "decide",
+]

@@ -1,0 +1,205 @@
+"""A maker floods WatchSession around the moment its swap reveals the secret: the saga must not notice.
+
+Before the watch pool was split from the saga's, thousands of streams blocked in XREAD on the one pool the
+saga saves through, so once the receiver was paid the saga could not record it nor withdraw the source,
+and the source's cancellation window would hand the maker its tokens back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_devnet.stack import LocalStack
+
+from tests.integration.swaps import AMOUNT, TERMINAL, Balances, St, create_base_to_near, execute_base
+
+pytestmark = pytest.mark.integration
+log = logging.getLogger(__name__)
+
+# The stack's session service runs with the default caps: 1,000 streams per replica, 50 per client.
+REPLICA_CAP = 1000
+# Streams standing before the swap starts (opening them takes the service seconds, longer than the reveal
+# lasts), then a burst at both_locked; from enough tenants that none reaches the per-client cap, so the
+# replica cap is what bites.
+STANDING = REPLICA_CAP
+BURST = 1500
+TENANTS = 60
+CHANNELS = 10
+# An ordinary swap on this stack takes 4-8 s, 3 of them waiting for the destination withdrawal window.
+SWAP_BUDGET_S = 30
+
+
+class Flood:
+    """WatchSession streams on one session from many tenants, each read like a real watcher's until it ends."""
+
+    def __init__(self, address: str, session_id: str) -> None:
+        # A channel of its own per connection: channels to one address otherwise share one connection.
+        self.channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(CHANNELS)
+        ]
+        self.session_id = session_id
+        self.held = 0
+        self.held_to_the_end = 0
+        self.refused: dict[tuple[str, str], int] = {}
+        self.reset = 0
+        self.errors: list[str] = []
+        self.closing = False
+        self._calls: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._settled = 0
+
+    async def open(self, count: int) -> None:
+        """Opens `count` more streams and returns once each is held or refused."""
+        first = len(self._tasks)
+        self._tasks += [asyncio.create_task(self._one(first + i)) for i in range(count)]
+        async with asyncio.timeout(30):
+            while self._settled < first + count:
+                await asyncio.sleep(0.05)
+
+    async def _one(self, i: int) -> None:
+        stub = session_pb2_grpc.SessionServiceStub(self.channels[i % CHANNELS])
+        call = stub.WatchSession(
+            session_pb2.WatchSessionRequest(session_id=self.session_id),
+            metadata=(("x-tenant", f"flood-{i % TENANTS}"),),
+        )
+        self._calls.append(call)
+        try:
+            last = await call.read()
+            self.held += 1
+            self._settled += 1
+            while (update := await call.read()) is not grpc.aio.EOF:
+                last = update
+            if last.session.state in TERMINAL:
+                self.held_to_the_end += 1
+        except grpc.aio.AioRpcError as err:
+            if self.closing:
+                return
+            self._settled += 1
+            if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                key = _reason(err)
+                self.refused[key] = self.refused.get(key, 0) + 1
+            elif err.code() == grpc.StatusCode.CANCELLED:
+                # Seen only alongside refusals under this load: gRPC resets some refused streams instead of
+                # delivering their status. Refused either way.
+                self.reset += 1
+            else:
+                self.errors.append(f"{err.code().name}: {err.details()}")
+
+    async def close(self) -> None:
+        self.closing = True
+        for call in self._calls:
+            call.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for channel in self.channels:
+            await channel.close()
+
+
+def _reason(err: grpc.aio.AioRpcError) -> tuple[str, str]:
+    status = rpc_status.from_call(err)
+    info = error_details_pb2.ErrorInfo()
+    if status is None or not status.details or not status.details[0].Unpack(info):
+        return ("", "")
+    return info.reason, info.metadata.get("cap", "")
+
+
+async def follow(
+    sessions: session_pb2_grpc.SessionServiceStub,
+    session_id: str,
+    reached: dict[int, float],
+    both_locked: asyncio.Event,
+) -> session_pb2.Session:
+    """Stamps when each state was first seen, until the session ends."""
+    async for update in sessions.WatchSession(session_pb2.WatchSessionRequest(session_id=session_id)):
+        reached.setdefault(update.session.state, time.monotonic())
+        if update.session.state == St.SESSION_STATE_BOTH_LOCKED:
+            both_locked.set()
+        if update.session.state in TERMINAL:
+            return update.session
+    raise AssertionError(f"the stream ended before the session did: {sorted(reached)}")
+
+
+async def swap(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack, flood_address: str | None
+) -> tuple[session_pb2.Session, dict[int, float], Flood | None]:
+    """One BASE -> NEAR swap, flooded when given the address to flood; its end, when each state was seen
+    (`started`: the execute), and the flood."""
+    session = await create_base_to_near(sessions, stack)
+    reached: dict[int, float] = {}
+    both_locked = asyncio.Event()
+    # The swap's own stream opens first, so it holds one of the replica's slots throughout.
+    watching = asyncio.create_task(follow(sessions, session.session_id, reached, both_locked))
+    flood = Flood(flood_address, session.session_id) if flood_address else None
+    try:
+        while St.SESSION_STATE_INITIALIZED not in reached:
+            await asyncio.sleep(0.01)
+        if flood is not None:
+            await flood.open(STANDING)
+        reached[-1] = time.monotonic()
+        await execute_base(sessions, stack, session)
+        if flood is not None:
+            await asyncio.wait_for(both_locked.wait(), 30)
+            reached[-2] = time.monotonic()
+            await flood.open(BURST)
+            reached[-3] = time.monotonic()
+        done = await asyncio.wait_for(watching, 60)
+        if flood is not None:
+            # The held streams end with the session; give them a moment to read its last update.
+            await asyncio.sleep(0.5)
+        return done, reached, flood
+    finally:
+        watching.cancel()
+        if flood is not None:
+            await flood.close()
+
+
+async def test_a_watch_flood_at_the_reveal_does_not_stall_the_swap(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    balances = Balances(stack)
+
+    calm, calm_reached, _ = await swap(sessions, stack, None)
+    assert calm.state == St.SESSION_STATE_COMPLETED, calm.error
+    calm_s = calm_reached[St.SESSION_STATE_COMPLETED] - calm_reached[-1]
+
+    before = balances.snapshot()
+    done, reached, flood = await swap(sessions, stack, stack.services["session"].address)
+    assert flood is not None
+    started = reached[-1]
+    flooded_s = reached.get(St.SESSION_STATE_COMPLETED, time.monotonic()) - started
+    timeline = {St.Name(k) if k >= 0 else f"burst{k}": round(v - started, 2) for k, v in reached.items()}
+    log.info(
+        "watch flood: %d streams, %d held (%d to the end), refused %s, %d reset; swap %.1f s calm, %.1f s flooded %s",
+        STANDING + BURST,
+        flood.held,
+        flood.held_to_the_end,
+        flood.refused,
+        flood.reset,
+        calm_s,
+        flooded_s,
+        timeline,
+    )
+    assert not flood.errors, flood.errors[:5]
+    # The replica cap held the flood: the swap's own stream has one slot, the flood all the others, and
+    # those stood until the session ended, through the reveal.
+    assert flood.held == REPLICA_CAP - 1, (flood.held, timeline)
+    assert flood.held_to_the_end == flood.held
+    assert set(flood.refused) == {("TOO_MANY_WATCHERS", "replica")}, flood.refused
+    assert sum(flood.refused.values()) + flood.reset == STANDING + BURST - flood.held
+    # The burst came while both legs were locked, before the reveal.
+    assert reached[-2] < reached[St.SESSION_STATE_REVEALING_SECRET], timeline
+
+    assert done.state == St.SESSION_STATE_COMPLETED, (done.error, timeline)
+    assert flooded_s < SWAP_BUDGET_S, (flooded_s, calm_s)
+    dst_amount = int(done.dst_amount)
+    after = balances.snapshot()
+    assert after["base_maker"] == before["base_maker"] - AMOUNT
+    assert after["base_resolver"] == before["base_resolver"] + AMOUNT
+    assert after["near_receiver"] == before["near_receiver"] + dst_amount
+    assert after["near_resolver"] == before["near_resolver"] - dst_amount

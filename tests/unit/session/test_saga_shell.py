@@ -1,0 +1,320 @@
+"""The saga's shell around the kernel, with in-memory fakes of the ChainService contract and a real Redis:
+what it persists before it sends, what it does when a send fails or its reply is lost, and the
+adversarial cases that once lost money (destination locked too late, a reverted reveal, a destination
+withdrawn while refunding, a lost CreateLock reply, a stale replica)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from session.model import Leg, SessionRecord
+from session.saga import Lease, Saga, SagaSettings
+from session.secrets import SecretBox, new_secret
+from session.states import State
+from session.store import SessionStore
+from session.views import snapshot
+from swap.chain.v1 import chain_pb2
+from swap.common.v1 import common_pb2
+from swap.quote.v1 import quote_pb2
+from swap_runtime.errors import FailedPrecondition, Unavailable
+
+MAKER = "0x" + "11" * 20
+RESOLVER_BASE = "0x" + "22" * 20
+RECEIVER = "bob.test.near"
+PLAN = quote_pb2.TimelockPlan(
+    src=common_pb2.Timelocks(
+        withdrawal_after_s=2, public_withdrawal_after_s=60, cancellation_after_s=120, public_cancellation_after_s=180
+    ),
+    dst=common_pb2.Timelocks(
+        withdrawal_after_s=1, public_withdrawal_after_s=40, cancellation_after_s=80, public_cancellation_after_s=100
+    ),
+    reveal_margin_s=10,
+)
+ACTIVE = chain_pb2.LOCK_STATE_ACTIVE
+ABSENT = chain_pb2.LOCK_STATE_ABSENT
+WITHDRAWN = chain_pb2.LOCK_STATE_WITHDRAWN
+CANCELLED = chain_pb2.LOCK_STATE_CANCELLED
+
+
+def copy(lock: chain_pb2.Lock) -> chain_pb2.Lock:
+    out = chain_pb2.Lock()
+    out.CopyFrom(lock)
+    return out
+
+
+class FakeChain:
+    """The ChainService contract in memory: locks, a clock, fences, and hooks to fail a call."""
+
+    def __init__(self, name: str, resolver: str) -> None:
+        self.name = name
+        self.resolver = resolver
+        self.now = 10_000
+        self.inclusion = 5
+        self.locks: dict[str, chain_pb2.Lock] = {}
+        self.sent: list[tuple[str, str]] = []  # (call, lock id) of every transaction sent
+        self.fences: dict[str, int] = {}
+        self.fail_next: dict[str, Exception] = {}
+        self.lose_reply_of: set[str] = set()  # calls that land but whose reply is lost
+
+    def _fence(self, fence: tuple[str, int] | None) -> None:
+        if fence is None:
+            return
+        key, epoch = fence
+        if epoch < self.fences.get(key, 0):
+            raise FailedPrecondition("stale fence", reason="STALE_FENCE")
+        self.fences[key] = epoch
+
+    def _maybe_fail(self, call: str) -> None:
+        if (err := self.fail_next.pop(call, None)) is not None:
+            raise err
+
+    async def info(self) -> chain_pb2.GetChainInfoResponse:
+        return chain_pb2.GetChainInfoResponse(
+            chain_time=self.now, resolver=self.resolver, confirmations=1, inclusion_bound_s=self.inclusion
+        )
+
+    async def prepare_maker_lock(self, request: Any) -> Any:
+        raise AssertionError("not used")
+
+    async def check_account(self, account: str) -> Any:
+        raise AssertionError("not used")
+
+    async def verify_maker_order(self, order: Any, signature: bytes) -> None:
+        raise AssertionError("not used")
+
+    def watch(self, cursor: str) -> Any:
+        raise AssertionError("not used")
+
+    async def get_lock(self, lock_id: str) -> chain_pb2.Lock:
+        found = self.locks.get(lock_id)
+        return chain_pb2.Lock(lock_id=lock_id, state=ABSENT) if found is None else copy(found)
+
+    async def create_lock(
+        self, request: chain_pb2.CreateLockRequest, fence: tuple[str, int] | None = None
+    ) -> chain_pb2.CreateLockResponse:
+        lock_id = f"{self.name}-lock-{request.resolver.salt}"
+        if request.dry_run:
+            return chain_pb2.CreateLockResponse(lock=await self.get_lock(lock_id))
+        self._fence(fence)
+        self._maybe_fail("create")
+        if lock_id not in self.locks:
+            self.sent.append(("create", lock_id))
+            make_lock(self, lock_id, request.terms, depositor=self.resolver)
+        if "create" in self.lose_reply_of:
+            raise Unavailable(f"{self.name} service: DEADLINE_EXCEEDED", reason="CHAIN_UNAVAILABLE")
+        return chain_pb2.CreateLockResponse(lock=await self.get_lock(lock_id), sent=True)
+
+    async def withdraw(
+        self, lock_id: str, secret: bytes, fence: tuple[str, int] | None = None
+    ) -> chain_pb2.WithdrawResponse:
+        self._fence(fence)
+        lock = self.locks[lock_id]
+        assert hashlib.sha256(secret).digest() == lock.terms.hashlock
+        self.sent.append(("withdraw", lock_id))
+        self._maybe_fail("withdraw")  # a revert after broadcast: the calldata (the secret) is public anyway
+        lock.state, lock.secret, lock.closed_confirmations = WITHDRAWN, secret, 1
+        return chain_pb2.WithdrawResponse(lock=copy(lock), tx=chain_pb2.TxRef(tx_hash="w"), sent=True)
+
+    async def cancel(self, lock_id: str, fence: tuple[str, int] | None = None) -> chain_pb2.CancelResponse:
+        self._fence(fence)
+        lock = self.locks[lock_id]
+        assert self.now >= lock.cancellation_at, "cancelled before its window"
+        self.sent.append(("cancel", lock_id))
+        lock.state, lock.closed_confirmations = CANCELLED, 1
+        return chain_pb2.CancelResponse(lock=copy(lock), tx=chain_pb2.TxRef(tx_hash="c"), sent=True)
+
+
+def make_lock(
+    chain: FakeChain, lock_id: str, terms: chain_pb2.LockTerms, *, depositor: str, age: int = 5
+) -> chain_pb2.Lock:
+    at = chain.now - age
+    t = terms.timelocks
+    lock = chain_pb2.Lock(
+        lock_id=lock_id,
+        state=ACTIVE,
+        depositor=depositor,
+        operator=chain.resolver,
+        terms=terms,
+        locked_at=at,
+        withdrawal_at=at + t.withdrawal_after_s,
+        public_withdrawal_at=at + t.public_withdrawal_after_s,
+        cancellation_at=at + t.cancellation_after_s,
+        public_cancellation_at=at + t.public_cancellation_after_s,
+        confirmations=3,
+        final=True,
+    )
+    chain.locks[lock_id] = lock
+    return lock
+
+
+@pytest.fixture
+async def store(redis_url: str, redis_prefix: str) -> AsyncIterator[SessionStore]:
+    s = SessionStore(aioredis.Redis.from_url(redis_url), redis_prefix)
+    yield s
+    await s.close()
+
+
+class World:
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        self.base = FakeChain("base", RESOLVER_BASE)
+        self.near = FakeChain("near", "resolver.test.near")
+        self.box = SecretBox(os.urandom(32))
+        self.saga = Saga(
+            store, {"base": self.base, "near": self.near}, self.box, SagaSettings(retry_delay_s=0.01, head_stale_s=0)
+        )
+        self.secret, self.hashlock = new_secret()
+        quote = quote_pb2.Quote(quote_id="q", timelocks=PLAN, min_received="995", src_safety_deposit="0")
+        quote.auction.end_amount = quote.auction.start_amount = "995"
+        self.record = SessionRecord(
+            session_id=os.urandom(8).hex(),
+            state=State.SOURCE_LOCKED,
+            src=Leg(chain="base", token="0x" + "33" * 20, amount="1000", lock_id="src-lock"),
+            dst=Leg(chain="near", token="tusd.test.near"),
+            maker=MAKER,
+            receiver=RECEIVER,
+            hashlock=self.hashlock.hex(),
+            sealed_secret="",
+            quote=base64.b64encode(quote.SerializeToString()).decode(),
+            order_deadline=self.base.now + 600,
+            created_at=0,
+            updated_at=0,
+        )
+        self.record.sealed_secret = self.box.seal(self.record.session_id, self.secret)
+
+    async def start(self, src_age: int = 5) -> None:
+        await self.store.create(self.record, snapshot(self.record))
+        terms = chain_pb2.LockTerms(
+            token=self.record.src.token,
+            amount="1000",
+            hashlock=self.hashlock,
+            timelocks=PLAN.src,
+            beneficiary=RESOLVER_BASE,
+        )
+        make_lock(self.base, "src-lock", terms, depositor=MAKER, age=src_age)
+
+    async def run_until(self, *states: State, steps: int = 30, lease: Lease | None = None) -> list[Any]:
+        decisions = []
+        for _ in range(steps):
+            if self.record.state in states:
+                break
+            decisions.append(await self.saga.advance(self.record, lease))
+        return decisions
+
+    def tick(self, seconds: int) -> None:
+        self.base.now += seconds
+        self.near.now += seconds
+
+
+@pytest.fixture
+async def world(store: SessionStore) -> World:
+    return World(store)
+
+
+async def test_a_swap_runs_from_the_source_lock_to_completed(world: World) -> None:
+    await world.start()
+    await world.run_until(State.BOTH_LOCKED)
+    assert world.near.sent == [("create", world.record.dst.lock_id)]
+    world.tick(2)  # past the destination's withdrawal opening
+    await world.run_until(State.COMPLETED)
+    assert world.record.state is State.COMPLETED
+    assert world.near.sent[-1] == ("withdraw", world.record.dst.lock_id)
+    assert world.base.sent == [("withdraw", "src-lock")]
+    stored = await world.store.get(world.record.session_id)
+    assert stored is not None and stored.state is State.COMPLETED and stored.secret_public == world.secret.hex()
+    assert stored.sealed_secret == "", "an ended session keeps no secret"
+
+
+async def test_destination_lock_id_is_persisted_before_the_lock_is_sent(world: World) -> None:
+    """Rule g: a lost CreateLock reply still leaves the session knowing the lock, so it is refunded."""
+    await world.start()
+    world.near.lose_reply_of.add("create")
+    world.base.now = world.base.locks["src-lock"].cancellation_at - 110
+    await world.run_until(State.DESTINATION_LOCKING)
+    planned = world.record.dst.lock_id
+    assert planned and (await world.store.get(world.record.session_id)).dst.lock_id == planned  # type: ignore[union-attr]
+    assert world.near.sent == []
+    with pytest.raises(Unavailable):  # the lock lands, the reply is lost
+        await world.saga.advance(world.record)
+    assert world.near.sent == [("create", planned)]
+    # The maker cancels; the saga refunds the lock it never heard back about, by its persisted id.
+    world.record.cancel_requested = True
+    await world.run_until(State.REFUNDING)
+    world.tick(200)
+    decisions = await world.run_until(State.REFUNDED)
+    assert ("cancel", planned) in world.near.sent, decisions
+    assert ("cancel", "src-lock") in world.base.sent
+    assert world.record.state is State.REFUNDED
+
+
+async def test_destination_is_not_locked_when_the_source_has_too_little_time_left(world: World) -> None:
+    """Regression: the destination was once locked 1 s before the source's cancellation, after a stall."""
+    await world.start(src_age=30)  # the saga was stalled: the source lock is 30 s old
+    world.near.inclusion = 20
+    await world.run_until(State.REFUNDING, State.BOTH_LOCKED)
+    assert world.record.state is State.REFUNDING
+    assert world.record.error_reason == "NO_TIME_FOR_DESTINATION"
+    assert world.near.sent == [], "no destination lock was sent"
+
+
+async def test_a_reverted_reveal_is_sent_again_and_the_receiver_is_paid(world: World) -> None:
+    """Regression: a destination withdrawal that reverts after broadcast leaves the secret public; the
+    saga records the exposure before sending, retries while the window is open, and never refunds."""
+    await world.start()
+    await world.run_until(State.BOTH_LOCKED)
+    world.tick(2)
+    world.near.fail_next["withdraw"] = FailedPrecondition("near: reverted", reason="CHAIN_REJECTED")
+    await world.run_until(State.REVEALING_SECRET)
+    stored = await world.store.get(world.record.session_id)
+    assert stored is not None and stored.secret_exposed, "exposure persisted before the first broadcast"
+    with pytest.raises(FailedPrecondition):
+        await world.saga.advance(world.record)
+    await world.run_until(State.COMPLETED)
+    assert world.record.state is State.COMPLETED
+    assert [c for c in world.near.sent if c[0] == "withdraw"] == [("withdraw", world.record.dst.lock_id)] * 2
+
+
+async def test_a_destination_withdrawn_while_refunding_collects_the_source(world: World) -> None:
+    """Regression: the destination read withdrawn (the secret leaked, or a reorg resurrected it) while the
+    session refunded; the source once went back to the maker although the receiver was paid."""
+    await world.start()
+    await world.run_until(State.BOTH_LOCKED)
+    world.record.cancel_requested = True
+    await world.run_until(State.REFUNDING)
+    dst = world.near.locks[world.record.dst.lock_id]
+    dst.state, dst.secret, dst.closed_confirmations = WITHDRAWN, world.secret, 1  # a third party's withdrawal
+    world.tick(2)
+    await world.run_until(State.COMPLETED)
+    assert world.record.state is State.COMPLETED
+    assert ("withdraw", "src-lock") in world.base.sent
+    assert not [c for c in world.base.sent if c[0] == "cancel"], "the source never goes back to the maker"
+
+
+async def test_a_replica_with_a_stale_epoch_sends_nothing(world: World) -> None:
+    """Rule h: the chain refuses a replica whose lease epoch is older than one it has seen."""
+    await world.start()
+    newer, stale = Lease(epoch=2), Lease(epoch=1)
+    await world.run_until(State.DESTINATION_LOCKING, lease=newer)
+    await world.saga.advance(world.record, newer)  # the newer replica locks: the chain sees epoch 2
+    sent = list(world.near.sent)
+    copy = await world.store.get(world.record.session_id)
+    assert copy is not None
+    world.near.locks.clear()  # as if the stale replica's view had the lock missing
+    with pytest.raises(FailedPrecondition) as refused:
+        await world.saga.advance(copy, stale)
+    assert refused.value.reason == "STALE_FENCE"
+    assert world.near.sent == sent
+
+
+async def test_run_stops_when_the_chain_says_a_newer_replica_drives(world: World) -> None:
+    await world.start()
+    world.near.fences[world.record.session_id] = 5
+    await world.run_until(State.DESTINATION_LOCKING, lease=Lease(epoch=3))
+    await world.saga.run(world.record.session_id, Lease(epoch=3))  # returns instead of retrying forever
+    assert world.near.sent == []
