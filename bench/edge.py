@@ -15,10 +15,9 @@ log = logging.getLogger("bench.edge")
 
 API_KEY = "bench-key"
 MAX_SESSIONS_PER_MAKER = "1000"
-# Every WatchSession holds one of the session service's Redis connections for a blocking XREAD, and
-# redis-py's pool stops at 100 by default: past 100 watchers every other Redis call fails with
-# MaxConnectionsError. The load sections open up to 1,000 watchers.
-SESSION_REDIS_MAX_CONNECTIONS = 4000
+# The load sections open up to 1,000 watchers, all through the gateway: one client to the session service
+# (no x-tenant yet), far past its default per-client cap of WatchSession streams.
+SESSION_WATCH_LIMIT = "4000"
 _START_ATTEMPTS = 2
 
 
@@ -35,7 +34,6 @@ class SharedStack:
     def _start(self) -> LocalStack:
         if not answers(LOCAL_REDIS_URL):
             raise RuntimeError(f"the load sections need the local Redis at {LOCAL_REDIS_URL}")
-        session_redis = f"{LOCAL_REDIS_URL}?max_connections={SESSION_REDIS_MAX_CONNECTIONS}"
         options = StackOptions(
             work_dir=self._work,
             redis_url=LOCAL_REDIS_URL,
@@ -44,7 +42,9 @@ class SharedStack:
             extra_env={
                 "session": {
                     "SESSION_MAX_ACTIVE_PER_MAKER": MAX_SESSIONS_PER_MAKER,
-                    "SESSION_REDIS_URL": session_redis,
+                    "SESSION_WATCH_MAX_STREAMS": SESSION_WATCH_LIMIT,
+                    "SESSION_WATCH_MAX_PER_CLIENT": SESSION_WATCH_LIMIT,
+                    "SESSION_WATCH_REDIS_MAX_CONNECTIONS": SESSION_WATCH_LIMIT,
                 },
                 # The gateway's per-key limit (120/minute by default) would throttle the load sections.
                 "gateway": {"GATEWAY_RATE_LIMIT": ""},

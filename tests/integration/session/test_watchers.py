@@ -172,16 +172,21 @@ async def test_a_stream_waits_for_a_watch_connection_no_longer_than_the_pool_tim
     redis_url: str, redis_prefix: str
 ) -> None:
     pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.3)
-    watchers = Watchers(aioredis.Redis(connection_pool=pool), redis_prefix, max_streams=10, max_per_client=10)
-    held = await pool.get_connection()
-    try:
-        started = time.monotonic()
-        with pytest.raises(ResourceExhausted) as err:
-            await watchers.get("any")
-        assert err.value.reason == "TOO_MANY_WATCHERS"
-        assert err.value.metadata == {"cap": "pool"}
-        assert time.monotonic() - started < 2
-    finally:
-        await pool.release(held)
+    client = aioredis.Redis(connection_pool=pool)
+    watchers = Watchers(client, redis_prefix, max_streams=10, max_per_client=10)
+    # The pool's one connection, held by a command that blocks for a second.
+
+    async def hold() -> None:
+        await client.blpop([f"{redis_prefix}nothing"], timeout=1)
+
+    holding = asyncio.create_task(hold())
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(ResourceExhausted) as err:
+        await watchers.get("any")
+    assert err.value.reason == "TOO_MANY_WATCHERS"
+    assert err.value.metadata == {"cap": "pool"}
+    assert time.monotonic() - started < 0.9
+    await holding
     assert await watchers.get("any") is None
     await watchers.close()

@@ -6,7 +6,14 @@ import grpc
 import pytest
 from gateway.errors import HTTP_STATUS, dotted, from_rpc_error, from_validation_errors
 from grpc_status import rpc_status
-from swap_runtime.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from swap_runtime.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 
 
 def rpc_error(err: DomainError | None, code: grpc.StatusCode, details: str = "boom") -> grpc.aio.AioRpcError:
@@ -57,6 +64,12 @@ def test_invalid_argument_names_its_field() -> None:
         ),
         (NotFound("no session x", reason="SESSION_NOT_FOUND"), 404, "NOT_FOUND", "SESSION_NOT_FOUND"),
         (Unavailable("busy; retry", reason="BUSY"), 503, "UNAVAILABLE", "BUSY"),
+        (
+            ResourceExhausted("too many WatchSession streams; retry later", reason="TOO_MANY_WATCHERS"),
+            429,
+            "RESOURCE_EXHAUSTED",
+            "TOO_MANY_WATCHERS",
+        ),
     ],
 )
 def test_reason_comes_from_error_info(domain: DomainError, status: int, code: str, reason: str) -> None:

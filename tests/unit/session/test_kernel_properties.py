@@ -311,10 +311,10 @@ def plans(draw: st.DrawFn) -> tuple[Timelocks, Timelocks]:
     """(source, destination) timelocks: mostly a source cancellation the destination leg fits before."""
     dst_withdrawal = draw(st.integers(0, 3))
     dst_public = dst_withdrawal + draw(st.integers(0, 6))
-    dst_cancellation = dst_public + draw(st.integers(1, 20))
+    dst_cancellation = dst_public + draw(st.integers(1, 60))
     dst = Timelocks(dst_withdrawal, dst_public, dst_cancellation, dst_cancellation + draw(st.integers(0, 8)))
     src_withdrawal = draw(st.integers(0, 3))
-    src_cancellation = max(dst_cancellation + draw(st.integers(-4, 40)), src_withdrawal + 1)
+    src_cancellation = max(dst_cancellation + draw(st.integers(-4, 120)), src_withdrawal + 1)
     src_public = draw(st.integers(src_withdrawal, src_cancellation - 1))
     src = Timelocks(src_withdrawal, src_public, src_cancellation, src_cancellation + draw(st.integers(0, 10)))
     return src, dst
@@ -547,7 +547,7 @@ class KernelMachine(RuleBasedStateMachine):
 
     # -- time and the runner --
 
-    @rule(dt=st.integers(1, 12), lag_src=st.integers(0, 3), lag_dst=st.integers(0, 3))
+    @rule(dt=st.integers(1, 6) | st.integers(1, 12), lag_src=st.integers(0, 3), lag_dst=st.integers(0, 3))
     def time_passes(self, dt: int, lag_src: int, lag_dst: int) -> None:
         tick(self.world, dt, (lag_src, lag_dst), self.rng)
 

@@ -318,3 +318,16 @@ async def test_run_stops_when_the_chain_says_a_newer_replica_drives(world: World
     await world.run_until(State.DESTINATION_LOCKING, lease=Lease(epoch=3))
     await world.saga.run(world.record.session_id, Lease(epoch=3))  # returns instead of retrying forever
     assert world.near.sent == []
+
+
+async def test_a_refused_destination_lock_refunds_the_source(world: World) -> None:
+    """The destination chain refuses the lock (a simulation revert: nothing sent): the source goes back
+    to the maker once its window opens, and no secret is ever exposed."""
+    await world.start()
+    world.near.fail_next["create"] = FailedPrecondition("near: not enough balance", reason="CHAIN_REJECTED")
+    await world.run_until(State.REFUNDING)
+    assert world.record.error_reason == "DESTINATION_LOCK_REJECTED"
+    assert world.near.sent == [] and not world.record.secret_exposed
+    world.tick(200)
+    await world.run_until(State.REFUNDED)
+    assert world.record.state is State.REFUNDED and world.base.sent == [("cancel", "src-lock")]
