@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
@@ -92,8 +93,15 @@ async def test_session_create_get_list_cancel(api: httpx.AsyncClient, stack: Loc
     everything = (await api.get("/api/v1/sessions", params={"page_size": 100})).json()
     assert session["session_id"] in {s["session_id"] for s in everything["sessions"]}
 
+    # A cancel records the maker's intent and answers with the session as it was; the saga ends it.
     cancelled = await api.post(f"/api/v1/sessions/{session['session_id']}/cancel", json={})
-    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "initialized"
+    for _ in range(100):
+        state = (await api.get(f"/api/v1/sessions/{session['session_id']}")).json()["state"]
+        if state == "cancelled":
+            break
+        await asyncio.sleep(0.1)
+    assert state == "cancelled"
     again = error_of(await api.post(f"/api/v1/sessions/{session['session_id']}/cancel"), 400)
     assert again["code"] == "FAILED_PRECONDITION" and again["reason"] == "SESSION_ENDED" and again["field"] is None
     late = error_of(await api.post(f"/api/v1/dev/sessions/{session['session_id']}/maker-action", json={}), 400)

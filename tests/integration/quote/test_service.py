@@ -93,16 +93,16 @@ async def test_get_then_lookup(
     assert q.timelocks == quote_pb2.TimelockPlan(
         src=common_pb2.Timelocks(
             withdrawal_after_s=2,
-            public_withdrawal_after_s=60,
-            cancellation_after_s=120,
-            public_cancellation_after_s=180,
+            public_withdrawal_after_s=240,
+            cancellation_after_s=360,
+            public_cancellation_after_s=420,
         ),
         dst=common_pb2.Timelocks(
-            withdrawal_after_s=1, public_withdrawal_after_s=40, cancellation_after_s=80, public_cancellation_after_s=100
+            withdrawal_after_s=1, public_withdrawal_after_s=120, cancellation_after_s=240, public_cancellation_after_s=300
         ),
-        reveal_margin_s=10,
+        reveal_margin_s=60,
     )
-    assert q.refund_guaranteed_by == q.issued_at + 180 + 60
+    assert q.refund_guaranteed_by == q.issued_at + 420 + 60
     assert (q.src_safety_deposit, q.dst_safety_deposit) == (str(10**15), str(10**22))
 
     found = (await quote.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=q.quote_id))).quote

@@ -209,6 +209,43 @@ async def test_cancel_before_the_makers_near_lock_ends_cancelled(
     assert done.state == St.SESSION_STATE_CANCELLED, seen
 
 
+async def test_a_makers_near_lock_cancelled_before_execute_is_refunded_to_the_maker(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """Regression: the maker locked on NEAR at the id the session announced, then cancelled before
+    executing. The session once went straight to `cancelled` and left the lock for the maker to recover
+    after the public window; now it refunds the lock as soon as its cancellation window opens."""
+    assert stack.evm is not None and stack.near is not None and stack.near_devnet is not None
+    balances = Balances(stack)
+    maker = stack.near.maker
+    before = balances.near_tusd(maker.account_id)
+    created = await sessions.CreateSession(
+        session_pb2.CreateSessionRequest(
+            src=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+            dst=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+            src_amount=str(AMOUNT),
+            maker=maker.account_id,
+            receiver=stack.evm.receiver.address,
+        )
+    )
+    session = created.session
+    call = session.maker_action.near_call
+    account = NearAccount(maker.account_id, maker.private_key, stack.near.rpc_url)
+    await account.startup()
+    await account.function_call(call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit))
+    assert balances.near_tusd(maker.account_id) == before - AMOUNT
+
+    await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))
+    refunding, seen = await watch_until(sessions, session.session_id, {St.SESSION_STATE_REFUNDING} | TERMINAL)
+    assert refunding.state == St.SESSION_STATE_REFUNDING, seen
+    assert St.SESSION_STATE_CANCELLED not in seen
+    await stack.near_devnet.afast_forward(delta_seconds=130)
+    done, seen = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_REFUNDED, seen
+    assert balances.near_tusd(maker.account_id) == before
+    assert not done.secret
+
+
 @pytest.mark.parametrize(
     "kill_at",
     [St.SESSION_STATE_SOURCE_LOCKED, St.SESSION_STATE_BOTH_LOCKED, St.SESSION_STATE_REVEALING_SECRET],

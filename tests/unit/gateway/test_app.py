@@ -22,6 +22,8 @@ def client() -> Iterator[TestClient]:
         api_keys=[KEY],
         max_body_bytes=1024,
         rpc_timeout_s=5,
+        # The probe reads this test process's memory, which is the whole test run's: far from any limit.
+        memory_limit_mb=64 * 1024,
     )
     with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as test_client:
         yield test_client

@@ -24,4 +24,3 @@ settings.register_profile(
     "soak", max_examples=3_000, stateful_step_count=60, deadline=None, suppress_health_check=_QUIET
 )
 settings.register_profile("dev", max_examples=200, stateful_step_count=40, deadline=None, suppress_health_check=_QUIET)
-

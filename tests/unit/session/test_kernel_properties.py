@@ -53,6 +53,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -84,6 +85,8 @@ SRC_TOKEN, DST_TOKEN = "src-token", "dst-token"
 SRC_AMOUNT, DST_AMOUNT = "1000", "990"
 SRC_ID, DST_ID = "src-lock", "dst-lock"
 LOSS_STATES = frozenset({State.CANCELLED, State.FAILED, State.TIMEOUT})
+# The long profiles run for many minutes: no per-test timeout there.
+pytestmark = pytest.mark.timeout(300 if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci" else 0)
 
 # -- the chains ------------------------------------------------------------------------------------------
 
@@ -176,7 +179,7 @@ class Chain:
 
     def produce(self, real: int, rng: random.Random) -> list[Tx]:
         """A block at `real`: every due transaction and a random part of the others. Returns its txs."""
-        txs = [tx for tx in self.pending if tx.due <= real or rng.random() < 0.5]  # noqa: PLR2004
+        txs = [tx for tx in self.pending if tx.due <= real or rng.random() < 0.5]
         self.pending = [tx for tx in self.pending if tx not in txs]
         locks = dict(self.locks)
         stamp = self.stamp(real)
@@ -461,12 +464,11 @@ def run_saga(w: World, max_steps: int = 12) -> None:
 def deliver(w: World, chain: Chain, landed: list[Tx]) -> None:
     """The replies of the session's creates that reverted: a refusal with nothing at the id."""
     for tx in landed:
-        if tx.action in {Action.SUBMIT_SOURCE, Action.LOCK_DESTINATION} and tx.reply and not tx.landed:
-            if tx.lock_id not in chain.locks:
-                if tx.action is Action.SUBMIT_SOURCE:
-                    w.record.src_rejected = True
-                else:
-                    w.record.dst_rejected = True
+        refused = tx.reply and not tx.landed and tx.lock_id not in chain.locks
+        if refused and tx.action is Action.SUBMIT_SOURCE:
+            w.record.src_rejected = True
+        elif refused and tx.action is Action.LOCK_DESTINATION:
+            w.record.dst_rejected = True
 
 
 def critical(w: World) -> bool:
@@ -516,10 +518,14 @@ def receiver_paid(w: World) -> bool:
 
 def settled(w: World) -> bool:
     """Nothing pending, every lock closed and its closing final."""
-    return not w.src.pending and not w.dst.pending and all(
-        lock.state is not LockState.ACTIVE and chain.final(lock_id)
-        for chain in (w.src, w.dst)
-        for lock_id, lock in chain.locks.items()
+    return (
+        not w.src.pending
+        and not w.dst.pending
+        and all(
+            lock.state is not LockState.ACTIVE and chain.final(lock_id)
+            for chain in (w.src, w.dst)
+            for lock_id, lock in chain.locks.items()
+        )
     )
 
 
@@ -598,9 +604,9 @@ class KernelMachine(RuleBasedStateMachine):
         w = self.world
         chain, lock_id = (w.src, SRC_ID) if on_src else (w.dst, DST_ID)
         lock = chain.locks.get(lock_id)
-        if lock is not None and lock.state is LockState.ACTIVE:
-            if chain.stamp(w.now) + chain.inclusion_s >= lock.locked_at + lock.timelocks.public_cancellation:
-                chain.send(Tx(Op.PUBLIC_CANCEL, lock_id, THIRD, w.now + chain.inclusion_s))
+        opens = lock.locked_at + lock.timelocks.public_cancellation if lock is not None else 0
+        if lock is not None and lock.state is LockState.ACTIVE and chain.stamp(w.now) + chain.inclusion_s >= opens:
+            chain.send(Tx(Op.PUBLIC_CANCEL, lock_id, THIRD, w.now + chain.inclusion_s))
 
     # -- the maker --
 
@@ -691,5 +697,59 @@ class KernelMachine(RuleBasedStateMachine):
         self.terminal_states_match_the_chains()
 
 
-KernelMachine.TestCase.settings = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+KernelMachine.TestCase.settings = settings.get_profile(PROFILE)
 TestKernelAgainstTheChains = KernelMachine.TestCase
+
+
+# -- replays of what the machine found (deterministic: every block holds only the transactions due) ------
+
+
+class _OnlyDue(random.Random):
+    def random(self) -> float:
+        return 0.99
+
+
+def _replay(cfg: Config) -> KernelMachine:
+    machine = KernelMachine()
+    machine.start(cfg=cfg, seed=0)
+    machine.rng = _OnlyDue()
+    return machine
+
+
+def _doom(w: World, action: Action) -> None:
+    for tx in w.src.pending + w.dst.pending:
+        if tx.action is action:
+            tx.doomed, tx.reply = True, False
+
+
+def test_replay_a_makers_lock_sent_before_the_cancel_is_waited_for_with_the_skew() -> None:
+    cfg = Config(True, (Timelocks(0, 0, 100, 110), Timelocks(0, 0, 30, 40)), 0, 4, 1, 1, 1, 3, 0, 60, False)
+    machine = _replay(cfg)
+    machine.time_passes(5, 0, 0)
+    machine.time_passes(2, 3, 0)
+    machine.maker_locks(wrong_amount=False)  # lands at the inclusion bound, 4 s later
+    machine.maker_cancels(now=True)
+    for lags in [(3, 0), (0, 0), (0, 0), (0, 0)]:  # the cancel is read through a head 3 s old
+        machine.time_passes(1, *lags)
+        machine.terminal_states_match_the_chains()
+    assert machine.world.record.state is State.REFUNDING
+
+
+def test_replay_the_source_withdrawal_lands_in_time_after_two_late_reads() -> None:
+    """The destination lock is resent on a source time 3 s old; its withdrawal, resent until its last
+    moment, is seen 3 s late: the kernel's budget must leave room for both."""
+    cfg = Config(False, (Timelocks(0, 0, 16, 20), Timelocks(0, 0, 10, 12)), 0, 1, 1, 1, 1, 3, 0, 60, True)
+    machine = _replay(cfg)
+    w = machine.world
+    machine.time_passes(1, 0, 0)
+    for lag in (1, 2, 3):
+        _doom(w, Action.LOCK_DESTINATION)
+        machine.time_passes(1, lag, 0)
+    for at in range(5, 22):
+        machine.time_passes(1, *((0, 0) if at <= 10 else (3, min(at - 10, 3))))
+        if 6 <= at <= 12:
+            _doom(w, Action.WITHDRAW_DESTINATION)
+        machine.the_resolver_never_pays_for_nothing()
+    assert not w.beyond_bounds
+    machine.teardown()

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from session.model import Leg, SessionRecord
 from session.saga import Lease, Saga, SagaSettings
 from session.secrets import SecretBox, new_secret
+from session.service import Sessions, check_plan
 from session.states import State
 from session.store import SessionStore
 from session.views import snapshot
@@ -331,3 +332,71 @@ async def test_a_refused_destination_lock_refunds_the_source(world: World) -> No
     world.tick(200)
     await world.run_until(State.REFUNDED)
     assert world.record.state is State.REFUNDED and world.base.sent == [("cancel", "src-lock")]
+
+
+class _NoRunner:
+    def wake(self, session_id: str, lock_id: str | None = None) -> None:
+        pass
+
+
+def _sessions(world: World) -> Sessions:
+    return Sessions(
+        world.store,
+        {"base": world.base, "near": world.near},
+        quotes=None,  # type: ignore[arg-type]
+        box=world.box,
+        saga=world.saga,
+        runner=_NoRunner(),  # type: ignore[arg-type]
+        order_deadline_s=600,
+        max_active_per_maker=5,
+        max_active_total=100,
+    )
+
+
+async def test_a_cancel_once_the_secret_is_exposed_is_refused(world: World) -> None:
+    await world.start()
+    await world.run_until(State.BOTH_LOCKED)
+    world.tick(2)
+    await world.run_until(State.REVEALING_SECRET)
+    with pytest.raises(FailedPrecondition) as refused:
+        await _sessions(world).cancel(world.record.session_id)
+    assert refused.value.reason == "REVEALING"
+    stored = await world.store.get(world.record.session_id)
+    assert stored is not None and not stored.cancel_requested
+
+
+async def test_a_cancel_records_the_intent_and_the_saga_acts_on_it(world: World) -> None:
+    await world.start()
+    replied = await _sessions(world).cancel(world.record.session_id)
+    assert replied.state is State.SOURCE_LOCKED and replied.cancel_requested
+    again = await _sessions(world).cancel(world.record.session_id)
+    assert again.version == replied.version, "a repeated cancel changes nothing"
+    world.record = replied
+    await world.run_until(State.REFUNDING)
+    assert world.record.state is State.REFUNDING and world.near.sent == []
+
+
+@pytest.mark.parametrize(
+    ("src_cancel", "dst_cancel", "margin", "problem"),
+    [
+        pytest.param(120, 80, 10, "", id="fits"),
+        pytest.param(98, 80, 10, "source cancellation", id="no-room-for-rule-a"),
+        pytest.param(120, 80, 4, "reveal margin", id="margin-below-inclusion"),
+    ],
+)
+def test_plans_the_rules_could_not_keep_are_refused_at_create(
+    src_cancel: int, dst_cancel: int, margin: int, problem: str
+) -> None:
+    plan = quote_pb2.TimelockPlan(
+        src=common_pb2.Timelocks(cancellation_after_s=src_cancel),
+        dst=common_pb2.Timelocks(cancellation_after_s=dst_cancel),
+        reveal_margin_s=margin,
+    )
+    src = chain_pb2.GetChainInfoResponse(inclusion_bound_s=8)
+    dst = chain_pb2.GetChainInfoResponse(inclusion_bound_s=8)
+    if not problem:
+        check_plan(plan, src, dst, skew_s=2)
+        return
+    with pytest.raises(FailedPrecondition) as refused:
+        check_plan(plan, src, dst, skew_s=2)
+    assert refused.value.reason == "UNSAFE_TIMELOCKS" and problem in refused.value.message

@@ -9,7 +9,8 @@ after the previous action, never on a check made in an earlier state.
 
 The rules (docs/safety.md states them with the timing budget):
   a. the destination lock is sent only while its latest possible cancellation plus both inclusion
-     bounds and the clock skew fall before the source's cancellation (re-checked before every resend);
+     bounds and twice the clock skew fall before the source's cancellation (re-checked before every
+     resend): once for the source time read now, once for a destination withdrawal seen late;
   b. the secret is exposed only when both locks are final and match every term, the destination
      withdrawal can land before the destination's cancellation (with the larger of the reveal margin
      and its inclusion bound) and the source withdrawal can land after it, before the source's
@@ -197,7 +198,7 @@ def destination_fits(f: Facts) -> bool:
         f.dst_chain.inclusion_s  # the lock lands at most this late: its cancellation moves with it
         + f.terms.dst_timelocks.cancellation
         + f.src_chain.inclusion_s  # the source withdrawal sent after the destination's last moment
-        + f.skew_s
+        + 2 * f.skew_s  # the source's time read now, and the destination withdrawal read that late too
     )
     return need < src_left and f.terms.dst_timelocks.cancellation + f.terms.reveal_margin_s < (
         f.terms.src_timelocks.cancellation
@@ -213,7 +214,9 @@ def reveal_fits(f: Facts) -> bool:
     """Rule b's timing: the destination withdrawal lands before its cancellation and the source
     withdrawal, sent once it has, lands before the source's."""
     dst_ok = f.dst_chain.now + reveal_margin(f) + f.skew_s < f.dst.cancellation_at
-    src_ok = f.src_chain.now + f.dst_chain.inclusion_s + f.src_chain.inclusion_s + f.skew_s < f.src.cancellation_at
+    src_ok = (  # twice the skew, as in rule a: the source's time now, the destination withdrawal seen late
+        f.src_chain.now + f.dst_chain.inclusion_s + f.src_chain.inclusion_s + 2 * f.skew_s < f.src.cancellation_at
+    )
     return dst_ok and src_ok
 
 
@@ -225,25 +228,35 @@ def can_still_pay_receiver(f: Facts) -> bool:
 
 
 def destination_may_land(f: Facts) -> bool:
-    """A destination lock sent earlier (a lost reply, a crash) may still appear within its bound."""
+    """A destination lock sent earlier (a lost reply, a crash) may still appear within its bound (dst_sent_at
+    was read from a head that may trail the truth by the skew)."""
     m = f.memory
-    return bool(m.dst_sent_at) and f.dst_chain.now <= m.dst_sent_at + f.dst_chain.inclusion_s
+    return bool(m.dst_sent_at) and f.dst_chain.now <= destination_landing_bound(f)
+
+
+def destination_landing_bound(f: Facts) -> int:
+    return f.memory.dst_sent_at + f.dst_chain.inclusion_s + f.skew_s
 
 
 def source_may_land(f: Facts) -> bool:
-    """The maker's lock / the submitted order may still appear: until the order deadline, plus the
-    inclusion bound for an order the resolver sent (the escrow refuses it after the deadline)."""
+    """The maker's lock / the submitted order may still appear: until the order deadline (the escrow refuses
+    an order after it; a maker's lock is theirs to land by it)."""
     t, m = f.terms, f.memory
     if t.maker_submits_source:
         return f.src_chain.now <= t.order_deadline
-    return bool(m.src_sent_at) and not m.src_rejected and f.src_chain.now <= t.order_deadline
+    return bool(m.src_sent_at) and f.src_chain.now <= t.order_deadline  # even when one send was refused
 
 
 def maker_lock_may_land(f: Facts) -> bool:
     """A maker who cancels may have sent their lock just before: it lands within the inclusion bound of
-    the cancel being seen. (A lock sent after the cancel is the maker's own doing: it stays theirs to
-    refund through the HTLC's public cancellation.)"""
-    return f.src_chain.now <= min(f.memory.since_src + f.src_chain.inclusion_s, f.terms.order_deadline)
+    the cancel being seen, plus the skew: since_src was read from a head that may trail the truth. (A lock
+    sent after the cancel is the maker's own doing: it stays theirs to refund through the HTLC's public
+    cancellation.)"""
+    return f.src_chain.now <= maker_landing_bound(f)
+
+
+def maker_landing_bound(f: Facts) -> int:
+    return min(f.memory.since_src + f.src_chain.inclusion_s + f.skew_s, f.terms.order_deadline)
 
 
 # -- verification ----------------------------------------------------------------------------------------
@@ -338,6 +351,11 @@ def _initialized(f: Facts) -> Decision:
             return Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
         return Move(S.CANCELLED, "cancelled by the maker")
     if m.quote_expired:
+        if t.maker_submits_source and f.src_chain.now <= t.order_deadline:
+            # The maker may have sent their lock just before trying to execute: it can land until the deadline.
+            return Wait(
+                "the quote expired; a lock the maker sent may still land", until=(Side.SRC, t.order_deadline + 1)
+            )
         return Move(S.TIMEOUT, "the quote expired before execution", reason="QUOTE_EXPIRED")
     if f.src_chain.now > t.order_deadline:
         return Move(S.TIMEOUT, "the order deadline passed before execution", reason="ORDER_EXPIRED")
@@ -367,13 +385,15 @@ def _source_locking(f: Facts) -> Decision:
         return Move(S.CANCELLING, "cancel requested while the source lock may be in flight")
     if f.src.state is LockState.ABSENT:
         if not t.maker_submits_source:
+            if f.src_chain.now > t.order_deadline:  # the escrow refuses the order after its deadline
+                note = "the source chain rejected the order" if m.src_rejected else "the order deadline passed"
+                return Move(S.FAILED, f"{note}; nothing is locked", reason="SOURCE_LOCK_REJECTED")
             if m.src_rejected:
-                return Move(S.FAILED, "the source chain rejected the order; nothing is locked", "SOURCE_LOCK_REJECTED")
-            if f.src_chain.now > t.order_deadline and not source_may_land(f):
-                return Move(S.FAILED, "the order deadline passed; nothing is locked", reason="SOURCE_LOCK_REJECTED")
-            if f.src_chain.now <= t.order_deadline:
-                return Send(Action.SUBMIT_SOURCE)
-            return Wait("the submitted order may still land", until=(Side.SRC, t.order_deadline + 1))
+                # One send was refused, but an earlier one (its reply lost) may still land until the deadline.
+                return Wait(
+                    "the order was refused; an earlier send may still land", until=(Side.SRC, t.order_deadline + 1)
+                )
+            return Send(Action.SUBMIT_SOURCE)
         # A maker's lock seen once and now absent was reorged out: it may come back until the deadline.
         if f.src_chain.now > t.order_deadline:
             return Move(S.FAILED, "the maker's lock is gone; nothing is locked", reason="SOURCE_LOCK_MISSING")
@@ -507,8 +527,7 @@ def _cancelling(f: Facts) -> Decision:
         return Move(S.REFUNDING, "the source lock landed; it waits for its cancellation window")
     if f.terms.maker_submits_source:
         if maker_lock_may_land(f):
-            until = min(f.memory.since_src + f.src_chain.inclusion_s, f.terms.order_deadline) + 1
-            return Wait("a lock the maker just sent may still land", until=(Side.SRC, until))
+            return Wait("a lock the maker just sent may still land", until=(Side.SRC, maker_landing_bound(f) + 1))
     elif source_may_land(f):
         return Wait("the submitted order may still land", until=(Side.SRC, f.terms.order_deadline + 1))
     return Move(S.CANCELLED, "nothing was locked")
@@ -529,8 +548,7 @@ def _refunding(f: Facts) -> Decision:
             return Send(Action.CANCEL_DESTINATION)
         return Wait("the destination cancellation window is not open yet", until=(Side.DST, dst.cancellation_at))
     if dst.state is LockState.ABSENT and destination_may_land(f):
-        until = m.dst_sent_at + f.dst_chain.inclusion_s + 1
-        return Wait("the destination lock may still land", until=(Side.DST, until))
+        return Wait("the destination lock may still land", until=(Side.DST, destination_landing_bound(f) + 1))
     if src.state is LockState.ACTIVE:
         if f.src_chain.now >= src.cancellation_at:
             return Send(Action.CANCEL_SOURCE)

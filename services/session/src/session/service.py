@@ -104,7 +104,7 @@ class Sessions:
         secret, hashlock = new_secret()
         hashlock_hex = hashlock.hex()
         src_info, dst_info = await asyncio.gather(src.info(), dst.info())
-        _check_plan(quote.timelocks, src_info, dst_info, self._skew_s)
+        check_plan(quote.timelocks, src_info, dst_info, self._skew_s)
         deadline = int(src_info.chain_time) + self._deadline_s
         terms_hash = dst_terms_hash(dst_chain, dst_token, quote.min_received, receiver, hashlock_hex)
         nonce = str(int(session_id, 16))  # decimal, unique per session, within NEAR's 64-char nonces
@@ -303,7 +303,7 @@ async def _account(chain: Chain, field: str, value: str, *, must_exist: bool = F
     return checked.account
 
 
-def _check_plan(
+def check_plan(
     plan: quote_pb2.TimelockPlan,
     src: chain_pb2.GetChainInfoResponse,
     dst: chain_pb2.GetChainInfoResponse,
