@@ -98,7 +98,10 @@ async def test_get_then_lookup(
             public_cancellation_after_s=420,
         ),
         dst=common_pb2.Timelocks(
-            withdrawal_after_s=1, public_withdrawal_after_s=120, cancellation_after_s=240, public_cancellation_after_s=300
+            withdrawal_after_s=1,
+            public_withdrawal_after_s=120,
+            cancellation_after_s=240,
+            public_cancellation_after_s=300,
         ),
         reveal_margin_s=60,
     )
