@@ -61,7 +61,8 @@ down: ## stop a stack left running by `make run` (normally Ctrl-C does it); wait
 test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-faults: setup contracts ## the whole fault-injection matrix (crashes, chain outages, reorgs) with per-case results
+faults: setup contracts ## the fault-injection matrix (crashes, outages, reorgs) and the long safety-kernel property run
+	HYPOTHESIS_PROFILE=faults $(PY) -m pytest tests/unit/session/test_kernel_properties.py -k TestKernel $(PYTEST_ARGS)
 	$(PY) -m pytest tests/integration/faults -m faults -v $(PYTEST_ARGS)
 
 test-unit: setup ## unit tests only (no chains)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -53,13 +54,27 @@ class GrpcCounter:
         self.counts.clear()
         return taken
 
-    async def forward(self, method: str, request: bytes, context: Any) -> bytes:
-        self.counts[method] += 1
-        metadata = tuple(
+    @staticmethod
+    def _metadata(context: Any) -> tuple[tuple[str, str], ...]:
+        return tuple(
             (key, value)
             for key, value in context.invocation_metadata() or ()
             if not key.startswith(":") and key not in _HOP_HEADERS
         )
+
+    async def forward_stream(self, method: str, request: bytes, context: Any) -> AsyncIterator[bytes]:
+        """A server stream (WatchEvents), counted once when it opens: it serves every swap of the replica."""
+        self.counts[method] += 1
+        call = self._channel.unary_stream(method)(request, metadata=self._metadata(context))
+        try:
+            async for item in call:
+                yield item
+        except grpc.aio.AioRpcError as err:
+            await context.abort(err.code(), err.details() or "", tuple(err.trailing_metadata() or ()))
+
+    async def forward(self, method: str, request: bytes, context: Any) -> bytes:
+        self.counts[method] += 1
+        metadata = self._metadata(context)
         remaining = context.time_remaining()
         call = self._channel.unary_unary(method)
         try:
@@ -81,6 +96,12 @@ class _Forwarder(grpc.GenericRpcHandler):  # type: ignore[misc]
         async def behaviour(request: bytes, context: Any) -> bytes:
             return await self._counter.forward(method, request, context)
 
+        if method.endswith("/WatchEvents"):
+
+            def streaming(request: bytes, context: Any) -> AsyncIterator[bytes]:
+                return self._counter.forward_stream(method, request, context)
+
+            return grpc.unary_stream_rpc_method_handler(streaming)
         # No (de)serializers: the bytes pass through untouched.
         return grpc.unary_unary_rpc_method_handler(behaviour)
 

@@ -196,7 +196,7 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
                 counter.take()
             for lines in (*txs.values(), *rejected.values()):
                 lines.take()
-            latency_before = _event_to_action(stack.metrics_ports["session"])
+            latency_before = event_to_action_buckets(stack.metrics_ports["session"])
             for n in range(options.swaps):
                 order = ["stack_session", "counted_session"] if n % 2 == 0 else ["counted_session", "stack_session"]
                 for variant in order:
@@ -209,7 +209,7 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
                         result["chain_rpcs_total"] = sum(sum(c.values()) for c in calls.values())
                     swaps[variant].append(result)
                     log.info("swap %s %d/%d: %.0f ms", variant, n + 1, options.swaps, result["wall_ms"])
-            latency = _quantiles(latency_before, _event_to_action(stack.metrics_ports["session"]))
+            latency = bucket_quantiles(latency_before, event_to_action_buckets(stack.metrics_ports["session"]))
     finally:
         if counted is not None:
             await asyncio.to_thread(counted.stop)
@@ -218,20 +218,20 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
     return {**_report(swaps), "event_to_action": latency}
 
 
-def _event_to_action(metrics_port: int) -> dict[float, float]:
-    """The session's `swap_session_event_to_action_seconds` histogram: cumulative count per upper bound."""
+def event_to_action_buckets(metrics_port: int) -> dict[float, float]:
+    """The session's `swap_sessionevent_to_action_buckets_seconds` histogram: cumulative count per upper bound."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as reply:
         text = reply.read().decode()
     buckets: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith("swap_session_event_to_action_seconds_bucket"):
+        if line.startswith("swap_sessionevent_to_action_buckets_seconds_bucket"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[float("inf") if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
     return buckets
 
 
-def _quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
     """p50 / p99 of the observations between two scrapes, as the upper bound of the bucket they fall in
     (a histogram cannot say more)."""
     counts = {bound: after.get(bound, 0) - before.get(bound, 0) for bound in sorted(after)}

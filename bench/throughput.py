@@ -27,7 +27,7 @@ from swap_devnet.stack import LocalStack
 
 from bench.edge import service_pid
 from bench.stats import percentile, summary
-from bench.swap import AMOUNT, _phases, one_swap
+from bench.swap import AMOUNT, _phases, bucket_quantiles, event_to_action_buckets, one_swap
 
 log = logging.getLogger("bench.throughput")
 
@@ -123,7 +123,9 @@ def run_throughput(stack: LocalStack, options: Options) -> dict[str, Any]:
     warm = asyncio.run(_throughput(stack, 1))
     if warm["completed"] != 1:
         raise RuntimeError(f"the warm-up swap failed: {warm['failure_examples']}")
+    before = event_to_action_buckets(stack.metrics_ports["session"])
     report = asyncio.run(_throughput(stack, options.swaps))
+    report["event_to_action"] = bucket_quantiles(before, event_to_action_buckets(stack.metrics_ports["session"]))
     return {
         "setup": {
             "stack": "swap_devnet.stack.LocalStack with the edge, SESSION_MAX_ACTIVE_PER_MAKER=1000",

@@ -219,9 +219,19 @@ class Saga:
         elif self._schedule is None:
             # No event streams (a unit test or a lone saga): fall back to a short pause.
             timeout = min(timeout, self._settings.retry_delay_s * 5)
+        if not self._streams_fresh(record):
+            # An event stream is down (its head ticks stopped): look again soon rather than at the sweep.
+            timeout = min(timeout, max(self._settings.retry_delay_s, 1.0))
         await lease.sleep(timeout)
         if lease.woken_at is None and not lease.wake.is_set():
             lease.locks.clear()  # a sweep: read everything again
+
+    def _streams_fresh(self, record: SessionRecord) -> bool:
+        for chain in (record.src.chain, record.dst.chain):
+            head = self._heads.get(chain)
+            if head is None or head[1] > self._settings.head_stale_s:
+                return False
+        return True
 
     async def advance(self, record: SessionRecord, lease: Lease | None = None) -> Decision:
         """One pass: gather the facts, decide, carry the decision out. Returns the decision."""
@@ -431,7 +441,8 @@ class Saga:
 
     async def _lock_destination(self, record: SessionRecord, facts: Facts, lease: Lease, fence: Fence | None) -> None:
         dst = self._dst(record)
-        if not record.dst_sent_at:
+        if record.dst_sent_at != facts.dst_chain.now:
+            # The latest send: a resend may land up to the inclusion bound after it.
             record.dst_sent_at = facts.dst_chain.now
             await self.touch(record)
         try:

@@ -312,11 +312,11 @@ def check_plan(
     """A plan the safety rules could never carry out is refused before anything is stored: the
     destination lock, sent at once, must still leave room to reveal and collect the source (rule a), and
     the reveal margin must cover the destination's inclusion bound (rule b; docs/safety.md)."""
-    need = dst.inclusion_bound_s + plan.dst.cancellation_after_s + src.inclusion_bound_s + skew_s
+    need = dst.inclusion_bound_s + plan.dst.cancellation_after_s + src.inclusion_bound_s + 2 * skew_s
     if need >= plan.src.cancellation_after_s:
         raise FailedPrecondition(
             f"the quote's timelocks cannot be kept: destination cancellation {plan.dst.cancellation_after_s} s "
-            f"plus inclusion bounds {dst.inclusion_bound_s} + {src.inclusion_bound_s} s and skew {skew_s} s "
+            f"plus inclusion bounds {dst.inclusion_bound_s} + {src.inclusion_bound_s} s and twice the skew {skew_s} s "
             f"reach the source cancellation {plan.src.cancellation_after_s} s",
             reason="UNSAFE_TIMELOCKS",
         )
