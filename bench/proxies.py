@@ -98,8 +98,10 @@ class _Forwarder(grpc.GenericRpcHandler):  # type: ignore[misc]
 
         if method.endswith("/WatchEvents"):
 
-            def streaming(request: bytes, context: Any) -> AsyncIterator[bytes]:
-                return self._counter.forward_stream(method, request, context)
+            async def streaming(request: bytes, context: Any) -> AsyncIterator[bytes]:
+                # An async generator function itself: grpc.aio tells streaming handlers apart by that.
+                async for item in self._counter.forward_stream(method, request, context):
+                    yield item
 
             return grpc.unary_stream_rpc_method_handler(streaming)
         # No (de)serializers: the bytes pass through untouched.

@@ -219,13 +219,13 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
 
 
 def event_to_action_buckets(metrics_port: int) -> dict[float, float]:
-    """The session's `swap_sessionevent_to_action_buckets_seconds` histogram: cumulative count per upper bound."""
+    """The session's `swap_session_event_to_action_seconds` histogram: cumulative count per upper bound."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as reply:
         text = reply.read().decode()
     buckets: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith("swap_sessionevent_to_action_buckets_seconds_bucket"):
+        if line.startswith("swap_session_event_to_action_seconds_bucket"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[float("inf") if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
     return buckets

@@ -184,6 +184,7 @@ class World:
             sealed_secret="",
             quote=base64.b64encode(quote.SerializeToString()).decode(),
             order_deadline=self.base.now + 600,
+            src_sent_at=self.base.now - 5,  # the saga submitted the maker's order
             created_at=0,
             updated_at=0,
         )
@@ -400,3 +401,23 @@ def test_plans_the_rules_could_not_keep_are_refused_at_create(
     with pytest.raises(FailedPrecondition) as refused:
         check_plan(plan, src, dst, skew_s=2)
     assert refused.value.reason == "UNSAFE_TIMELOCKS" and problem in refused.value.message
+
+
+async def test_a_read_overtaken_by_an_event_is_not_kept(world: World) -> None:
+    """An event on a lock arriving while that lock is being read may be newer than the read: the read is
+    used once but not cached, so the next pass reads the lock again."""
+    await world.start()
+    lease = Lease()
+    read = world.base.get_lock
+
+    async def overtaken(lock_id: str) -> chain_pb2.Lock:
+        lock = await read(lock_id)
+        lease.poke(lock_id)  # the event arrives while the reply is on its way
+        return lock
+
+    world.base.get_lock = overtaken  # type: ignore[method-assign]
+    await world.saga.advance(world.record, lease)
+    assert "src-lock" not in lease.locks
+    world.base.get_lock = read  # type: ignore[method-assign]
+    await world.saga.advance(world.record, lease)
+    assert "src-lock" in lease.locks

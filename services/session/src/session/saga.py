@@ -91,14 +91,23 @@ class Lease:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     locks: dict[str, chain_pb2.Lock] = field(default_factory=dict)  # lock id -> last read
+    # lock id -> events seen on it: a read that an event overtook is not kept (the event may be newer).
+    generations: dict[str, int] = field(default_factory=dict)
     woken_at: float | None = None
 
+    def generation(self, lock_id: str) -> int:
+        return self.generations.get(lock_id, 0)
+
+    def remember(self, lock_id: str, lock: chain_pb2.Lock, generation: int) -> None:
+        if self.generation(lock_id) == generation:
+            self.locks[lock_id] = lock
+
     def poke(self, lock_id: str | None = None) -> None:
-        """Something happened: to `lock_id` (it is read again), or anything (every lock is read again)."""
-        if lock_id is None:
-            self.locks.clear()
-        else:
+        """Something happened: an event on `lock_id` (that lock is read again), or a deadline came or the
+        maker recorded an intent (nothing on chain changed: no lock is read again)."""
+        if lock_id is not None:
             self.locks.pop(lock_id, None)
+            self.generations[lock_id] = self.generation(lock_id) + 1
         if self.woken_at is None:
             self.woken_at = time.monotonic()
         self.wake.set()
@@ -219,12 +228,13 @@ class Saga:
         elif self._schedule is None:
             # No event streams (a unit test or a lone saga): fall back to a short pause.
             timeout = min(timeout, self._settings.retry_delay_s * 5)
-        if not self._streams_fresh(record):
+        blind = not self._streams_fresh(record)
+        if blind:
             # An event stream is down (its head ticks stopped): look again soon rather than at the sweep.
             timeout = min(timeout, max(self._settings.retry_delay_s, 1.0))
         await lease.sleep(timeout)
-        if lease.woken_at is None and not lease.wake.is_set():
-            lease.locks.clear()  # a sweep: read everything again
+        if lease.woken_at is None and (blind or timeout >= self._settings.sweep_interval_s):
+            lease.locks.clear()  # a sweep, or no events to tell what changed: read everything again
 
     def _streams_fresh(self, record: SessionRecord) -> bool:
         for chain in (record.src.chain, record.dst.chain):
@@ -301,8 +311,9 @@ class Saga:
     async def _lock(self, chain: Chain, lock_id: str, lease: Lease) -> chain_pb2.Lock:
         cached = lease.locks.get(lock_id)
         if cached is None:
+            generation = lease.generation(lock_id)
             cached = await chain.get_lock(lock_id)
-            lease.locks[lock_id] = cached
+            lease.remember(lock_id, cached, generation)
         return cached
 
     async def facts(self, record: SessionRecord, lease: Lease) -> Facts:
@@ -314,7 +325,11 @@ class Saga:
         async def read(chain: Chain, lock_id: str) -> chain_pb2.Lock:
             return await self._lock(chain, lock_id, lease) if lock_id else absent
 
-        src_lock, dst_lock = await asyncio.gather(read(src, record.src.lock_id), read(dst, record.dst.lock_id))
+        # Only the resolver can make a lock at the resolver's ids (the order names it; the destination id
+        # derives from it): before the saga sent one, there is nothing to read.
+        src_id = record.src.lock_id if record.maker_submits_source or record.src_sent_at else ""
+        dst_id = record.dst.lock_id if record.dst_sent_at else ""
+        src_lock, dst_lock = await asyncio.gather(read(src, src_id), read(dst, dst_id))
         plan = quote_of(record).timelocks
         terms = kernel.Terms(
             hashlock=record.hashlock,
@@ -393,12 +408,13 @@ class Saga:
         lease: Lease,
         call: Awaitable[chain_pb2.WithdrawResponse | chain_pb2.CancelResponse],
     ) -> chain_pb2.WithdrawResponse | chain_pb2.CancelResponse:
+        generation = lease.generation(lock_id)
         try:
             done = await call
         except DomainError:
             lease.locks.pop(lock_id, None)  # a revert or a lost reply: read the lock again before deciding
             raise
-        lease.locks[lock_id] = done.lock
+        lease.remember(lock_id, done.lock, generation)
         return done
 
     async def _step(self, record: SessionRecord, chain: str, tx_hash: str, note: str) -> None:
@@ -410,6 +426,7 @@ class Saga:
         if not record.src_sent_at:
             record.src_sent_at = facts.src_chain.now
             await self.touch(record)
+        generation = lease.generation(record.src.lock_id)
         try:
             created = await src.create_lock(self._maker_order(record), fence)
         except DomainError as err:
@@ -421,7 +438,7 @@ class Saga:
                 record.error_message = err.message
                 await self.touch(record)
             return
-        lease.locks[record.src.lock_id] = created.lock
+        lease.remember(record.src.lock_id, created.lock, generation)
         if created.sent:
             await self._step(record, record.src.chain, created.lock.created.tx_hash, "maker's order submitted")
 
@@ -445,6 +462,7 @@ class Saga:
             # The latest send: a resend may land up to the inclusion bound after it.
             record.dst_sent_at = facts.dst_chain.now
             await self.touch(record)
+        generation = lease.generation(record.dst.lock_id)
         try:
             created = await dst.create_lock(self._dst_request(record), fence)
         except DomainError as err:
@@ -458,7 +476,7 @@ class Saga:
             return
         if created.lock.lock_id != record.dst.lock_id:
             raise Unavailable(f"{dst.name} created lock {created.lock.lock_id}, planned {record.dst.lock_id}")
-        lease.locks[record.dst.lock_id] = created.lock
+        lease.remember(record.dst.lock_id, created.lock, generation)
         if created.sent:
             await self._step(record, record.dst.chain, created.lock.created.tx_hash, f"locked {record.dst.amount}")
 
