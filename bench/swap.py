@@ -242,7 +242,8 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
     def upper(q: float) -> float:
         return next(bound for bound, n in counts.items() if n >= q * total)
 
-    return {"n": int(total), "p50_le_s": upper(0.5), "p99_le_s": upper(0.99), "buckets": counts}
+    buckets = {("+Inf" if bound == float("inf") else str(bound)): int(n) for bound, n in counts.items()}
+    return {"n": int(total), "p50_le_s": upper(0.5), "p99_le_s": upper(0.99), "cumulative_buckets": buckets}
 
 
 def _per_swap(histograms: list[dict[str, int]], label: str) -> dict[str, Any]:

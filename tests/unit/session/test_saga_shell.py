@@ -393,13 +393,11 @@ def test_plans_the_rules_could_not_keep_are_refused_at_create(
         dst=common_pb2.Timelocks(cancellation_after_s=dst_cancel),
         reveal_margin_s=margin,
     )
-    src = chain_pb2.GetChainInfoResponse(inclusion_bound_s=8)
-    dst = chain_pb2.GetChainInfoResponse(inclusion_bound_s=8)
     if not problem:
-        check_plan(plan, src, dst, skew_s=2)
+        check_plan(plan, 8, 8, skew_s=2)
         return
     with pytest.raises(FailedPrecondition) as refused:
-        check_plan(plan, src, dst, skew_s=2)
+        check_plan(plan, 8, 8, skew_s=2)
     assert refused.value.reason == "UNSAFE_TIMELOCKS" and problem in refused.value.message
 
 

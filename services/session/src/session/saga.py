@@ -290,7 +290,7 @@ class Saga:
     def _dst(self, record: SessionRecord) -> Chain:
         return self._chains[record.dst.chain]
 
-    async def _statics(self, chain: Chain) -> ChainStatics:
+    async def statics(self, chain: Chain) -> ChainStatics:
         known = self._chain_statics.get(chain.name)
         if known is None:
             info = await chain.info()
@@ -314,11 +314,12 @@ class Saga:
             generation = lease.generation(lock_id)
             cached = await chain.get_lock(lock_id)
             lease.remember(lock_id, cached, generation)
+            log.debug("lock read", extra={"chain": chain.name, "lock_state": int(cached.state), "final": cached.final})
         return cached
 
     async def facts(self, record: SessionRecord, lease: Lease) -> Facts:
         src, dst = self._src(record), self._dst(record)
-        src_statics, dst_statics = await asyncio.gather(self._statics(src), self._statics(dst))
+        src_statics, dst_statics = await asyncio.gather(self.statics(src), self.statics(dst))
         (src_now, src_age), (dst_now, dst_age) = await asyncio.gather(self._now(src), self._now(dst))
         absent = chain_pb2.Lock(state=chain_pb2.LOCK_STATE_ABSENT)
 

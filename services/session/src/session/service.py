@@ -103,8 +103,9 @@ class Sessions:
         context.session_id.set(session_id)
         secret, hashlock = new_secret()
         hashlock_hex = hashlock.hex()
-        src_info, dst_info = await asyncio.gather(src.info(), dst.info())
-        check_plan(quote.timelocks, src_info, dst_info, self._skew_s)
+        # The source's time must be fresh (the order deadline counts from it); the destination's bound is static.
+        src_info, dst_statics = await asyncio.gather(src.info(), self._saga.statics(dst))
+        check_plan(quote.timelocks, src_info.inclusion_bound_s, dst_statics.inclusion_s, self._skew_s)
         deadline = int(src_info.chain_time) + self._deadline_s
         terms_hash = dst_terms_hash(dst_chain, dst_token, quote.min_received, receiver, hashlock_hex)
         nonce = str(int(session_id, 16))  # decimal, unique per session, within NEAR's 64-char nonces
@@ -303,26 +304,21 @@ async def _account(chain: Chain, field: str, value: str, *, must_exist: bool = F
     return checked.account
 
 
-def check_plan(
-    plan: quote_pb2.TimelockPlan,
-    src: chain_pb2.GetChainInfoResponse,
-    dst: chain_pb2.GetChainInfoResponse,
-    skew_s: int,
-) -> None:
+def check_plan(plan: quote_pb2.TimelockPlan, src_inclusion_s: int, dst_inclusion_s: int, skew_s: int) -> None:
     """A plan the safety rules could never carry out is refused before anything is stored: the
     destination lock, sent at once, must still leave room to reveal and collect the source (rule a), and
     the reveal margin must cover the destination's inclusion bound (rule b; docs/safety.md)."""
-    need = dst.inclusion_bound_s + plan.dst.cancellation_after_s + src.inclusion_bound_s + 2 * skew_s
+    need = dst_inclusion_s + plan.dst.cancellation_after_s + src_inclusion_s + 2 * skew_s
     if need >= plan.src.cancellation_after_s:
         raise FailedPrecondition(
             f"the quote's timelocks cannot be kept: destination cancellation {plan.dst.cancellation_after_s} s "
-            f"plus inclusion bounds {dst.inclusion_bound_s} + {src.inclusion_bound_s} s and twice the skew {skew_s} s "
+            f"plus inclusion bounds {dst_inclusion_s} + {src_inclusion_s} s and twice the skew {skew_s} s "
             f"reach the source cancellation {plan.src.cancellation_after_s} s",
             reason="UNSAFE_TIMELOCKS",
         )
-    if plan.reveal_margin_s < dst.inclusion_bound_s:
+    if plan.reveal_margin_s < dst_inclusion_s:
         raise FailedPrecondition(
             f"the quote's reveal margin {plan.reveal_margin_s} s is shorter than the destination chain's "
-            f"inclusion bound {dst.inclusion_bound_s} s",
+            f"inclusion bound {dst_inclusion_s} s",
             reason="UNSAFE_TIMELOCKS",
         )
