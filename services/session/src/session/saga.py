@@ -153,6 +153,9 @@ class Saga:
         self._heads = heads or Heads()
         self._schedule = schedule
         self._chain_statics: dict[str, ChainStatics] = {}
+        # Steps (transactions sent) not yet persisted: they ride on the session's next write, so a send
+        # costs no write of its own; only their display is lost if the replica dies before that write.
+        self._unsaved: dict[str, list[Step]] = {}
         self._clock: Callable[[], float] = time.time
 
     # -- persistence ---------------------------------------------------------------------------------
@@ -171,6 +174,7 @@ class Saga:
             # An ended session never needs its secret again: it is public (completed) or must never be.
             record.sealed_secret = ""
         await self._store.save(record, snapshot(record))
+        self._unsaved.pop(record.session_id, None)
         STEP_DURATION.labels(leaving.value).observe(max(now - since, 0))
         if to in TERMINAL:
             SESSIONS_ENDED.labels(to.value, record.error_reason).inc()
@@ -182,6 +186,7 @@ class Saga:
         record.version += 1
         record.updated_at = self._clock()
         await self._store.save(record, snapshot(record))
+        self._unsaved.pop(record.session_id, None)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -248,8 +253,14 @@ class Saga:
         lease = lease or Lease()
         if record.state in TERMINAL:
             return Wait("ended")
+        for step in self._unsaved.get(record.session_id, []):
+            if step not in record.steps:
+                record.steps.append(step)
         with resumed(record.trace_parent, f"saga {record.state.value}"):
             facts = await self.facts(record, lease)
+            if not record.secret_public and LockState.WITHDRAWN in {facts.src.state, facts.dst.state}:
+                # On chain now: it may be shown (it is saved with the session's next write).
+                record.secret_public = self._secret(record).hex()
             decision = kernel.decide(facts)
             if isinstance(decision, Move):
                 await self._move(record, decision, facts)
@@ -269,6 +280,9 @@ class Saga:
             record.error_reason, record.error_message = decision.reason, decision.note
         if decision.expose:
             record.secret_exposed = True
+        if decision.to is S.SOURCE_LOCKING and not record.maker_submits_source and not record.src_sent_at:
+            # The order is submitted right after this move; the kernel only asks whether it ever was.
+            record.src_sent_at = facts.src_chain.now
         record.state_since_src = facts.src_chain.now
         await self.move(record, decision.to, note=decision.note)
         if decision.to in TERMINAL:
@@ -384,18 +398,17 @@ class Saga:
         elif action is Action.WITHDRAW_DESTINATION:
             secret = self._secret(record)
             done = await self._closing(dst, record.dst.lock_id, lease, dst.withdraw(record.dst.lock_id, secret, fence))
-            record.secret_public = secret.hex()  # on chain now
-            await self._step(record, record.dst.chain, done.tx.tx_hash, "destination withdrawn to the receiver")
+            self._step(record, record.dst.chain, done.tx.tx_hash, "destination withdrawn to the receiver")
         elif action is Action.WITHDRAW_SOURCE:
             secret = self._secret(record)
             done = await self._closing(src, record.src.lock_id, lease, src.withdraw(record.src.lock_id, secret, fence))
-            await self._step(record, record.src.chain, done.tx.tx_hash, "source withdrawn to the resolver")
+            self._step(record, record.src.chain, done.tx.tx_hash, "source withdrawn to the resolver")
         elif action is Action.CANCEL_DESTINATION:
             done_c = await self._closing(dst, record.dst.lock_id, lease, dst.cancel(record.dst.lock_id, fence))
-            await self._step(record, record.dst.chain, done_c.tx.tx_hash, "destination lock refunded to the resolver")
+            self._step(record, record.dst.chain, done_c.tx.tx_hash, "destination lock refunded to the resolver")
         elif action is Action.CANCEL_SOURCE:
             done_cs = await self._closing(src, record.src.lock_id, lease, src.cancel(record.src.lock_id, fence))
-            await self._step(record, record.src.chain, done_cs.tx.tx_hash, "source lock refunded to the maker")
+            self._step(record, record.src.chain, done_cs.tx.tx_hash, "source lock refunded to the maker")
         elif action is Action.PAY_RECEIVER:
             await self._pay_receiver(record)
 
@@ -418,9 +431,10 @@ class Saga:
         lease.remember(lock_id, done.lock, generation)
         return done
 
-    async def _step(self, record: SessionRecord, chain: str, tx_hash: str, note: str) -> None:
-        record.steps.append(Step(state=record.state, at=self._clock(), chain=chain, tx_hash=tx_hash, note=note))
-        await self.touch(record)
+    def _step(self, record: SessionRecord, chain: str, tx_hash: str, note: str) -> None:
+        step = Step(state=record.state, at=self._clock(), chain=chain, tx_hash=tx_hash, note=note)
+        record.steps.append(step)
+        self._unsaved.setdefault(record.session_id, []).append(step)
 
     async def _submit_source(self, record: SessionRecord, facts: Facts, lease: Lease, fence: Fence | None) -> None:
         src = self._src(record)
@@ -441,7 +455,7 @@ class Saga:
             return
         lease.remember(record.src.lock_id, created.lock, generation)
         if created.sent:
-            await self._step(record, record.src.chain, created.lock.created.tx_hash, "maker's order submitted")
+            self._step(record, record.src.chain, created.lock.created.tx_hash, "maker's order submitted")
 
     async def _prepare_destination(self, record: SessionRecord) -> None:
         """Rule g: the amount, salt and lock id are persisted before the lock is ever sent."""
@@ -479,7 +493,7 @@ class Saga:
             raise Unavailable(f"{dst.name} created lock {created.lock.lock_id}, planned {record.dst.lock_id}")
         lease.remember(record.dst.lock_id, created.lock, generation)
         if created.sent:
-            await self._step(record, record.dst.chain, created.lock.created.tx_hash, f"locked {record.dst.amount}")
+            self._step(record, record.dst.chain, created.lock.created.tx_hash, f"locked {record.dst.amount}")
 
     async def _pay_receiver(self, record: SessionRecord) -> None:
         # Never twice: once started, only an operator can tell whether a payment went out.

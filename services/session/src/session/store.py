@@ -23,6 +23,8 @@ from session.model import SessionRecord
 from session.states import TERMINAL
 
 _REQUEST_TTL_S = 24 * 3600
+_CURSOR_TTL_S = 7 * 24 * 3600
+_ENDED_EPOCH_TTL_S = 24 * 3600  # an ended session's fencing epoch outlives any call still in flight
 
 
 # Renew or release a lease only while we still hold it (compare-and-act in one step).
@@ -143,6 +145,7 @@ class SessionStore:
                 if leg.lock_id:
                     pipe.hdel(self._k("locks", leg.chain), leg.lock_id.lower())
                 pipe.zrem(self._k("deadlines", leg.chain), record.session_id)
+            pipe.expire(self._k("epoch", record.session_id), _ENDED_EPOCH_TTL_S)
             await pipe.execute()
 
     async def schedule(self, chain: str, at: int, session_id: str) -> None:
@@ -158,7 +161,8 @@ class SessionStore:
         return value.decode() if value is not None else ""
 
     async def save_cursor(self, owner: str, chain: str, cursor: str) -> None:
-        await self._r.set(self._k("cursor", owner, chain), cursor)
+        # A replica id that never comes back (a test, a scaled-down pod) leaves nothing behind for long.
+        await self._r.set(self._k("cursor", owner, chain), cursor, ex=_CURSOR_TTL_S)
 
     async def active_ids(self) -> list[str]:
         return sorted(m.decode() for m in await self._r.smembers(self._k("active")))
