@@ -336,7 +336,7 @@ async def test_a_refused_destination_lock_refunds_the_source(world: World) -> No
 
 
 class _NoRunner:
-    def wake(self, session_id: str, lock_id: str | None = None) -> None:
+    def wake(self, session_id: str, event: Any = None) -> None:
         pass
 
 
@@ -419,3 +419,24 @@ async def test_a_read_overtaken_by_an_event_is_not_kept(world: World) -> None:
     world.base.get_lock = read  # type: ignore[method-assign]
     await world.saga.advance(world.record, lease)
     assert "src-lock" in lease.locks
+
+
+def _event(kind: int, lock: chain_pb2.Lock, **fields: Any) -> chain_pb2.ChainEvent:
+    return chain_pb2.ChainEvent(kind=kind, lock_id=lock.lock_id, lock=lock, confirmations=3, **fields)
+
+
+async def test_events_at_depth_are_facts_the_woken_pass_needs_no_read_for(world: World) -> None:
+    await world.start()
+    lease = Lease()
+    created = world.base.locks["src-lock"]
+    lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, created))
+    assert lease.locks["src-lock"].final and lease.locks["src-lock"].state == ACTIVE
+    lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN, created, secret=world.secret))
+    withdrawn = lease.locks["src-lock"]
+    assert withdrawn.state == WITHDRAWN and withdrawn.secret == world.secret and withdrawn.closed_confirmations == 3
+    lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, created))  # an old event replayed
+    assert lease.locks["src-lock"].state == WITHDRAWN, "a replayed creation never undoes a withdrawal"
+    lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN, created, removed=True))  # a reorg retracts it
+    assert "src-lock" not in lease.locks, "a retraction makes the lock be read again"
+    lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_CANCELLED, created))  # about a lock not known here
+    assert "src-lock" not in lease.locks

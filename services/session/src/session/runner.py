@@ -63,13 +63,16 @@ class Runner:
 
     # -- one session ---------------------------------------------------------------------------------
 
-    def spawn(self, session_id: str, lock_id: str | None = None) -> None:
-        """Wakes the session if this replica drives it, else tries to take it (a no-op when another
-        replica holds its lease: that one has the same events)."""
+    def spawn(self, session_id: str, event: chain_pb2.ChainEvent | None = None) -> None:
+        """Wakes the session if this replica drives it (with what `event` says of its lock), else tries
+        to take it (a no-op when another replica holds its lease: that one has the same events)."""
         lease = self._leases.get(session_id)
         task = self._tasks.get(session_id)
         if lease is not None and task is not None and not task.done():
-            lease.poke(lock_id)
+            if event is None:
+                lease.poke()
+            else:
+                lease.learn(event)
             return
         if task is None or task.done():
             self._tasks[session_id] = asyncio.create_task(self._drive(session_id), name=f"saga-{session_id}")
@@ -165,7 +168,7 @@ class Runner:
                     CHAIN_STREAM_EVENTS.labels(name, chain_pb2.ChainEventKind.Name(event.kind)).inc()
                     session_id = await self._store.session_of_lock(name, event.lock_id)
                     if session_id is not None:
-                        self.wake(session_id, event.lock_id)
+                        self.wake(session_id, event)
                     cursor = event.cursor
                     if time.monotonic() - saved_at >= _CURSOR_EVERY_S:
                         await self._store.save_cursor(self.owner, name, cursor)

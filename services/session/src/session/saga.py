@@ -112,6 +112,41 @@ class Lease:
             self.woken_at = time.monotonic()
         self.wake.set()
 
+    def learn(self, event: chain_pb2.ChainEvent) -> None:
+        """An event at confirmation depth is a chain fact as fresh as a read: keep what it says of its
+        lock, so the pass it wakes needs no read. A retraction (reorg) or an event about a lock not known
+        here makes the lock be read again."""
+        lock_id = event.lock_id
+        known = self.locks.get(lock_id)
+        self.poke(lock_id)
+        if event.removed:
+            return
+        if event.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED:
+            if known is not None and known.state not in {chain_pb2.LOCK_STATE_ABSENT, chain_pb2.LOCK_STATE_ACTIVE}:
+                self.locks[lock_id] = known  # an old event replayed: the lock is further along already
+                return
+            lock = chain_pb2.Lock()
+            lock.CopyFrom(event.lock)
+            lock.lock_id, lock.state, lock.final = lock_id, chain_pb2.LOCK_STATE_ACTIVE, True
+            lock.confirmations = event.confirmations
+            lock.created.CopyFrom(event.tx)
+            self.locks[lock_id] = lock
+            return
+        closing = {
+            chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN: chain_pb2.LOCK_STATE_WITHDRAWN,
+            chain_pb2.CHAIN_EVENT_KIND_LOCK_CANCELLED: chain_pb2.LOCK_STATE_CANCELLED,
+        }.get(event.kind)
+        if closing is None or known is None or known.state == chain_pb2.LOCK_STATE_ABSENT:
+            return
+        lock = chain_pb2.Lock()
+        lock.CopyFrom(known)
+        lock.state = closing
+        lock.closed.CopyFrom(event.tx)
+        lock.closed_confirmations = event.confirmations
+        if event.secret:
+            lock.secret = event.secret
+        self.locks[lock_id] = lock
+
     async def sleep(self, seconds: float) -> None:
         if not self.wake.is_set():
             waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.lost.wait())]
@@ -263,7 +298,7 @@ class Saga:
                 record.secret_public = self._secret(record).hex()
             decision = kernel.decide(facts)
             if isinstance(decision, Move):
-                await self._move(record, decision, facts)
+                await self._move(record, decision, facts, lease)
             elif isinstance(decision, Send):
                 if lease.woken_at is not None:
                     EVENT_TO_ACTION.observe(time.monotonic() - lease.woken_at)
@@ -275,14 +310,18 @@ class Saga:
                 lease.woken_at = None
         return decision
 
-    async def _move(self, record: SessionRecord, decision: Move, facts: Facts) -> None:
+    async def _move(self, record: SessionRecord, decision: Move, facts: Facts, lease: Lease) -> None:
         if decision.reason:
             record.error_reason, record.error_message = decision.reason, decision.note
         if decision.expose:
             record.secret_exposed = True
         if decision.to is S.SOURCE_LOCKING and not record.maker_submits_source and not record.src_sent_at:
-            # The order is submitted right after this move; the kernel only asks whether it ever was.
+            # The order is submitted right after this move; the kernel only asks whether it ever was. Until
+            # now nothing could be at its id (only the resolver submits it): no need to read it first.
             record.src_sent_at = facts.src_chain.now
+            lease.locks.setdefault(
+                record.src.lock_id, chain_pb2.Lock(lock_id=record.src.lock_id, state=chain_pb2.LOCK_STATE_ABSENT)
+            )
         record.state_since_src = facts.src_chain.now
         await self.move(record, decision.to, note=decision.note)
         if decision.to in TERMINAL:
