@@ -13,6 +13,7 @@ Keys under the configured prefix:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,6 +25,7 @@ from session.states import TERMINAL
 
 _REQUEST_TTL_S = 24 * 3600
 _CURSOR_TTL_S = 7 * 24 * 3600
+_LOCK_CACHE_SIZE = 100_000
 _ENDED_EPOCH_TTL_S = 24 * 3600  # an ended session's fencing epoch outlives any call still in flight
 
 
@@ -56,6 +58,8 @@ class SessionStore:
         # redis-py's return types are unions over its decode modes; this client never decodes.
         self._r: Any = client
         self._p = prefix
+        # lock -> session never changes once written: the event streams look it up without a round trip.
+        self._lock_sessions: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def _k(self, *parts: str) -> str:
         return self._p + ":".join(parts)
@@ -90,6 +94,8 @@ class SessionStore:
             if record.src.lock_id:
                 pipe.hset(self._k("locks", record.src.chain), record.src.lock_id.lower(), record.session_id)
             await pipe.execute()
+        if record.src.lock_id:
+            self._remember_lock(record.src.chain, record.src.lock_id, record.session_id)
         return record
 
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -131,12 +137,24 @@ class SessionStore:
 
     # -- what wakes a session: its locks' events and its deadlines ----------------------------------
 
+    def _remember_lock(self, chain: str, lock_id: str, session_id: str) -> None:
+        self._lock_sessions[(chain, lock_id.lower())] = session_id
+        if len(self._lock_sessions) > _LOCK_CACHE_SIZE:
+            self._lock_sessions.popitem(last=False)
+
     async def index_lock(self, chain: str, lock_id: str, session_id: str) -> None:
         await self._r.hset(self._k("locks", chain), lock_id.lower(), session_id)
+        self._remember_lock(chain, lock_id, session_id)
 
     async def session_of_lock(self, chain: str, lock_id: str) -> str | None:
+        known = self._lock_sessions.get((chain, lock_id.lower()))
+        if known is not None:
+            return known
         value = await self._r.hget(self._k("locks", chain), lock_id.lower())
-        return value.decode() if value is not None else None
+        if value is None:
+            return None
+        self._remember_lock(chain, lock_id, value.decode())
+        return str(value.decode())
 
     async def forget_locks(self, record: SessionRecord) -> None:
         """An ended session's locks wake nothing any more."""
@@ -144,6 +162,7 @@ class SessionStore:
             for leg in (record.src, record.dst):
                 if leg.lock_id:
                     pipe.hdel(self._k("locks", leg.chain), leg.lock_id.lower())
+                    self._lock_sessions.pop((leg.chain, leg.lock_id.lower()), None)
                 pipe.zrem(self._k("deadlines", leg.chain), record.session_id)
             pipe.expire(self._k("epoch", record.session_id), _ENDED_EPOCH_TTL_S)
             await pipe.execute()
