@@ -382,6 +382,17 @@ async def test_watch_resumes_from_its_cursor_without_missing_an_update(
 
     assert await asyncio.wait_for(drain(), 5) == []
 
+    # A cursor Redis would refuse (beyond 64 bits) is the caller's mistake, named, not an internal error.
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        request = session_pb2.WatchSessionRequest(session_id=session.session_id, cursor="99999999999999999999-0")
+        await asyncio.wait_for(drain_request(sessions, request), 5)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (bad.value.details() or "").startswith("cursor")
+
+
+async def drain_request(sessions: session_pb2_grpc.SessionServiceStub, request: Any) -> list[Any]:
+    return [u async for u in sessions.WatchSession(request)]
+
 
 async def test_expired_or_foreign_quotes_are_refused(
     sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack

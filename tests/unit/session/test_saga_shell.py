@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from session.model import Leg, SessionRecord
 from session.saga import Lease, Saga, SagaSettings
 from session.secrets import SecretBox, new_secret
-from session.service import Sessions, check_plan
+from session.service import Sessions, check_plan, valid_cursor
 from session.states import State
 from session.store import SessionStore
 from session.views import snapshot
@@ -421,7 +421,7 @@ async def test_a_read_overtaken_by_an_event_is_not_kept(world: World) -> None:
     assert "src-lock" in lease.locks
 
 
-def _event(kind: int, lock: chain_pb2.Lock, **fields: Any) -> chain_pb2.ChainEvent:
+def _event(kind: chain_pb2.ChainEventKind.ValueType, lock: chain_pb2.Lock, **fields: Any) -> chain_pb2.ChainEvent:
     return chain_pb2.ChainEvent(kind=kind, lock_id=lock.lock_id, lock=lock, confirmations=3, **fields)
 
 
@@ -440,3 +440,18 @@ async def test_events_at_depth_are_facts_the_woken_pass_needs_no_read_for(world:
     assert "src-lock" not in lease.locks, "a retraction makes the lock be read again"
     lease.learn(_event(chain_pb2.CHAIN_EVENT_KIND_LOCK_CANCELLED, created))  # about a lock not known here
     assert "src-lock" not in lease.locks
+
+
+@pytest.mark.parametrize(
+    ("cursor", "ok"),
+    [
+        ("1796000000000-0", True),
+        ("18446744073709551615-18446744073709551615", True),
+        ("99999999999999999999-0", False),  # Redis refuses ids beyond 64 bits: once an INTERNAL error
+        ("1-2-3", False),
+        ("abc", False),
+        ("1" * 200 + "-0", False),
+    ],
+)
+def test_watch_cursors_are_stream_ids_redis_accepts(cursor: str, ok: bool) -> None:
+    assert valid_cursor(cursor) is ok

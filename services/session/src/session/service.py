@@ -268,7 +268,7 @@ class Sessions:
         """Streams over the watch pool only: however many watch, the saga's connections stay its own."""
         if not session_id:
             raise InvalidArgument("session_id", "required")
-        if cursor and not _STREAM_ID.fullmatch(cursor):
+        if cursor and not valid_cursor(cursor):
             raise InvalidArgument("cursor", "must be a cursor from a previous update")
         record = await watchers.get(session_id)
         if record is None:
@@ -282,7 +282,16 @@ class Sessions:
 
 
 _MAX_OFFSET = 10**9
-_STREAM_ID = re.compile(r"\d+-\d+")
+_STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_U64 = 2**64
+
+
+def valid_cursor(cursor: str) -> bool:
+    """A Redis stream id, both parts unsigned 64-bit: anything else Redis would refuse with an error."""
+    found = _STREAM_ID.fullmatch(cursor)
+    return found is not None and all(int(part) < _U64 for part in found.groups())
+
+
 _TERMINAL_PB = {session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in TERMINAL}
 
 
