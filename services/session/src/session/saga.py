@@ -37,7 +37,7 @@ from session.model import SessionRecord, Step
 from session.secrets import SecretBox
 from session.states import TERMINAL, State, check
 from session.store import SessionStore
-from session.views import quote_of, snapshot
+from session.views import quote_of, snapshot, source_terms
 
 log = logging.getLogger(__name__)
 S = State
@@ -549,15 +549,8 @@ class Saga:
         )
 
     def _maker_order(self, record: SessionRecord) -> chain_pb2.CreateLockRequest:
-        quote = quote_of(record)
         return chain_pb2.CreateLockRequest(
-            terms=chain_pb2.LockTerms(
-                token=record.src.token,
-                amount=record.src.amount,
-                hashlock=bytes.fromhex(record.hashlock),
-                timelocks=quote.timelocks.src,
-                safety_deposit=quote.src_safety_deposit,
-            ),
+            terms=source_terms(record),
             maker_order=chain_pb2.MakerOrder(
                 maker=record.maker,
                 nonce=record.order_nonce,

@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
@@ -31,7 +31,7 @@ from session.saga import Saga
 from session.secrets import SecretBox, new_secret
 from session.states import TERMINAL, State
 from session.store import SessionStore, VersionConflict
-from session.views import CHAIN_NAMES, quote_of, snapshot
+from session.views import CHAIN_NAMES, quote_of, snapshot, source_terms
 from session.watchers import Watchers
 
 log = logging.getLogger(__name__)
@@ -190,20 +190,36 @@ class Sessions:
         records = [rec for i in ids if (rec := await self._store.get(i)) is not None]
         return records, str(offset + size) if len(ids) == size else ""
 
-    async def execute(self, session_id: str, request_id: str, signature: bytes) -> SessionRecord:
-        """Records the maker's go (with the signed order where the resolver submits it) and wakes the
-        saga, which alone moves the session."""
+    async def _record_intent(
+        self, session_id: str, what: str, intend: Callable[[SessionRecord], Awaitable[bool]]
+    ) -> SessionRecord:
+        """Writes the maker's intent (`intend` changes the record, or says there is nothing to write) and
+        wakes the saga, which alone moves the session; retried when the saga wrote in between."""
         for _ in range(5):
             record = await self.get(session_id)
             context.session_id.set(session_id)
-            if request_id and record.execute_request_id == request_id:
+            if not await intend(record):
                 return record
+            try:
+                await self._saga.touch(record)
+            except VersionConflict:
+                await asyncio.sleep(0.05)
+                continue
+            self._runner.wake(session_id)
+            return record
+        raise Unavailable(f"the session is busy; retry the {what}", reason="BUSY")
+
+    async def execute(self, session_id: str, request_id: str, signature: bytes) -> SessionRecord:
+        """Records the maker's go (with the signed order where the resolver submits it)."""
+
+        async def intend(record: SessionRecord) -> bool:
+            if request_id and record.execute_request_id == request_id:
+                return False
             if record.state is not S.INITIALIZED or record.execute_requested:
                 raise FailedPrecondition(f"the session is {record.state.value}", reason="SESSION_NOT_EXECUTABLE")
             if record.cancel_requested:
                 raise FailedPrecondition("the session is being cancelled", reason="SESSION_NOT_EXECUTABLE")
-            quote = quote_of(record)
-            if self._clock() > quote.valid_until:
+            if self._clock() > quote_of(record).valid_until:
                 record.quote_expired = True
                 with contextlib.suppress(VersionConflict):
                     await self._saga.touch(record)
@@ -214,27 +230,15 @@ class Sessions:
                 record.signature = signature.hex()
             record.execute_request_id = request_id
             record.execute_requested = True
-            try:
-                await self._saga.touch(record)
-            except VersionConflict:
-                await asyncio.sleep(0.05)
-                continue
-            self._runner.wake(session_id)
-            return record
-        raise Unavailable("the session is busy; retry the execute", reason="BUSY")
+            return True
+
+        return await self._record_intent(session_id, "execute", intend)
 
     async def _check_signature(self, record: SessionRecord, signature: bytes) -> None:
         """The source chain checks the maker's authorisation, so a bad signature is refused before
         anything is sent."""
-        quote = quote_of(record)
         order = chain_pb2.PrepareMakerLockRequest(
-            terms=chain_pb2.LockTerms(
-                token=record.src.token,
-                amount=record.src.amount,
-                hashlock=bytes.fromhex(record.hashlock),
-                timelocks=quote.timelocks.src,
-                safety_deposit=quote.src_safety_deposit,
-            ),
+            terms=source_terms(record),
             maker=record.maker,
             nonce=record.order_nonce,
             deadline=record.order_deadline,
@@ -243,26 +247,20 @@ class Sessions:
         await self._chains[record.src.chain].verify_maker_order(order, signature)
 
     async def cancel(self, session_id: str) -> SessionRecord:
-        """Records the maker's cancel and wakes the saga; the reply shows the state before the saga
-        acted on it (watch the session for the outcome)."""
-        for _ in range(5):
-            record = await self.get(session_id)
-            context.session_id.set(session_id)
+        """Records the maker's cancel; the reply shows the state before the saga acted on it (watch the
+        session for the outcome)."""
+
+        async def intend(record: SessionRecord) -> bool:
             if record.state in TERMINAL:
                 raise FailedPrecondition(f"the session is already {record.state.value}", reason="SESSION_ENDED")
             if record.state is S.REVEALING_SECRET or record.secret_exposed:
                 raise FailedPrecondition("the secret is being revealed; the swap completes", reason="REVEALING")
             if record.cancel_requested:
-                return record
+                return False
             record.cancel_requested = True
-            try:
-                await self._saga.touch(record)
-            except VersionConflict:
-                await asyncio.sleep(0.05)
-                continue
-            self._runner.wake(session_id)
-            return record
-        raise Unavailable("the session is busy; retry the cancel", reason="BUSY")
+            return True
+
+        return await self._record_intent(session_id, "cancel", intend)
 
     async def watch(self, session_id: str, cursor: str, watchers: Watchers) -> AsyncIterator[tuple[str, bytes]]:
         """Streams over the watch pool only: however many watch, the saga's connections stay its own."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
@@ -24,6 +25,18 @@ def state_pb(state: State) -> session_pb2.SessionState.ValueType:
 
 def quote_of(record: SessionRecord) -> quote_pb2.Quote:
     return quote_pb2.Quote.FromString(base64.b64decode(record.quote))
+
+
+def source_terms(record: SessionRecord) -> chain_pb2.LockTerms:
+    """The source lock's terms as the maker's order binds them."""
+    quote = quote_of(record)
+    return chain_pb2.LockTerms(
+        token=record.src.token,
+        amount=record.src.amount,
+        hashlock=bytes.fromhex(record.hashlock),
+        timelocks=quote.timelocks.src,
+        safety_deposit=quote.src_safety_deposit,
+    )
 
 
 def maker_action_of(record: SessionRecord) -> session_pb2.MakerAction:
