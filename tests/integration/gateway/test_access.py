@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from swap_devnet.procs import GatewayProcess
+from swap_devnet.procs import GatewayProcess, free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.fixtures.gateway import API_KEY, HASHED_KEY, WRONG_KEY, GatewayFactory, gateway_env
+from tests.fixtures.gateway import API_KEY, HASHED_KEY, TENANT, WRONG_KEY, GatewayFactory, gateway_env
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,11 @@ async def test_websocket_refuses_a_missing_or_wrong_key(gateway: GatewayProcess)
 
 
 async def test_past_the_rate_limit_429_with_retry_after(stack: Any, gateway_factory: GatewayFactory) -> None:
-    limited = gateway_factory("gateway-limited", gateway_env(stack, GATEWAY_RATE_LIMIT="5/minute"))
+    # The hashed key as another tenant's: limits are per tenant.
+    other_tenant = f"gw-other:{hashlib.sha256(HASHED_KEY.encode()).hexdigest()}"
+    limited = gateway_factory(
+        "gateway-limited", gateway_env(stack, GATEWAY_RATE_LIMIT="5/minute", GATEWAY_API_KEY_HASHES=other_tenant)
+    )
     async with httpx.AsyncClient(base_url=limited.url) as client:
         for _ in range(5):
             ok = await client.get("/api/v1/sessions/" + "0" * 32, headers={"X-API-Key": API_KEY})
@@ -98,12 +103,53 @@ async def test_past_the_rate_limit_429_with_retry_after(stack: Any, gateway_fact
             async with connect(limited.ws_url, additional_headers={"X-API-Key": API_KEY}):
                 pass
         assert ws_refused.value.response.status_code == 429
-        # Limits are per key, and the unauthenticated routes have none.
+        # Limits are per tenant (each of these keys is its own), and the unauthenticated routes have none.
         other = await client.get("/api/v1/sessions", headers={"X-API-Key": HASHED_KEY})
         assert other.status_code == 200
         assert (await client.get("/health")).status_code == 200
         metrics = (await client.get("/metrics")).text
         assert "gateway_rate_limited_requests_total 2.0" in metrics
+
+
+async def test_strangers_are_rate_limited_per_address(stack: Any, gateway_factory: GatewayFactory) -> None:
+    """200 requests without a valid key from one client: 401 up to the limit of its address, then 429 with
+    Retry-After, also at the ext_authz endpoint Envoy asks; a client with a valid key is not held up."""
+    limited = gateway_factory("gateway-strangers", gateway_env(stack, GATEWAY_ANON_RATE_LIMIT="20/minute"))
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=limited.url) as client:
+        for i in range(200):
+            headers = {"X-API-Key": f"{WRONG_KEY}-{i}"} if i % 2 else {}
+            reply = await client.get("/api/v1/sessions", headers=headers)
+            statuses.append(reply.status_code)
+            if reply.status_code == 429:
+                assert 1 <= int(reply.headers["Retry-After"]) <= 60
+                assert_error(reply, 429, "RESOURCE_EXHAUSTED", "RATE_LIMITED")
+        assert statuses == [401] * 20 + [429] * 180
+        authz = await client.get(
+            "/internal/authz/check/swap.session.v1.SessionService/GetSession", headers={"X-API-Key": WRONG_KEY}
+        )
+        assert authz.status_code == 429 and authz.headers["Retry-After"]
+        with pytest.raises(InvalidStatus) as ws_refused:
+            async with connect(limited.ws_url, additional_headers={"X-API-Key": WRONG_KEY}):
+                pass
+        assert ws_refused.value.response.status_code == 429
+        assert (await client.get("/api/v1/sessions", headers={"X-API-Key": API_KEY})).status_code == 200
+        allowed = await client.post(
+            "/internal/authz/check/swap.session.v1.SessionService/GetSession", headers={"X-API-Key": API_KEY}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["x-tenant"] == TENANT and allowed.headers["x-tenant-role"] == "tenant"
+
+
+async def test_without_redis_reads_pass_and_writes_are_refused(stack: Any, gateway_factory: GatewayFactory) -> None:
+    """The limiter's policy when Redis is down: fail-open for reads, fail-closed for writes (the defaults)."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    blind = gateway_factory("gateway-no-redis", gateway_env(stack, GATEWAY_REDIS_URL=dead))
+    async with httpx.AsyncClient(base_url=blind.url, headers={"X-API-Key": API_KEY}, timeout=30) as client:
+        assert (await client.get("/api/v1/sessions")).status_code == 200
+        refused = await client.post("/api/v1/quotes", json={})
+        assert_error(refused, 503, "UNAVAILABLE", "UNAVAILABLE")
+        assert "rate limiter" in refused.json()["error"]["message"]
 
 
 async def test_request_id_is_echoed_or_made(api: httpx.AsyncClient) -> None:

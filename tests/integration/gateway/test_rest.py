@@ -120,6 +120,26 @@ async def test_create_with_a_repeated_request_id_is_200_with_the_same_session(
     await api.post(f"/api/v1/sessions/{first.json()['session_id']}/cancel", json={})
 
 
+async def test_idempotency_key_header_and_a_changed_body_conflicts(api: httpx.AsyncClient, stack: LocalStack) -> None:
+    key = f"idem-{uuid.uuid4().hex}"
+    first = await api.post("/api/v1/sessions", json=base_to_near(stack), headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    # The header and the body's request_id are the same thing.
+    same = await api.post("/api/v1/sessions", json=base_to_near(stack, request_id=key))
+    assert same.status_code == 200 and same.json()["session_id"] == first.json()["session_id"]
+    changed = await api.post(
+        "/api/v1/sessions", json=base_to_near(stack, src_amount="20000000"), headers={"Idempotency-Key": key}
+    )
+    error = error_of(changed, 409)
+    assert (error["code"], error["reason"], error["field"]) == ("ALREADY_EXISTS", "IDEMPOTENCY_CONFLICT", "request_id")
+    assert first.json()["session_id"] in error["message"]
+    both = await api.post(
+        "/api/v1/sessions", json=base_to_near(stack, request_id="other"), headers={"Idempotency-Key": key}
+    )
+    assert error_of(both, 400)["field"] == "request_id"
+    await api.post(f"/api/v1/sessions/{first.json()['session_id']}/cancel", json={})
+
+
 async def test_service_errors_keep_field_and_reason(api: httpx.AsyncClient, stack: LocalStack) -> None:
     assert stack.evm is not None
     missing = error_of(await api.get("/api/v1/sessions/" + "0" * 32), 404)

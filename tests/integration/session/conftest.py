@@ -31,7 +31,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "chain-base": tracing["chain-base"],
             "chain-near": tracing["chain-near"],
             "quote": {"QUOTE_DST_WITHDRAWAL_AFTER_S": "3", "QUOTE_VALIDITY_S": "60", **tracing["quote"]},
-            "session": {"SESSION_LEASE_TTL_S": "2", **tracing["session"]},
+            # A tenant's open sessions are capped low, so test_swaps reaches TENANT_LIMIT with a few creates
+            # (calls without x-tenant, all the other tests, are not counted per tenant).
+            "session": {"SESSION_LEASE_TTL_S": "2", "SESSION_MAX_ACTIVE_PER_TENANT": "6", **tracing["session"]},
         },
     )
     with LocalStack(options) as running:

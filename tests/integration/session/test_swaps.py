@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 import pytest
 import redis
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -300,6 +302,88 @@ async def test_create_is_idempotent_with_a_request_id(
     third = await sessions.CreateSession(request)
     assert third.session.session_id == first.session.session_id
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=first.session.session_id))
+
+
+def reason_of(err: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(err)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[-1].Unpack(info)
+    return str(info.reason)
+
+
+async def test_tenants_see_only_their_sessions_and_have_their_own_limits_and_request_ids(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """x-tenant (set by the edge): sessions are the tenant's own (another tenant's answer NOT_FOUND, an
+    operator and an internal caller see all), request ids are per tenant and a changed request conflicts,
+    MAKER_LIMIT counts a maker within the tenant and TENANT_LIMIT the tenant (SESSION_MAX_ACTIVE_PER_TENANT=6)."""
+    assert stack.evm is not None and stack.near is not None
+    suffix = hashlib.sha256(str(asyncio.get_running_loop().time()).encode()).hexdigest()[:12]
+    mine, theirs = (("x-tenant", f"t-{suffix}"),), (("x-tenant", f"u-{suffix}"),)
+    operator = (("x-tenant", f"ops-{suffix}"), ("x-tenant-role", "operator"))
+    base = session_pb2.CreateSessionRequest(
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        src_amount=str(AMOUNT),
+        maker=stack.evm.maker.address,
+        receiver=stack.near.receiver.account_id,
+    )
+    near = session_pb2.CreateSessionRequest(
+        src=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
+        dst=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
+        src_amount=str(AMOUNT),
+        maker=stack.near.maker.account_id,
+        receiver=stack.evm.receiver.address,
+    )
+    created: list[str] = []
+    try:
+        keyed = session_pb2.CreateSessionRequest()
+        keyed.CopyFrom(base)
+        keyed.request_id = f"req-{suffix}"
+        first = (await sessions.CreateSession(keyed, metadata=mine)).session.session_id
+        created.append(first)
+        again = (await sessions.CreateSession(keyed, metadata=mine)).session.session_id
+        other = (await sessions.CreateSession(keyed, metadata=theirs)).session.session_id
+        created.append(other)
+        assert again == first != other
+        keyed.src_amount = str(AMOUNT * 2)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sessions.CreateSession(keyed, metadata=mine)
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and reason_of(err.value) == "IDEMPOTENCY_CONFLICT"
+
+        # Visibility.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sessions.GetSession(session_pb2.GetSessionRequest(session_id=first), metadata=theirs)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(err.value) == "SESSION_NOT_FOUND"
+        for who in (mine, operator, ()):
+            got = await sessions.GetSession(session_pb2.GetSessionRequest(session_id=first), metadata=who)
+            assert got.session.session_id == first
+
+        # Limits: 5 open sessions of the BASE maker within the tenant, then one of another maker, then none.
+        for _ in range(4):
+            created.append((await sessions.CreateSession(base, metadata=mine)).session.session_id)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sessions.CreateSession(base, metadata=mine)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "MAKER_LIMIT"
+        created.append((await sessions.CreateSession(near, metadata=mine)).session.session_id)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await sessions.CreateSession(near, metadata=mine)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "TENANT_LIMIT"
+        # Another tenant is not held up by these, even for the same maker.
+        created.append((await sessions.CreateSession(base, metadata=theirs)).session.session_id)
+
+        listed = await sessions.ListSessions(session_pb2.ListSessionsRequest(page_size=100), metadata=mine)
+        assert {s.session_id for s in listed.sessions} == set(created) - {other, created[-1]}
+        by_maker = await sessions.ListSessions(
+            session_pb2.ListSessionsRequest(maker=stack.near.maker.account_id, page_size=100), metadata=mine
+        )
+        assert [s.session_id for s in by_maker.sessions] == [created[-2]]
+        everyone = await sessions.ListSessions(session_pb2.ListSessionsRequest(page_size=100), metadata=operator)
+        assert set(created) <= {s.session_id for s in everyone.sessions}
+    finally:
+        for session_id in created:
+            await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session_id))
 
 
 async def test_a_receiver_that_does_not_exist_is_refused_before_the_maker_locks(

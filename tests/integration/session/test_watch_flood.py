@@ -76,7 +76,8 @@ class Flood:
         stub = session_pb2_grpc.SessionServiceStub(self.channels[i % CHANNELS])
         call = stub.WatchSession(
             session_pb2.WatchSessionRequest(session_id=self.session_id),
-            metadata=(("x-tenant", f"flood-{i % TENANTS}"),),
+            # Operator tenants: the flooded session has no tenant of its own.
+            metadata=(("x-tenant", f"flood-{i % TENANTS}"), ("x-tenant-role", "operator")),
         )
         self._calls.append(call)
         try:

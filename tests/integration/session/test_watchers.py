@@ -85,7 +85,8 @@ async def open_stream(
     calls: list[Any] = []
 
     async def open_(tenant: str | None = None) -> Any:
-        metadata = (("x-tenant", tenant),) if tenant else None
+        # The stored session has no tenant: only an operator tenant (or an internal caller) sees it.
+        metadata = (("x-tenant", tenant), ("x-tenant-role", "operator")) if tenant else None
         call = service.WatchSession(session_pb2.WatchSessionRequest(session_id=session_id), metadata=metadata)
         calls.append(call)
         first = await asyncio.wait_for(call.read(), 5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from gateway.auth import KeyRing
+from gateway.auth import Identity, KeyRing, derived_tenant
 from gateway.config import GatewaySettings
 from pydantic import SecretStr, ValidationError
 
@@ -55,8 +55,39 @@ def test_every_setting_is_described() -> None:
 def test_key_ring_identifies_known_keys_only() -> None:
     ring = KeyRing([hashlib.sha256(b"hashed").hexdigest()], [SecretStr("plain")])
     assert len(ring) == 2
-    assert ring.identify("plain") == hashlib.sha256(b"plain").hexdigest()
-    assert ring.identify("hashed") == hashlib.sha256(b"hashed").hexdigest()
+    # A key without a tenant name stands for a stable tenant derived from its digest.
+    assert ring.identify("plain") == Identity(derived_tenant(hashlib.sha256(b"plain").hexdigest()))
+    assert ring.identify("hashed") == Identity(f"key-{hashlib.sha256(b'hashed').hexdigest()[:16]}")
     for wrong in (None, "", "Plain", "plain ", "\ud800"):
         assert ring.identify(wrong) is None
     assert KeyRing([]).identify("anything") is None
+
+
+def test_keys_name_their_tenant_and_operators_are_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    digest = hashlib.sha256(b"kb").hexdigest()
+    monkeypatch.setenv("GATEWAY_API_KEYS", "alice:ka,plain-key")
+    monkeypatch.setenv("GATEWAY_API_KEY_HASHES", f"bob:{digest.upper()},ops:{hashlib.sha256(b'ko').hexdigest()}")
+    monkeypatch.setenv("GATEWAY_OPERATOR_TENANTS", "ops")
+    settings = GatewaySettings()
+    assert settings.api_key_hashes[0] == f"bob:{digest}"
+    ring = KeyRing(settings.api_key_hashes, settings.api_keys, settings.operator_tenants)
+    assert ring.identify("ka") == Identity("alice")
+    assert ring.identify("alice:ka") is None
+    assert ring.identify("kb") == Identity("bob")
+    ops = ring.identify("ko")
+    assert ops == Identity("ops", operator=True)
+    assert ops.metadata() == (("x-tenant", "ops"), ("x-tenant-role", "operator"))
+    assert Identity("bob").metadata() == (("x-tenant", "bob"), ("x-tenant-role", "tenant"))
+    plain = ring.identify("plain-key")
+    assert plain is not None and plain.tenant.startswith("key-") and not plain.operator
+    assert ring.tenants == {"alice": False, "bob": False, "ops": True, plain.tenant: False}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GATEWAY_OPERATOR_TENANTS", "bad name"), ("GATEWAY_API_KEY_HASHES", "bob:abc"), ("GATEWAY_ANON_RATE_LIMIT", "x")],
+)
+def test_bad_tenant_settings_fail_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        GatewaySettings()

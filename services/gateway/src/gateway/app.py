@@ -24,13 +24,23 @@ from gateway.backends import Backends
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError, from_http_status, from_rpc_error, from_validation_errors, invalid_request
 from gateway.metrics import Metrics
-from gateway.middleware import API_KEY, REQUEST_ID, ApiGuard, BodyLimit, RequestContext
+from gateway.middleware import (
+    API_KEY,
+    REQUEST_ID,
+    ApiGuard,
+    BodyLimit,
+    RequestContext,
+    authenticate,
+    client_address,
+)
 from gateway.routes import api_router
 from gateway.ws import Connection
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Envoy's ext_authz HTTP service: the original request's path follows this prefix.
+AUTHZ_PATH = "/internal/authz/check"
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -116,6 +126,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 headers={"Allow": ", ".join(allowed)},
             )
         raise ApiError(404, "NOT_FOUND", "ROUTE_NOT_FOUND", f"no route {request.url.path}")
+
+    @app.api_route(AUTHZ_PATH + "{original:path}", methods=_METHODS, include_in_schema=False)
+    async def authz_check(request: Request, original: str) -> Response:
+        """Envoy's ext_authz (HTTP): the headers of a gRPC / gRPC-Web / transcoded request, under this prefix.
+        200 names the tenant in x-tenant (Envoy copies it upstream, over whatever the client sent); anything
+        else is the error Envoy answers the client with."""
+        backends = holder.get("backends")
+        if backends is None:
+            return from_http_status(503, "starting up").response()
+        key = request.headers.get(API_KEY)
+        if key is None and original.split("?", 1)[0] == "/ws":
+            key = request.query_params.get("api_key")
+        found = await authenticate(backends, key, request.method, client_address(request.scope))
+        if isinstance(found, ApiError):
+            if found.status == 429:
+                metrics.rate_limited.inc()
+            return found.response()
+        return Response(status_code=200, headers=dict(found.metadata()))
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:

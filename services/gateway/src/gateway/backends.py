@@ -15,10 +15,10 @@ from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.context import outgoing_metadata
 from swap_runtime.tracing import client_interceptors
 
-from gateway.auth import KeyRing
+from gateway.auth import KeyRing, identity_metadata
 from gateway.config import GatewaySettings
 from gateway.dev import DevMaker
-from gateway.errors import from_rpc_error
+from gateway.errors import from_rpc_error, internal_error
 from gateway.health import HealthMonitor
 from gateway.ratelimit import RateLimiter
 
@@ -32,10 +32,19 @@ _CREATE_MARK_TTL_S = 7 * 24 * 3600
 _CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
 
 
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """The request's ids and the tenant the guard authenticated; a call on behalf of nobody is a bug, and
+    would read as the operator to the session service, so it is refused."""
+    tenant = identity_metadata()
+    if not tenant:
+        raise internal_error()
+    return (*outgoing_metadata(), *tenant)
+
+
 class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.keys = KeyRing(settings.api_key_hashes, settings.api_keys)
+        self.keys = KeyRing(settings.api_key_hashes, settings.api_keys, settings.operator_tenants)
         self._session_channel = grpc.aio.insecure_channel(
             settings.session_addr, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
         )
@@ -45,7 +54,15 @@ class Backends:
         self.sessions = session_pb2_grpc.SessionServiceStub(self._session_channel)
         self.quotes = quote_pb2_grpc.QuoteServiceStub(self._quote_channel)
         self.redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-        self.limiter = RateLimiter(settings.rate_limit, settings.redis_url, self.redis, settings.key_prefix)
+        self.limiter = RateLimiter(
+            settings.rate_limit,
+            settings.redis_url,
+            self.redis,
+            settings.key_prefix,
+            anon_limit=settings.anon_rate_limit,
+            fail_open_reads=settings.rate_limit_fail_open_reads,
+            fail_open_writes=settings.rate_limit_fail_open_writes,
+        )
         self.dev = (
             DevMaker.load(settings.evm_deployment_file, settings.near_deployment_file) if settings.dev_mode else None
         )
@@ -54,9 +71,10 @@ class Backends:
             log.warning("no API keys configured: every /api and /ws request is refused")
 
     async def call(self, service: str, method: Callable[..., Awaitable[R]], request: Any) -> R:
-        """One unary call with the request's ids in metadata; a failure becomes the mapped ApiError."""
+        """One unary call with the request's ids and the caller's tenant in metadata; a failure becomes the
+        mapped ApiError."""
         try:
-            return await method(request, timeout=self.settings.rpc_timeout_s, metadata=outgoing_metadata())
+            return await method(request, timeout=self.settings.rpc_timeout_s, metadata=call_metadata())
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err, service) from None
 

@@ -11,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 from swap_runtime.settings import ServiceSettings
 
+from gateway.auth import TENANT_NAME, split_entry
+
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -46,14 +48,33 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     key_prefix: str = Field("swap:gateway:", description="Prefix of every Redis key this service writes.")
     rate_limit: str = Field(
         "120/minute",
-        description='Requests per API key in "limits" notation ("120/minute", "10/second;1000/hour"); empty = off.',
+        description='Requests per tenant in "limits" notation ("120/minute", "10/second;1000/hour"); empty = off.',
+    )
+    anon_rate_limit: str = Field(
+        "60/minute",
+        description="Requests without a valid API key per client address (limits notation); empty = off.",
+    )
+    rate_limit_fail_open_reads: bool = Field(
+        True, description="When Redis does not answer, let GET/HEAD requests through (else 503)."
+    )
+    rate_limit_fail_open_writes: bool = Field(
+        False, description="When Redis does not answer, let POST (and other write) requests through (else 503)."
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Peers whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips; '*' = any).",
     )
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="Plain API keys (development); hashed at start and never kept in clear."
+        default_factory=list,
+        description='Plain API keys (development), "tenant:key" or "key"; hashed at start, never kept in clear.',
     )
     api_key_hashes: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="SHA-256 hex digests of the accepted API keys (production)."
+        default_factory=list,
+        description='SHA-256 hex digests of the accepted API keys (production), "tenant:digest" or "digest".',
+    )
+    operator_tenants: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Tenants that may see and act on every tenant's sessions."
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; empty = none."
@@ -75,7 +96,7 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     )
     ws_max_subscriptions: int = Field(50, ge=1, description="Sessions one WebSocket connection may watch at once.")
 
-    @field_validator("api_keys", "api_key_hashes", "cors_origins", mode="before")
+    @field_validator("api_keys", "api_key_hashes", "cors_origins", "operator_tenants", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split(value)
@@ -83,13 +104,24 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     @field_validator("api_key_hashes")
     @classmethod
     def _hex_digests(cls, value: list[str]) -> list[str]:
-        digests = [v.lower().removeprefix("0x") for v in value]
-        for digest in digests:
+        entries = []
+        for entry in value:
+            tenant, digest = split_entry(entry)
+            digest = digest.lower().removeprefix("0x")
             if not _SHA256_HEX.fullmatch(digest):
-                raise ValueError("each API key hash must be 64 hex digits (SHA-256)")
-        return digests
+                raise ValueError("each API key hash must be 64 hex digits (SHA-256), optionally after 'tenant:'")
+            entries.append(f"{tenant}:{digest}" if tenant else digest)
+        return entries
 
-    @field_validator("rate_limit")
+    @field_validator("operator_tenants")
+    @classmethod
+    def _tenant_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not TENANT_NAME.fullmatch(name):
+                raise ValueError(f"tenant names are 1..64 of A-Za-z0-9._- (got {name[:70]!r})")
+        return value
+
+    @field_validator("rate_limit", "anon_rate_limit")
     @classmethod
     def _limit_notation(cls, value: str) -> str:
         if value.strip():

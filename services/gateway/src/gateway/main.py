@@ -46,6 +46,9 @@ async def _run(settings: GatewaySettings) -> None:
         ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or 1,
         server_header=False,
+        # The client address (rate limits of requests without a key) from X-Forwarded-For of a trusted proxy.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
     server = uvicorn.Server(config)
 

@@ -18,9 +18,11 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swap_runtime import context
 
+from gateway.auth import Identity, current_identity
 from gateway.backends import Backends
 from gateway.errors import ApiError, from_http_status, internal_error
 from gateway.metrics import Metrics
+from gateway.ratelimit import LimiterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +215,39 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+async def authenticate(backends: Backends, key: str | None, method: str, address: str) -> Identity | ApiError:
+    """The one key check of every edge protocol (the gateway's own routes and Envoy's ext_authz): who `key`
+    stands for, rate-limited per tenant, or the error to answer (401; 429 also for strangers, counted per
+    client address; 503 when the limiter's store is down and the policy refuses)."""
+    identity = backends.keys.identify(key)
+    try:
+        if identity is None:
+            retry_after = await backends.limiter.retry_after_anonymous(address, method)
+        else:
+            retry_after = await backends.limiter.retry_after(identity.tenant, method)
+    except LimiterUnavailable:
+        return from_http_status(503, "the rate limiter is unavailable; retry later")
+    if retry_after is not None:
+        return from_http_status(
+            429, f"rate limit exceeded; retry in {retry_after} s", {"Retry-After": str(retry_after)}
+        )
+    if identity is None:
+        err = from_http_status(401, "a valid API key is required in X-API-Key")
+        if not key:
+            err.reason = "API_KEY_MISSING"
+        return err
+    return identity
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address (uvicorn has already taken it from X-Forwarded-For when the peer is trusted)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 class ApiGuard:
-    """/api/* and /ws: a known API key (X-API-Key; for /ws also ?api_key=) and the key's rate limit."""
+    """/api/* and /ws: a known API key (X-API-Key; for /ws also ?api_key=), the tenant's rate limit, and
+    for requests without a valid key the client address's."""
 
     def __init__(self, app: ASGIApp, backends: Callable[[], Backends | None], metrics: Metrics) -> None:
         self.app = app
@@ -232,21 +265,14 @@ class ApiGuard:
         key = Headers(scope=scope).get(API_KEY)
         if key is None and scope["type"] == "websocket":
             key = QueryParams(scope.get("query_string", b"")).get("api_key")
-        caller = backends.keys.identify(key)
-        if caller is None:
-            err = from_http_status(401, "a valid API key is required in X-API-Key")
-            if not key:
-                err.reason = "API_KEY_MISSING"
-            await send_error(scope, receive, send, err)
-            return
-        retry_after = await backends.limiter.retry_after(caller)
-        if retry_after is not None:
-            self.metrics.rate_limited.inc()
-            err = from_http_status(
-                429, f"rate limit exceeded; retry in {retry_after} s", {"Retry-After": str(retry_after)}
-            )
-            await send_error(scope, receive, send, err)
+        method = scope.get("method", "WS")
+        found = await authenticate(backends, key, method, client_address(scope))
+        if isinstance(found, ApiError):
+            if found.status == 429:
+                self.metrics.rate_limited.inc()
+            await send_error(scope, receive, send, found)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        state["caller"] = caller
+        state["identity"] = found
+        current_identity.set(found)
         await self.app(scope, receive, send)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
 from swap_runtime import context
 
 from gateway import schemas, views
+from gateway.auth import Identity
 from gateway.backends import Backends
-from gateway.errors import ApiError
+from gateway.errors import ApiError, invalid_request
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,10 @@ _ERROR = {"model": schemas.ErrorBody}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {**_ERROR, "description": "Invalid request (field named) or failed precondition (reason named)."},
     401: {**_ERROR, "description": "Missing or unknown API key."},
-    404: {**_ERROR, "description": "No such session / quote / route."},
-    409: {**_ERROR, "description": "Conflict (ALREADY_EXISTS / ABORTED)."},
+    404: {**_ERROR, "description": "No such session (or another tenant's) / quote / route."},
+    409: {**_ERROR, "description": "Conflict: IDEMPOTENCY_CONFLICT (a request id reused with another body)."},
     413: {**_ERROR, "description": "Body over the size limit."},
-    429: {**_ERROR, "description": "Rate limit of the API key (Retry-After: seconds), or a service limit."},
+    429: {**_ERROR, "description": "Rate limit of the tenant or client address (Retry-After: seconds)."},
     500: {**_ERROR, "description": "Internal error (no detail)."},
     503: {**_ERROR, "description": "A service is unavailable."},
     504: {**_ERROR, "description": "A service did not answer in time."},
@@ -44,18 +45,42 @@ def backends(request: Request) -> Backends:
 
 
 def caller(request: Request) -> str:
-    """The caller's key digest (set by the guard)."""
-    return str(request.scope.get("state", {}).get("caller", ""))
+    """The caller's tenant (set by the guard)."""
+    identity: Identity | None = request.scope.get("state", {}).get("identity")
+    if identity is None:
+        raise ApiError(401, "UNAUTHENTICATED", "API_KEY_MISSING", "a valid API key is required in X-API-Key")
+    return identity.tenant
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=128,
+            description="Alias of the body's request_id (the same value, or the body's left out).",
+        ),
+    ] = None,
+) -> str:
+    return idempotency_key or ""
+
+
+def request_id_of(body_id: str, header_id: str) -> str:
+    """The request id of the body, or of the Idempotency-Key header; both given, they must agree."""
+    if body_id and header_id and body_id != header_id:
+        raise invalid_request("request_id differs from the Idempotency-Key header", "request_id")
+    return body_id or header_id
 
 
 BackendsDep = Annotated[Backends, Depends(backends)]
 CallerDep = Annotated[str, Depends(caller)]
+IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]
 SessionId = Annotated[str, Path(pattern=schemas.SESSION_ID_PATTERN, description="The session's id.")]
 
 
-def scoped_request_id(caller_digest: str, request_id: str) -> str:
-    """Request ids are per API key, so one caller can never replay into another caller's session."""
-    return f"{caller_digest[:16]}:{request_id}" if request_id else ""
+def scoped_request_id(tenant: str, request_id: str) -> str:
+    """Request ids are per tenant, so one caller can never replay into another caller's session."""
+    return f"{tenant}:{request_id}" if request_id else ""
 
 
 def bind_session(session_id: str) -> None:
@@ -85,9 +110,13 @@ def api_router(dev_mode: bool) -> APIRouter:
         responses={200: {"model": schemas.Session, "description": "The session of an earlier request_id."}},
     )
     async def create_session(
-        body: schemas.CreateSessionRequest, response: Response, b: BackendsDep, who: CallerDep
+        body: schemas.CreateSessionRequest,
+        response: Response,
+        b: BackendsDep,
+        who: CallerDep,
+        header_id: IdempotencyKeyDep,
     ) -> schemas.Session:
-        scoped = scoped_request_id(who, body.request_id)
+        scoped = scoped_request_id(who, request_id_of(body.request_id, header_id))
         fresh = await b.first_create(scoped) if scoped else True
         request = session_pb2.CreateSessionRequest(
             request_id=scoped,
@@ -130,13 +159,14 @@ def api_router(dev_mode: bool) -> APIRouter:
         session_id: SessionId,
         b: BackendsDep,
         who: CallerDep,
+        header_id: IdempotencyKeyDep,
         body: Annotated[schemas.ExecuteSessionRequest | None, Body()] = None,
     ) -> schemas.Session:
         bind_session(session_id)
         body = body or schemas.ExecuteSessionRequest()
         request = session_pb2.ExecuteSessionRequest(
             session_id=session_id,
-            request_id=scoped_request_id(who, body.request_id),
+            request_id=scoped_request_id(who, request_id_of(body.request_id, header_id)),
             signature=bytes.fromhex(body.signature.removeprefix("0x")),
         )
         reply = await b.call("session", b.sessions.ExecuteSession, request)

@@ -20,7 +20,7 @@ from swap.session.v1 import session_pb2
 from swap_runtime import context
 
 from gateway import schemas, views
-from gateway.backends import Backends
+from gateway.backends import Backends, call_metadata
 from gateway.errors import ApiError, dotted, from_rpc_error
 from gateway.metrics import Metrics
 
@@ -177,7 +177,7 @@ class Connection:
             while True:
                 call = self.backends.sessions.WatchSession(
                     session_pb2.WatchSessionRequest(session_id=session_id, cursor=cursor),
-                    metadata=context.outgoing_metadata(),
+                    metadata=call_metadata(),
                 )
                 try:
                     async for update in call:

@@ -68,7 +68,12 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     replica_id: str = Field(
         "", description="This replica's stable id for leases (default: host name and port); unique per replica."
     )
-    max_active_per_maker: int = Field(5, ge=1, description="Open sessions one maker may have.")
+    max_active_per_maker: int = Field(
+        5, ge=1, description="Open sessions one maker may have (within each tenant: MAKER_LIMIT past it)."
+    )
+    max_active_per_tenant: int = Field(
+        100, ge=1, description="Open sessions one tenant (the edge's x-tenant) may have (TENANT_LIMIT past it)."
+    )
     max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
 
     @model_validator(mode="after")

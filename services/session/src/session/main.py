@@ -100,6 +100,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         runner,
         order_deadline_s=settings.order_deadline_s,
         max_active_per_maker=settings.max_active_per_maker,
+        max_active_per_tenant=settings.max_active_per_tenant,
         max_active_total=settings.max_active_total,
         clock_skew_s=settings.clock_skew_s,
     )

@@ -63,5 +63,7 @@ class SessionRecord(BaseModel):
     created_at: float
     updated_at: float
     request_id: str = ""
+    request_hash: str = ""  # SHA-256 of the canonical Create request: a reused request id must repeat it
+    tenant: str = ""  # who created it (the edge's x-tenant); "" = an internal caller
     execute_request_id: str = ""
     trace_parent: str = ""  # W3C traceparent of the Create request: the saga's steps join that trace

@@ -11,13 +11,16 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
+import grpc
+from google.rpc import code_pb2
 from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
 from swap_runtime import context
-from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from swap_runtime.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from swap_runtime.tracing import current_parent
 from swap_runtime.validation import parse_amount
 
@@ -40,6 +43,40 @@ MAX_SLIPPAGE_BPS = 5000
 _WATCH_BLOCK_MS = 2000  # under the Redis client's socket timeout
 
 
+class IdempotencyConflict(DomainError):
+    """A request id used again with a different request."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    rpc_code = code_pb2.ALREADY_EXISTS
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="IDEMPOTENCY_CONFLICT", metadata={"field": "request_id"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, as the edge (the gateway, Envoy's ext_authz) names it in metadata. A call without a tenant
+    comes from inside (another service, an operator's tool, the tests) and sees every session, like an
+    operator tenant does; a tenant sees only the sessions it created."""
+
+    tenant: str = ""
+    operator: bool = True
+
+    def sees(self, record: SessionRecord) -> bool:
+        return self.operator or record.tenant == self.tenant
+
+
+INTERNAL = Caller()
+
+
+def request_hash(r: session_pb2.CreateSessionRequest) -> str:
+    """The canonical form of a Create request, without its request id: what a repeat must match."""
+    canonical = session_pb2.CreateSessionRequest()
+    canonical.CopyFrom(r)
+    canonical.request_id = ""
+    return hashlib.sha256(canonical.SerializeToString(deterministic=True)).hexdigest()
+
+
 def dst_terms_hash(dst_chain: str, token: str, min_received: str, receiver: str, hashlock: str) -> bytes:
     """What the maker's order binds of the destination leg."""
     return hashlib.sha256(f"{dst_chain}|{token}|{min_received}|{receiver}|{hashlock}".encode()).digest()
@@ -58,6 +95,7 @@ class Sessions:
         order_deadline_s: int,
         max_active_per_maker: int,
         max_active_total: int,
+        max_active_per_tenant: int = 100,
         clock_skew_s: int = 2,
     ) -> None:
         self._store = store
@@ -69,10 +107,11 @@ class Sessions:
         self._deadline_s = order_deadline_s
         self._per_maker = max_active_per_maker
         self._total = max_active_total
+        self._per_tenant = max_active_per_tenant
         self._skew_s = clock_skew_s
         self._clock: Callable[[], float] = time.time
 
-    async def create(self, r: session_pb2.CreateSessionRequest) -> SessionRecord:
+    async def create(self, r: session_pb2.CreateSessionRequest, caller: Caller = INTERNAL) -> SessionRecord:
         src_chain = _chain("src.chain", r.src.chain)
         dst_chain = _chain("dst.chain", r.dst.chain)
         if src_chain == dst_chain:
@@ -89,12 +128,17 @@ class Sessions:
         src, dst = self._chains[src_chain], self._chains[dst_chain]
         maker = await _account(src, "maker", r.maker)
         receiver = await _account(dst, "receiver", r.receiver, must_exist=True)
-        if r.request_id and (existing := await self._store.session_for_request(r.request_id)):
+        # A tenant's request ids are its own: another tenant's same id is another request.
+        request_id = f"{caller.tenant}|{r.request_id}" if caller.tenant and r.request_id else r.request_id
+        fingerprint = request_hash(r)
+        if request_id and (existing := await self._store.session_for_request(request_id)):
             found = await self._store.get(existing)
             if found is not None:
-                return found
-        if await self._store.count_active(maker) >= self._per_maker:
+                return _same_request(found, fingerprint)
+        if await self._store.count_active(maker, caller.tenant) >= self._per_maker:
             raise FailedPrecondition(f"maker has {self._per_maker} open sessions already", reason="MAKER_LIMIT")
+        if caller.tenant and await self._store.count_active(tenant=caller.tenant) >= self._per_tenant:
+            raise FailedPrecondition(f"the tenant has {self._per_tenant} open sessions already", reason="TENANT_LIMIT")
         if await self._store.count_active() >= self._total:
             raise Unavailable("the service is at its limit of open sessions; retry later", reason="CAPACITY")
 
@@ -148,10 +192,14 @@ class Sessions:
             steps=[Step(state=S.INITIALIZED, at=now, note="session created; waiting for the maker")],
             created_at=now,
             updated_at=now,
-            request_id=r.request_id,
+            request_id=request_id,
+            request_hash=fingerprint,
+            tenant=caller.tenant,
             trace_parent=current_parent(),
         )
         stored = await self._store.create(record, snapshot(record))
+        if stored.session_id != session_id:
+            return _same_request(stored, fingerprint)  # a concurrent create with the same request id won
         if stored.session_id == session_id:
             SESSIONS_INITIATED.labels(src_chain, dst_chain).inc()
             self._runner.spawn(session_id)
@@ -168,15 +216,18 @@ class Sessions:
             raise InvalidArgument("quote_id", "the quote is for another pair or amount")
         return quote
 
-    async def get(self, session_id: str) -> SessionRecord:
+    async def get(self, session_id: str, caller: Caller = INTERNAL) -> SessionRecord:
         if not session_id:
             raise InvalidArgument("session_id", "required")
         record = await self._store.get(session_id)
-        if record is None:
+        # Another tenant's session is answered exactly like one that does not exist.
+        if record is None or not caller.sees(record):
             raise NotFound(f"no session {session_id}", reason="SESSION_NOT_FOUND")
         return record
 
-    async def list(self, maker: str, page_size: int, page_token: str) -> tuple[list[SessionRecord], str]:
+    async def list(
+        self, maker: str, page_size: int, page_token: str, caller: Caller = INTERNAL
+    ) -> tuple[list[SessionRecord], str]:
         if page_size > 100:
             raise InvalidArgument("page_size", "must be at most 100")
         size = page_size or 20
@@ -186,8 +237,8 @@ class Sessions:
             raise InvalidArgument("page_token", "not a token from a previous response") from None
         if not 0 <= offset <= _MAX_OFFSET:
             raise InvalidArgument("page_token", "not a token from a previous response")
-        ids = await self._store.list_ids(maker or None, offset, size)
-        records = [rec for i in ids if (rec := await self._store.get(i)) is not None]
+        ids = await self._store.list_ids(maker or None, offset, size, "" if caller.operator else caller.tenant)
+        records = [rec for i in ids if (rec := await self._store.get(i)) is not None and caller.sees(rec)]
         return records, str(offset + size) if len(ids) == size else ""
 
     async def _record_intent(
@@ -209,11 +260,16 @@ class Sessions:
             return record
         raise Unavailable(f"the session is busy; retry the {what}", reason="BUSY")
 
-    async def execute(self, session_id: str, request_id: str, signature: bytes) -> SessionRecord:
+    async def execute(
+        self, session_id: str, request_id: str, signature: bytes, caller: Caller = INTERNAL
+    ) -> SessionRecord:
         """Records the maker's go (with the signed order where the resolver submits it)."""
+        await self.get(session_id, caller)  # the tenant never changes: seen now, seen in the intent below
 
         async def intend(record: SessionRecord) -> bool:
             if request_id and record.execute_request_id == request_id:
+                if not record.maker_submits_source and record.signature != signature.hex():
+                    raise IdempotencyConflict("request_id was used with another signature")
                 return False
             if record.state is not S.INITIALIZED or record.execute_requested:
                 raise FailedPrecondition(f"the session is {record.state.value}", reason="SESSION_NOT_EXECUTABLE")
@@ -246,9 +302,10 @@ class Sessions:
         )
         await self._chains[record.src.chain].verify_maker_order(order, signature)
 
-    async def cancel(self, session_id: str) -> SessionRecord:
+    async def cancel(self, session_id: str, caller: Caller = INTERNAL) -> SessionRecord:
         """Records the maker's cancel; the reply shows the state before the saga acted on it (watch the
         session for the outcome)."""
+        await self.get(session_id, caller)
 
         async def intend(record: SessionRecord) -> bool:
             if record.state in TERMINAL:
@@ -262,14 +319,16 @@ class Sessions:
 
         return await self._record_intent(session_id, "cancel", intend)
 
-    async def watch(self, session_id: str, cursor: str, watchers: Watchers) -> AsyncIterator[tuple[str, bytes]]:
+    async def watch(
+        self, session_id: str, cursor: str, watchers: Watchers, caller: Caller = INTERNAL
+    ) -> AsyncIterator[tuple[str, bytes]]:
         """Streams over the watch pool only: however many watch, the saga's connections stay its own."""
         if not session_id:
             raise InvalidArgument("session_id", "required")
         if cursor and not valid_cursor(cursor):
             raise InvalidArgument("cursor", "must be a cursor from a previous update")
         record = await watchers.get(session_id)
-        if record is None:
+        if record is None or not caller.sees(record):
             raise NotFound(f"no session {session_id}", reason="SESSION_NOT_FOUND")
         # An ended session has nothing more to wait for: send what is after the cursor and close.
         follow = record.state not in TERMINAL
@@ -277,6 +336,15 @@ class Sessions:
             yield entry_id, payload
             if session_pb2.Session.FromString(payload).state in _TERMINAL_PB:
                 return
+
+
+def _same_request(found: SessionRecord, fingerprint: str) -> SessionRecord:
+    """The session of a repeated request id, when the request is the same one."""
+    if found.request_hash and found.request_hash != fingerprint:
+        raise IdempotencyConflict(
+            f"request_id was used for session {found.session_id} with another request; use a new request_id"
+        )
+    return found
 
 
 _MAX_OFFSET = 10**9

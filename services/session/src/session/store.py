@@ -5,6 +5,8 @@ Keys under the configured prefix:
   session:<id>        the record (JSON)             updates:<id>  stream of public snapshots
   active              ids of non-terminal sessions  active:<maker> the same, per maker
   all / maker:<maker> ids by creation time (zset)   request:<id>  idempotency: request id -> session id
+  tenant-active:<tenant>[:<maker>]  open sessions of a tenant (and of one maker within it)
+  tenant:<tenant> / tenant-maker:<tenant>:<maker>  a tenant's ids by creation time (zset)
   lease:<id> / epoch:<id>  the driving replica and its fencing epoch
   locks:<chain>       lock id -> session id (what a chain event wakes)
   deadlines:<chain>   session ids by the chain time they wait for (zset)
@@ -91,6 +93,11 @@ class SessionStore:
             pipe.sadd(self._k("active", record.maker), record.session_id)
             pipe.zadd(self._k("all"), {record.session_id: record.created_at})
             pipe.zadd(self._k("maker", record.maker), {record.session_id: record.created_at})
+            if record.tenant:
+                pipe.sadd(self._k("tenant-active", record.tenant), record.session_id)
+                pipe.sadd(self._k("tenant-active", record.tenant, record.maker), record.session_id)
+                pipe.zadd(self._k("tenant", record.tenant), {record.session_id: record.created_at})
+                pipe.zadd(self._k("tenant-maker", record.tenant, record.maker), {record.session_id: record.created_at})
             if record.src.lock_id:
                 pipe.hset(self._k("locks", record.src.chain), record.src.lock_id.lower(), record.session_id)
             await pipe.execute()
@@ -118,6 +125,9 @@ class SessionStore:
                 if record.state in TERMINAL:
                     pipe.srem(self._k("active"), record.session_id)
                     pipe.srem(self._k("active", record.maker), record.session_id)
+                    if record.tenant:
+                        pipe.srem(self._k("tenant-active", record.tenant), record.session_id)
+                        pipe.srem(self._k("tenant-active", record.tenant, record.maker), record.session_id)
                 await pipe.execute()
             except WatchError:
                 raise VersionConflict(record.session_id) from None
@@ -186,11 +196,18 @@ class SessionStore:
     async def active_ids(self) -> list[str]:
         return sorted(m.decode() for m in await self._r.smembers(self._k("active")))
 
-    async def count_active(self, maker: str | None = None) -> int:
-        key = self._k("active", maker) if maker else self._k("active")
+    async def count_active(self, maker: str | None = None, tenant: str = "") -> int:
+        if tenant:
+            key = self._k("tenant-active", tenant, maker) if maker else self._k("tenant-active", tenant)
+        else:
+            key = self._k("active", maker) if maker else self._k("active")
         return int(await self._r.scard(key))
 
-    async def list_ids(self, maker: str | None, offset: int, limit: int) -> list[str]:
-        key = self._k("maker", maker) if maker else self._k("all")
+    async def list_ids(self, maker: str | None, offset: int, limit: int, tenant: str = "") -> list[str]:
+        """Ids newest first: all of them, or one tenant's (and of one maker)."""
+        if tenant:
+            key = self._k("tenant-maker", tenant, maker) if maker else self._k("tenant", tenant)
+        else:
+            key = self._k("maker", maker) if maker else self._k("all")
         ids = await self._r.zrevrange(key, offset, offset + limit - 1)
         return [i.decode() for i in ids]
