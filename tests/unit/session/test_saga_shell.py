@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from session.model import Leg, SessionRecord
 from session.saga import Lease, Saga, SagaSettings
 from session.secrets import SecretBox, new_secret
-from session.service import Sessions, check_plan, valid_cursor
+from session.service import IdempotencyConflict, Sessions, check_plan, valid_cursor
 from session.states import State
 from session.store import SessionStore
 from session.views import snapshot
@@ -455,3 +455,14 @@ async def test_events_at_depth_are_facts_the_woken_pass_needs_no_read_for(world:
 )
 def test_watch_cursors_are_stream_ids_redis_accepts(cursor: str, ok: bool) -> None:
     assert valid_cursor(cursor) is ok
+
+
+async def test_an_execute_repeated_with_its_id_but_another_signature_conflicts(world: World) -> None:
+    world.record.execute_request_id = "exec-1"
+    world.record.signature = "ab" * 65
+    await world.start()
+    same = await _sessions(world).execute(world.record.session_id, "exec-1", bytes.fromhex("ab" * 65))
+    assert same.version == world.record.version, "the same execute again changes nothing"
+    with pytest.raises(IdempotencyConflict) as conflict:
+        await _sessions(world).execute(world.record.session_id, "exec-1", bytes.fromhex("cd" * 65))
+    assert conflict.value.reason == "IDEMPOTENCY_CONFLICT" and conflict.value.metadata == {"field": "request_id"}
