@@ -22,7 +22,7 @@ from swap_devnet.stack import LocalStack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.fixtures.gateway import API_KEY, gateway_env
+from tests.fixtures.gateway import API_KEY, TENANT, gateway_env
 from tests.integration.faults.test_faults import assert_whole, finish
 from tests.integration.swaps import TERMINAL, Balances, St, create_base_to_near, execute_base, watch_until
 
@@ -137,7 +137,10 @@ async def test_gateway_killed_at_source_locked_and_the_client_resumes(
 ) -> None:
     balances = Balances(stack)
     before = balances.snapshot()
-    gateway = GatewayProcess("gateway-faults", gateway_env(stack), tmp_path).start()
+    # The session is made straight on the session service (no tenant): the gateway's tenant sees it as an
+    # operator does.
+    env = gateway_env(stack, GATEWAY_OPERATOR_TENANTS=TENANT)
+    gateway = GatewayProcess("gateway-faults", env, tmp_path).start()
     try:
         session = await create_base_to_near(sessions, stack)
         seen: list[dict[str, Any]] = []
