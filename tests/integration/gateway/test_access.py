@@ -141,6 +141,20 @@ async def test_strangers_are_rate_limited_per_address(stack: Any, gateway_factor
         assert allowed.headers["x-tenant"] == TENANT and allowed.headers["x-tenant-role"] == "tenant"
 
 
+async def test_websocket_messages_count_against_the_rate_limit(stack: Any, gateway_factory: GatewayFactory) -> None:
+    """The handshake and every message after it count as requests of the tenant: past the limit a message
+    is answered with a RATE_LIMITED error event and dropped; the connection stays open."""
+    limited = gateway_factory("gateway-ws-limit", gateway_env(stack, GATEWAY_RATE_LIMIT="6/minute"))
+    async with connect(limited.ws_url, additional_headers={"X-API-Key": API_KEY}) as ws:
+        answers = []
+        for i in range(8):
+            await ws.send(json.dumps({"op": "ping", "channel": "session", "args": [f"{i:032x}"]}))
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+    assert [a["event"] for a in answers] == ["pong"] * 5 + ["error"] * 3  # the handshake took the sixth
+    assert answers[-1]["args"][0]["reason"] == "RATE_LIMITED"
+    assert "retry in" in answers[-1]["args"][0]["message"]
+
+
 async def test_without_redis_reads_pass_and_writes_are_refused(stack: Any, gateway_factory: GatewayFactory) -> None:
     """The limiter's policy when Redis is down: fail-open for reads, fail-closed for writes (the defaults)."""
     dead = f"redis://127.0.0.1:{free_port()}/0"

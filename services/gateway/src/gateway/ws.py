@@ -20,9 +20,11 @@ from swap.session.v1 import session_pb2
 from swap_runtime import context
 
 from gateway import schemas, views
+from gateway.auth import current_identity
 from gateway.backends import Backends, call_metadata
 from gateway.errors import ApiError, dotted, from_rpc_error
 from gateway.metrics import Metrics
+from gateway.ratelimit import LimiterUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class Connection:
                     except UnicodeDecodeError:
                         await self.send("error", problem("INVALID_REQUEST", "messages must be UTF-8 JSON"))
                         continue
+                if await self.over_limit():
+                    continue
                 await self.handle(text)
         except WebSocketDisconnect:
             return
@@ -101,6 +105,21 @@ class Connection:
             self.metrics.ws_subscriptions.dec(len(self.subscriptions))
             self.subscriptions.clear()
             self.metrics.ws_connections.dec()
+
+    async def over_limit(self) -> bool:
+        """Every message counts against the tenant's rate limit, like a request: a client cannot do over one
+        connection what the limit refuses it over HTTP. Past it the message is dropped with an error event."""
+        identity = current_identity.get()
+        if identity is None or not self.backends.limiter.enabled:
+            return False
+        try:
+            retry_after = await self.backends.limiter.retry_after(identity.tenant, "GET")
+        except LimiterUnavailable:
+            return False  # a message is a read: the read policy lets it through when the limiter cannot count
+        if retry_after is None:
+            return False
+        await self.send("error", problem("RATE_LIMITED", f"rate limit exceeded; retry in {retry_after} s"))
+        return True
 
     async def handle(self, text: str) -> None:
         try:
