@@ -14,8 +14,6 @@ import grpc
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.evm import EvmDeployment, increase_time, mine, sha256_hashlock, sign_order
@@ -24,6 +22,7 @@ from web3.types import Nonce, RPCEndpoint, TxParams, Wei
 
 from tests.fixtures.services import BASE_CONFIRMATIONS
 from tests.integration.chain_streams import EventStream, next_event
+from tests.integration.rich_status import field_violation
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +61,6 @@ def w3(base_chain: EvmDeployment) -> Web3:
 
 def tusd(w3: Web3, chain: EvmDeployment, who: str) -> int:
     return int(chain.token_contract(w3).functions.balanceOf(who).call())
-
-
-def field_violation(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return str(bad.field_violations[0].field)
-    raise AssertionError("no BadRequest detail")
 
 
 @pytest.fixture

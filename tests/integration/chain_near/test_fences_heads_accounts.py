@@ -12,13 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.near import NEAR, NearDevnetProcess
 
 from tests.integration.chain_streams import EventStream, next_event, next_item, next_tick
+from tests.integration.rich_status import error_reason, field_violation
 
 pytestmark = pytest.mark.integration
 
@@ -57,26 +56,6 @@ def lock_request(devnet: NearDevnetProcess, hashlock: bytes | None = None) -> ch
 
 def fence(key: str, epoch: int | str) -> tuple[tuple[str, str], ...]:
     return (("x-fence-key", key), ("x-fence-epoch", str(epoch)))
-
-
-def error_reason(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    raise AssertionError("no ErrorInfo detail")
-
-
-def field_violation(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return str(bad.field_violations[0].field)
-    raise AssertionError("no BadRequest detail")
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from py_near.account import Account
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
@@ -23,6 +21,7 @@ from swap_devnet.near import NEAR, NearDevnetProcess, lock_id_for
 from swap_devnet.procs import ServiceProcess
 
 from tests.integration.chain_streams import EventStream, next_event
+from tests.integration.rich_status import error_reason, field_violation
 
 pytestmark = pytest.mark.integration
 
@@ -63,26 +62,6 @@ def lock_request(
         ),
         resolver=chain_pb2.ResolverFunding(salt=str(next(_salts))),
     )
-
-
-def error_reason(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return str(info.reason)
-    raise AssertionError("no ErrorInfo detail")
-
-
-def field_violation(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return str(bad.field_violations[0].field)
-    raise AssertionError("no BadRequest detail")
 
 
 @pytest.fixture

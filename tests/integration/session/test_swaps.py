@@ -13,8 +13,6 @@ from typing import Any
 import grpc
 import pytest
 import redis
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -23,6 +21,7 @@ from swap_devnet.evm import increase_time
 from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
 
+from tests.integration.rich_status import error_reason
 from tests.integration.swaps import (
     AMOUNT,
     TERMINAL,
@@ -304,14 +303,6 @@ async def test_create_is_idempotent_with_a_request_id(
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=first.session.session_id))
 
 
-def reason_of(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[-1].Unpack(info)
-    return str(info.reason)
-
-
 async def test_tenants_see_only_their_sessions_and_have_their_own_limits_and_request_ids(
     sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
 ) -> None:
@@ -350,12 +341,12 @@ async def test_tenants_see_only_their_sessions_and_have_their_own_limits_and_req
         keyed.src_amount = str(AMOUNT * 2)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await sessions.CreateSession(keyed, metadata=mine)
-        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and reason_of(err.value) == "IDEMPOTENCY_CONFLICT"
+        assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and error_reason(err.value) == "IDEMPOTENCY_CONFLICT"
 
         # Visibility.
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await sessions.GetSession(session_pb2.GetSessionRequest(session_id=first), metadata=theirs)
-        assert err.value.code() == grpc.StatusCode.NOT_FOUND and reason_of(err.value) == "SESSION_NOT_FOUND"
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and error_reason(err.value) == "SESSION_NOT_FOUND"
         for who in (mine, operator, ()):
             got = await sessions.GetSession(session_pb2.GetSessionRequest(session_id=first), metadata=who)
             assert got.session.session_id == first
@@ -365,11 +356,11 @@ async def test_tenants_see_only_their_sessions_and_have_their_own_limits_and_req
             created.append((await sessions.CreateSession(base, metadata=mine)).session.session_id)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await sessions.CreateSession(base, metadata=mine)
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "MAKER_LIMIT"
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "MAKER_LIMIT"
         created.append((await sessions.CreateSession(near, metadata=mine)).session.session_id)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await sessions.CreateSession(near, metadata=mine)
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and reason_of(err.value) == "TENANT_LIMIT"
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and error_reason(err.value) == "TENANT_LIMIT"
         # Another tenant is not held up by these, even for the same maker.
         created.append((await sessions.CreateSession(base, metadata=theirs)).session.session_id)
 

@@ -13,7 +13,6 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from session.config import SessionSettings
 from session.main import build
 from session.model import Leg, SessionRecord, Step
@@ -23,6 +22,8 @@ from session.views import snapshot
 from session.watchers import Watchers
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.errors import ResourceExhausted
+
+from tests.integration.rich_status import error_info
 
 pytestmark = pytest.mark.integration
 
@@ -102,10 +103,7 @@ async def refused(open_: Open, tenant: str | None = None) -> error_details_pb2.E
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await open_(tenant)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value
-    status = rpc_status.from_call(err.value)
-    assert status is not None
-    info = error_details_pb2.ErrorInfo()
-    assert status.details[0].Unpack(info)
+    info = error_info(err.value)
     assert info.reason == "TOO_MANY_WATCHERS"
     return info
 
