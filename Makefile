@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down bench faults setup proto proto-check abi-check env-example contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down bench faults setup proto proto-check abi-check env-example certs contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ proto-check: .venv/.synced node_modules/.installed ## fail when the protos break
 
 env-example: .venv/.synced ## regenerate deploy/env.example from the settings classes
 	$(PY) scripts/gen_env_example.py
+
+certs: .venv/.synced ## a private CA and a certificate per service in deploy/certs (CERT_HOSTS: more names)
+	$(PY) -m swap_devnet.pki deploy/certs $(foreach host,$(CERT_HOSTS),--host $(host))
+	@# Compose mounts the files with their host owner and mode, and the containers run as other users (10001,
+	@# Envoy's 101): the keys it mounts must be readable by them. The CA's and the operator's stay private.
+	chmod 0644 $(foreach name,session quote chain-base chain-near gateway envoy,deploy/certs/$(name)/tls.key)
 
 abi-check: contracts ## fail when the ABIs chain-base ships differ from the compiled contracts
 	$(PY) scripts/export_abis.py --check

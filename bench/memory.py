@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -60,7 +59,7 @@ async def _measure(stack: LocalStack, sessions: int) -> dict[str, Any]:
     ids: list[str] = []
     out: dict[str, Any] = {}
     async with (
-        grpc.aio.insecure_channel(stack.services["session"].address) as channel,
+        stack.channel("session") as channel,
         httpx.AsyncClient(base_url=stack.gateway.url, headers={"X-API-Key": API_KEY}, timeout=30) as client,
     ):
         stub = session_pb2_grpc.SessionServiceStub(channel)

@@ -1,15 +1,18 @@
 """`python -m bench.noop_quote`: a QuoteService whose GetQuote returns one constant reply, on the same
 server setup as the real service (swap_runtime.server.GrpcService: interceptors, health, reflection), on
-the port in BENCH_NOOP_QUOTE_PORT. The floor a GetQuote call costs through gRPC in Python."""
+the port in BENCH_NOOP_QUOTE_PORT, with mutual TLS when BENCH_TLS_DIR names a certificate directory. The
+floor a GetQuote call costs through gRPC in Python."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import grpc
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.server import GrpcService
+from swap_runtime.tls import Tls
 
 SERVICE_NAME = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
 
@@ -43,16 +46,17 @@ class NoopQuoteServicer(quote_pb2_grpc.QuoteServiceServicer):
         return quote_pb2.LookupQuoteResponse(quote=REPLY.quote)
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int, tls_dir: str | None) -> None:
     servicer = NoopQuoteServicer()
     service = GrpcService(
         name="quote-noop",
         service_names=[SERVICE_NAME],
         register=lambda server: quote_pb2_grpc.add_QuoteServiceServicer_to_server(servicer, server),
         port=port,
+        tls=Tls.load(Path(tls_dir)) if tls_dir else None,
     )
     await service.serve_until_signalled()
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(int(os.environ["BENCH_NOOP_QUOTE_PORT"])))
+    asyncio.run(_serve(int(os.environ["BENCH_NOOP_QUOTE_PORT"]), os.environ.get("BENCH_TLS_DIR")))

@@ -11,20 +11,26 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import grpc
 from aiohttp import web
-from swap_devnet.procs import free_port
+from swap_devnet.procs import free_port, tls_credentials
+from swap_runtime.tls import Tls
 
 # Headers gRPC sets itself on the outgoing call; forwarding them would duplicate or contradict them.
 _HOP_HEADERS = {"user-agent", "content-type", "te", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout"}
 
 
 class GrpcCounter:
-    def __init__(self, upstream: str) -> None:
+    """Serves with the certificate in `server_tls` and calls upstream as `client_tls` (both None: plaintext)."""
+
+    def __init__(self, upstream: str, server_tls: Path | None = None, client_tls: Path | None = None) -> None:
         self.upstream = upstream
+        self.server_tls = server_tls
+        self.client_tls = client_tls
         self.port = free_port()
         self.counts: Counter[str] = Counter()
         self._channel: Any = None
@@ -35,10 +41,17 @@ class GrpcCounter:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> GrpcCounter:
-        self._channel = grpc.aio.insecure_channel(self.upstream)
+        if self.client_tls is None:
+            self._channel = grpc.aio.insecure_channel(self.upstream)
+        else:
+            self._channel = grpc.aio.secure_channel(self.upstream, tls_credentials(self.client_tls))
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers([_Forwarder(self)])
-        self._server.add_insecure_port(self.address)
+        if self.server_tls is None:
+            self._server.add_insecure_port(self.address)
+        else:
+            tls = Tls.load(self.server_tls)
+            self._server.add_secure_port(self.address, tls.server_credentials())
         await self._server.start()
         return self
 

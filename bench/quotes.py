@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
+from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
 
 from bench.edge import API_KEY
@@ -125,18 +125,19 @@ async def _slice(stub: quote_pb2_grpc.QuoteServiceStub, request: Any, concurrenc
     return samples
 
 
-async def _quote_vs_noop(stack: LocalStack, noop_address: str, options: Options) -> dict[str, Any]:
+async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Options) -> dict[str, Any]:
     assert stack.evm is not None and stack.near is not None
     request = quote_pb2.GetQuoteRequest(
         src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
         dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
         src_amount=AMOUNT,
     )
-    targets = {"quote": stack.services["quote"].address, "noop": noop_address}
+    # Both over mutual TLS as the operator, as every internal call is.
+    channels = {"quote": stack.channel("quote"), "noop": noop.channel(stack.identity_dir("operator"))}
+    targets = list(channels)
     samples: dict[str, list[float]] = {name: [] for name in targets}
     busy_s: dict[str, float] = dict.fromkeys(targets, 0.0)
     per_slice: dict[str, list[float]] = {name: [] for name in targets}
-    channels = {name: grpc.aio.insecure_channel(address) for name, address in targets.items()}
     try:
         stubs = {name: quote_pb2_grpc.QuoteServiceStub(channel) for name, channel in channels.items()}
         for name in targets:
@@ -165,9 +166,11 @@ async def _quote_vs_noop(stack: LocalStack, noop_address: str, options: Options)
 
 def run_quote_vs_noop(stack: LocalStack, options: Options) -> dict[str, Any]:
     env: dict[str, str] = {}
-    noop = start_service("quote-noop", "bench.noop_quote", env, options.work_dir, "BENCH_NOOP_QUOTE_PORT")
+    noop = start_service(
+        "quote-noop", "bench.noop_quote", env, options.work_dir, "BENCH_NOOP_QUOTE_PORT", stack.identity_dir("quote")
+    )
     try:
-        result = asyncio.run(_quote_vs_noop(stack, noop.address, options))
+        result = asyncio.run(_quote_vs_noop(stack, noop, options))
     finally:
         noop.stop()
     return {

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import redis
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -154,8 +153,10 @@ def _start_stack(work: Path) -> LocalStack:
 
 async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str, Any]:
     proxies = {
-        "chain-base": await GrpcCounter(stack.services["chain-base"].address).start(),
-        "chain-near": await GrpcCounter(stack.services["chain-near"].address).start(),
+        name: await GrpcCounter(
+            stack.services[name].address, server_tls=stack.identity_dir(name), client_tls=stack.identity_dir("session")
+        ).start()
+        for name in ("chain-base", "chain-near")
     }
     o = stack.options
     env = {
@@ -178,10 +179,12 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
     }
     swaps: dict[str, list[dict[str, Any]]] = {"stack_session": [], "counted_session": []}
     try:
-        counted = await asyncio.to_thread(start_service, "session-counted", "session.main", env, work, "SESSION_PORT")
+        counted = await asyncio.to_thread(
+            start_service, "session-counted", "session.main", env, work, "SESSION_PORT", stack.identity_dir("session")
+        )
         async with (
-            grpc.aio.insecure_channel(stack.services["session"].address) as plain_channel,
-            grpc.aio.insecure_channel(counted.address) as counted_channel,
+            stack.channel("session") as plain_channel,
+            counted.channel(stack.identity_dir("operator")) as counted_channel,
         ):
             stubs = {
                 "stack_session": session_pb2_grpc.SessionServiceStub(plain_channel),

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
 
@@ -68,7 +67,7 @@ async def _one(stub: session_pb2_grpc.SessionServiceStub, stack: LocalStack) -> 
 async def _batch(stack: LocalStack, swaps: int) -> tuple[list[dict[str, Any]], float, dict[str, int]]:
     """`swaps` swaps started at once; the results, the wall time of the whole batch (s), the balance moves."""
     before = await _balances(stack)
-    async with grpc.aio.insecure_channel(stack.services["session"].address) as channel:
+    async with stack.channel("session") as channel:
         stub = session_pb2_grpc.SessionServiceStub(channel)
         start = time.perf_counter()
         results = await asyncio.gather(*(_one(stub, stack) for _ in range(swaps)))

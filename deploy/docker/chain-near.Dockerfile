@@ -33,6 +33,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     CHAIN_NEAR_PORT=50052
 USER 10001:10001
 EXPOSE 50052
+# The service's gRPC health, asked as its peers ask: over mutual TLS, with the service's own certificate
+# (CHAIN_NEAR_TLS_DIR).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import grpc, os, sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; s = g.HealthStub(grpc.insecure_channel('127.0.0.1:' + os.environ['CHAIN_NEAR_PORT'])).Check(h.HealthCheckRequest(service='swap.chain.v1.ChainService'), timeout=3).status; sys.exit(s != h.HealthCheckResponse.SERVING)"]
+  CMD ["python", "-m", "swap_runtime.probe", "CHAIN_NEAR_", "swap.chain.v1.ChainService"]
 ENTRYPOINT ["python", "-m", "chain_near.main"]

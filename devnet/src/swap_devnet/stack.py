@@ -13,11 +13,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import grpc
+
 from swap_devnet.envoy import Envoy
 from swap_devnet.evm import Anvil, EvmDeployment, deploy
 from swap_devnet.faults import TcpProxy
 from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
+from swap_devnet.pki import Issued, issue_all
 from swap_devnet.procs import GatewayProcess, ServiceProcess, free_port
 from swap_devnet.redis_server import LOCAL_REDIS_URL, RedisServer, answers
 
@@ -57,6 +60,9 @@ class StackOptions:
     # The edge: the gateway (dev mode, this API key) and Envoy in front of it and of the gRPC services.
     edge: bool = False
     api_key: str = "dev-key"
+    # Mutual TLS between the services, with a CA and certificates made at start (work_dir/pki); off is the
+    # plaintext development flag, for benchmarks that put plain proxies between the services.
+    tls: bool = True
 
 
 class LocalStack:
@@ -73,6 +79,15 @@ class LocalStack:
         self.proxies: dict[str, TcpProxy] = {}
         self.gateway: GatewayProcess | None = None
         self.envoy: Envoy | None = None
+        self.pki: dict[str, Issued] = {}
+
+    def identity_dir(self, identity: str) -> Path | None:
+        """The TLS directory of `identity` (a service, "gateway", "envoy" or "operator"); None in plaintext."""
+        return self.pki[identity].directory if self.pki else None
+
+    def channel(self, name: str, identity: str = "operator") -> grpc.aio.Channel:
+        """A grpc.aio channel to service `name`, as `identity`. The chain services answer only "session"."""
+        return self.services[name].channel(self.identity_dir(identity))
 
     def start(self) -> Self:
         try:
@@ -85,6 +100,8 @@ class LocalStack:
     def _start(self) -> None:
         o = self.options
         o.work_dir.mkdir(parents=True, exist_ok=True)
+        if o.tls:
+            self.pki = issue_all(o.work_dir / "pki")
         self.anvil = self._exit.enter_context(Anvil(block_time=o.anvil_block_time or None, log_dir=o.work_dir))
         self.evm = deploy(self.anvil.rpc_url)
         evm_file = o.work_dir / "evm.json"
@@ -144,6 +161,7 @@ class LocalStack:
                 "SESSION_RETRY_DELAY_S": poll,
             },
         )
+        self.chains_file.write_text(json.dumps(self.maker_chains(), indent=2) + "\n")
         if o.edge:
             self._start_edge(evm_file, near_file)
         (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
@@ -161,11 +179,19 @@ class LocalStack:
             "GATEWAY_DEV_MODE": "true",
             "GATEWAY_EVM_DEPLOYMENT_FILE": str(evm_file),
             "GATEWAY_NEAR_DEPLOYMENT_FILE": str(near_file),
+            "GATEWAY_PAGE_CHAINS_FILE": str(self.chains_file),
             **o.extra_env.get("gateway", {}),
         }
-        self.gateway = self._exit.enter_context(GatewayProcess("gateway", env, o.work_dir))
+        envoy_tls = self.identity_dir("envoy")
+        if envoy_tls is None:
+            raise ValueError("the edge needs mutual TLS to the services: StackOptions(tls=True)")
+        self.gateway = self._exit.enter_context(
+            GatewayProcess("gateway", env, o.work_dir, tls_dir=self.identity_dir("gateway"))
+        )
         ports = {name: int(proc.address.rsplit(":", 1)[1]) for name, proc in self.services.items()}
-        self.envoy = self._exit.enter_context(Envoy(o.work_dir, {"gateway": self.gateway.port, **ports}))
+        self.envoy = self._exit.enter_context(
+            Envoy(o.work_dir, {"gateway": self.gateway.port, **ports}, tls_dir=envoy_tls)
+        )
         self.envoy.wait_healthy("session", "quote")
 
     def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
@@ -183,15 +209,30 @@ class LocalStack:
         return written[0], written[1]
 
     def _service(self, name: str, module: str, env: dict[str, str]) -> ServiceProcess:
-        prefix = name.replace("-", "_").upper()
-        proc = ServiceProcess(name, module, env, self.options.work_dir)
-        env[f"{prefix}_PORT"] = str(proc.port)
+        proc = ServiceProcess(name, module, env, self.options.work_dir, tls_dir=self.identity_dir(name))
+        env[f"{proc.prefix}PORT"] = str(proc.port)
         self.metrics_ports[name] = free_port()
-        env[f"{prefix}_METRICS_PORT"] = str(self.metrics_ports[name])
+        env[f"{proc.prefix}METRICS_PORT"] = str(self.metrics_ports[name])
         env.update(self.options.extra_env.get(name, {}))
         self._exit.enter_context(proc)
         self.services[name] = proc
         return proc
+
+    @property
+    def chains_file(self) -> Path:
+        """What a maker's client reads the destination chains with (swapctl --chains, docs/cli.md)."""
+        return self.options.work_dir / "chains.json"
+
+    def maker_chains(self) -> dict[str, dict[str, object]]:
+        assert self.evm is not None and self.near is not None
+        return {
+            "base": {
+                "rpc_url": self.evm.rpc_url,
+                "escrow_dst": self.evm.escrow_dst,
+                "confirmations": self.options.base_confirmations,
+            },
+            "near": {"rpc_url": self.near.rpc_url, "htlc": self.near.htlc.account_id},
+        }
 
     def describe(self) -> dict[str, object]:
         return {
@@ -204,6 +245,7 @@ class LocalStack:
             "gateway": self.gateway.url if self.gateway else None,
             "edge": self.envoy.url if self.envoy else None,
             "logs": str(self.options.work_dir),
+            "tls": str(self.options.work_dir / "pki") if self.pki else None,
         }
 
     def stop(self) -> None:

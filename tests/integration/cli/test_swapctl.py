@@ -1,13 +1,17 @@
 """The installed `swapctl` against the real gateway and stack: a dev swap to completion with the receiver's
-balance checked on chain, and the gateway's errors as swapctl reports them."""
+balance checked on chain (the secret held by swapctl, released after its own check of the destination lock
+on the NEAR devnet), a swapctl killed before the release and resumed, and the gateway's errors as swapctl
+reports them."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +27,30 @@ NEAR_TX = re.compile(r"tx near [1-9A-HJ-NP-Za-km-z]{32,44}")
 pytestmark = pytest.mark.integration
 
 
-def swapctl(gateway: GatewayProcess, *args: str, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
+def swapctl_env(gateway: GatewayProcess, key: str = API_KEY, state: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "SWAPCTL_URL": gateway.url, "SWAPCTL_API_KEY": key, "COLUMNS": "200"}
+    if state is not None:
+        env["SWAPCTL_STATE_DIR"] = str(state)
+    return env
+
+
+def swapctl(
+    gateway: GatewayProcess, *args: str, key: str = API_KEY, state: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = swapctl_env(gateway, key, state)
     return subprocess.run([str(SWAPCTL), *args], check=False, env=env, capture_output=True, text=True, timeout=120)
+
+
+def maker_swap(
+    gateway: GatewayProcess, stack: LocalStack, src: str, dst: str, amount: str, maker: str, receiver: str, state: Path
+) -> subprocess.CompletedProcess[str]:
+    """`swapctl swap` in secret mode maker with the dev maker key, the stack's chains file and its own state dir."""
+    args = [src, dst, amount, "--decimals", "6", "--maker", maker, "--receiver", receiver]
+    return swapctl(gateway, "swap", *args, "--chains", str(stack.chains_file), "--dev", state=state)
+
+
+def logs_mention(stack: LocalStack, text: str) -> list[str]:
+    return [p.name for p in Path(stack.options.work_dir).glob("*.log") if text in p.read_text(errors="replace")]
 
 
 def pair(stack: LocalStack) -> list[str]:
@@ -34,41 +59,44 @@ def pair(stack: LocalStack) -> list[str]:
 
 
 @pytest.mark.timeout(180)
-def test_dev_swap_completes_and_pays_the_receiver(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
+def test_dev_swap_completes_and_pays_the_receiver(
+    cli_gateway: GatewayProcess, cli_stack: LocalStack, tmp_path: Path
+) -> None:
     assert cli_stack.evm is not None and cli_stack.near is not None
     balances = Balances(cli_stack)
     receiver = cli_stack.near.receiver.account_id
     before = balances.near_tusd(receiver)
 
-    done = swapctl(
-        cli_gateway,
-        "swap",
-        *pair(cli_stack),
-        "12.5",
-        "--decimals",
-        "6",
-        "--maker",
-        cli_stack.evm.maker.address,
-        "--receiver",
-        receiver,
-        "--dev",
-    )
+    src, dst = pair(cli_stack)
+    done = maker_swap(cli_gateway, cli_stack, src, dst, "12.5", cli_stack.evm.maker.address, receiver, tmp_path)
 
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{cli_gateway.tail()}"
     out = done.stdout
     session_id = re.search(r"session (\w+) created", out)
     assert session_id is not None, out
-    for state in ("initialized", "executing", "source_locked", "both_locked", "revealing_secret", "completed"):
+    for state in (
+        "initialized",
+        "executing",
+        "source_locked",
+        "both_locked",
+        "awaiting_secret",
+        "revealing_secret",
+        "completed",
+    ):
         assert re.search(rf"^\d\d:\d\d:\d\d  {state}\b", out, re.MULTILINE), out
+    assert "destination lock checked on near" in out and "releasing the secret" in out, out
     assert BASE_TX.search(out) and NEAR_TX.search(out), out
     assert f"completed: {receiver} received" in out
 
     got = swapctl(cli_gateway, "get", session_id.group(1), "--json")
     assert got.returncode == 0, got.stderr
     session = json.loads(got.stdout)
-    assert session["state"] == "completed"
+    assert session["state"] == "completed" and session["secret_mode"] == "maker"
     assert session["src_amount"] == "12500000"
     assert balances.near_tusd(receiver) - before == int(session["dst_amount"])
+    # The secret was swapctl's: no service logged it, and its file went with the end of the swap.
+    assert logs_mention(cli_stack, session["secret"]) == []
+    assert list((tmp_path / "secrets").glob("*.json")) == []
 
     watched = swapctl(cli_gateway, "watch", session_id.group(1))
     assert watched.returncode == 0, watched.stderr
@@ -86,8 +114,82 @@ def test_quote_shows_the_auction(cli_gateway: GatewayProcess, cli_stack: LocalSt
     assert "refund guaranteed by" in done.stdout
 
 
+@pytest.mark.timeout(180)
+def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
+    cli_gateway: GatewayProcess, cli_stack: LocalStack, tmp_path: Path
+) -> None:
+    """The secret survives a killed swapctl in its 0600 file; `reveal` keeps it when the destination lock
+    fails the maker's own check (here: less time left than the maker asks for); `watch` then releases it."""
+    assert cli_stack.evm is not None and cli_stack.near is not None
+    balances = Balances(cli_stack)
+    receiver = cli_stack.near.receiver.account_id
+    before = balances.near_tusd(receiver)
+    chains = str(cli_stack.chains_file)
+    args = [*pair(cli_stack), "3", "--decimals", "6", "--maker", cli_stack.evm.maker.address]
+    args += ["--receiver", receiver, "--chains", chains, "--dev"]
+    proc = subprocess.Popen(
+        [str(SWAPCTL), "swap", *args],
+        env=swapctl_env(cli_gateway, state=tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "performed the maker's step" in line:
+            break
+    proc.kill()
+    proc.wait()
+    found = re.search(r"session (\w+) created", "".join(lines))
+    assert found is not None, lines
+    sid = found.group(1)
+    [secret_file] = (tmp_path / "secrets").glob("*.json")
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    held = json.loads(secret_file.read_text())
+    assert held["session_id"] == sid and not held["released"]
+
+    deadline = time.monotonic() + 90
+    while json.loads(swapctl(cli_gateway, "get", sid, "--json").stdout)["state"] != "awaiting_secret":
+        assert time.monotonic() < deadline, "the session never reached awaiting_secret"
+        time.sleep(0.3)
+    kept = swapctl(cli_gateway, "reveal", sid, "--chains", chains, "--min-time-left", "100000", state=tmp_path)
+    assert kept.returncode == 3, f"{kept.stdout}\n{kept.stderr}"
+    assert "secret kept" in kept.stdout and "s are left before it can be cancelled" in kept.stdout, kept.stdout
+    assert json.loads(swapctl(cli_gateway, "get", sid, "--json").stdout)["state"] == "awaiting_secret"
+
+    resumed = swapctl(cli_gateway, "watch", sid, "--chains", chains, state=tmp_path)
+    assert resumed.returncode == 0, f"{resumed.stdout}\n{resumed.stderr}"
+    assert "releasing the secret" in resumed.stdout
+    session = json.loads(swapctl(cli_gateway, "get", sid, "--json").stdout)
+    assert session["state"] == "completed" and session["secret"] == held["secret"]
+    assert balances.near_tusd(receiver) - before == int(session["dst_amount"])
+    assert not secret_file.exists()
+
+
+def test_maker_mode_needs_the_makers_own_view_of_the_chains(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
+    assert cli_stack.evm is not None
+    done = swapctl(
+        cli_gateway, "swap", *pair(cli_stack), "10", "--maker", cli_stack.evm.maker.address, "--receiver", "r"
+    )
+    assert done.returncode == 2
+    assert "--chains" in done.stderr and "--secret-mode service" in done.stderr
+
+
 def test_gateway_errors_as_one_line(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
-    bad_maker = swapctl(cli_gateway, "swap", *pair(cli_stack), "10", "--maker", "nope", "--receiver", "r.test.near")
+    bad_maker = swapctl(
+        cli_gateway,
+        "swap",
+        *pair(cli_stack),
+        "10",
+        "--maker",
+        "nope",
+        "--receiver",
+        "r.test.near",
+        "--secret-mode",
+        "service",
+    )
     assert bad_maker.returncode == 3
     assert bad_maker.stderr.startswith('error: field "maker" (--maker): ')
     assert bad_maker.stderr.count("\n") == 1
@@ -110,3 +212,22 @@ def test_unreachable_gateway() -> None:
     done = subprocess.run([str(SWAPCTL), "list"], check=False, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 5
     assert "connection refused" in done.stderr
+
+
+@pytest.mark.timeout(180)
+def test_near_to_base_in_maker_mode(cli_gateway: GatewayProcess, cli_stack: LocalStack, tmp_path: Path) -> None:
+    """The NEAR maker locks on the HTLC with the hashlock swapctl drew; swapctl checks the BASE lock on anvil."""
+    assert cli_stack.evm is not None and cli_stack.near is not None
+    balances = Balances(cli_stack)
+    receiver = cli_stack.evm.receiver.address
+    before = balances.base(receiver)
+    src, dst = pair(cli_stack)
+    done = maker_swap(cli_gateway, cli_stack, dst, src, "4", cli_stack.near.maker.account_id, receiver, tmp_path)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "destination lock checked on base" in done.stdout
+    sid = re.search(r"session (\w+) created", done.stdout)
+    assert sid is not None
+    session = json.loads(swapctl(cli_gateway, "get", sid.group(1), "--json").stdout)
+    assert session["state"] == "completed" and session["secret_mode"] == "maker"
+    assert balances.base(receiver) - before == int(session["dst_amount"])
+    assert logs_mention(cli_stack, session["secret"]) == []

@@ -1,6 +1,7 @@
 """deploy/docker: each image pins its base images and uv, builds its venv from the workspace lock with
 `uv sync --frozen --no-dev`, ships only that venv to a final stage that runs as a non-root user, and declares
-a HEALTHCHECK. The health check commands themselves are run here against real servers."""
+a HEALTHCHECK. The health check commands themselves are run here against real servers: the gRPC images' probe
+(swap_runtime.probe) over mutual TLS with the service's own certificate, and in plaintext only when asked."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from swap_devnet.procs import free_port
 
-from tests.integration.deploy.common import DOCKER_DIR, ENVOY_IMAGE, REPO, FakeGateway, HealthStub
+from tests.integration.deploy.common import DOCKER_DIR, ENVOY_IMAGE, REPO, FakeGateway, HealthStub, Pki
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +27,12 @@ GRPC_IMAGES = {
     "chain-near": ("swap-chain-near", "chain_near.main", "CHAIN_NEAR"),
     "quote": ("swap-quote", "quote.main", "QUOTE"),
     "session": ("swap-session", "session.main", "SESSION"),
+}
+GRPC_SERVICE_NAMES = {
+    "chain-base": "swap.chain.v1.ChainService",
+    "chain-near": "swap.chain.v1.ChainService",
+    "quote": "swap.quote.v1.QuoteService",
+    "session": "swap.session.v1.SessionService",
 }
 PYTHON_IMAGES = {
     **GRPC_IMAGES,
@@ -159,46 +166,129 @@ def test_dockerignore_keeps_what_the_images_copy() -> None:
         assert needed in kept, needed
 
 
-async def run(argv: list[str], env: dict[str, str], timeout: float = 20.0) -> int:
+async def run(argv: list[str], env: dict[str, str], timeout: float = 20.0) -> tuple[int, str]:
+    """The exit code and stderr of `argv` run with exactly `env`."""
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     _, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
-    if proc.returncode:
-        print(err.decode(errors="replace"))
-    return proc.returncode
+    return proc.returncode, err.decode(errors="replace")
 
 
 def python_check(image: str) -> list[str]:
     argv = healthcheck(DOCKER_DIR / f"{image}.Dockerfile")
-    assert argv[:2] == ["python", "-c"]
+    assert argv[0] == "python"
     # The image's python is the venv's: here, this interpreter has the same packages.
     return [sys.executable, *argv[1:]]
 
 
 @pytest.mark.parametrize("image", sorted(GRPC_IMAGES))
-async def test_grpc_healthcheck_command_works(image: str, health_stub: HealthStub) -> None:
+def test_grpc_healthcheck_is_the_probe_of_the_service(image: str) -> None:
+    prefix = GRPC_IMAGES[image][2]
+    assert healthcheck(DOCKER_DIR / f"{image}.Dockerfile") == [
+        "python",
+        "-m",
+        "swap_runtime.probe",
+        f"{prefix}_",
+        GRPC_SERVICE_NAMES[image],
+    ]
+    assert importlib.util.find_spec("swap_runtime.probe") is not None
+
+
+@pytest.mark.parametrize("image", sorted(GRPC_IMAGES))
+async def test_grpc_healthcheck_over_mutual_tls(image: str, tls_health_stub: HealthStub, pki: Pki) -> None:
+    """As the container runs it: the service's own certificate directory in <PREFIX>_TLS_DIR."""
     prefix = GRPC_IMAGES[image][2]
     argv = python_check(image)
-    assert await run(argv, {f"{prefix}_PORT": str(health_stub.port)}) == 0
-    assert await run(argv, {f"{prefix}_PORT": str(free_port())}) != 0
+    env = {f"{prefix}_PORT": str(tls_health_stub.port), f"{prefix}_TLS_DIR": str(pki.dir(image))}
+    assert await run(argv, env) == (0, "")
+    code, err = await run(argv, {**env, f"{prefix}_PORT": str(free_port())})
+    assert code == 1
+    assert "UNAVAILABLE" in err
 
 
-async def test_grpc_healthcheck_fails_when_not_serving(health_stub: HealthStub) -> None:
+@pytest.mark.parametrize("image", sorted(GRPC_IMAGES))
+async def test_grpc_healthcheck_in_plaintext_development(image: str, health_stub: HealthStub) -> None:
+    prefix = GRPC_IMAGES[image][2]
+    argv = python_check(image)
+    assert await run(argv, {f"{prefix}_PORT": str(health_stub.port), f"{prefix}_PLAINTEXT": "true"}) == (0, "")
+
+
+async def test_grpc_healthcheck_uses_tls_when_both_are_set(tls_health_stub: HealthStub, pki: Pki) -> None:
+    """The service serves TLS whenever it has a certificate directory; so does its probe."""
+    env = {"QUOTE_PORT": str(tls_health_stub.port), "QUOTE_TLS_DIR": str(pki.dir("quote")), "QUOTE_PLAINTEXT": "1"}
+    assert (await run(python_check("quote"), env))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("server", "setting", "message"),
+    [
+        # A plaintext probe gets no answer from a server that wants a certificate, and the other way round.
+        ("tls", {"QUOTE_PLAINTEXT": "true"}, "UNAVAILABLE"),
+        ("plaintext", {"QUOTE_TLS_DIR": "quote"}, "UNAVAILABLE"),
+        # A certificate from another CA is refused by the server, which the probe's CA does not vouch for.
+        ("tls", {"QUOTE_TLS_DIR": "stranger"}, "UNAVAILABLE"),
+        # Neither a certificate nor the development flag: the probe refuses, as the service does.
+        ("tls", {}, "QUOTE_TLS_DIR is required"),
+        ("tls", {"QUOTE_PLAINTEXT": "false"}, "QUOTE_TLS_DIR is required"),
+        ("tls", {"QUOTE_PLAINTEXT": "maybe"}, "not a boolean"),
+        ("tls", {"QUOTE_TLS_DIR": "missing"}, "must hold tls.crt, tls.key and ca.crt"),
+    ],
+    ids=["plaintext-to-tls", "tls-to-plaintext", "other-ca", "no-transport", "plaintext-off", "bad-flag", "no-files"],
+)
+async def test_grpc_healthcheck_fails(
+    server: str,
+    setting: dict[str, str],
+    message: str,
+    tls_health_stub: HealthStub,
+    health_stub: HealthStub,
+    pki: Pki,
+    tmp_path: Path,
+) -> None:
+    dirs = {"quote": pki.dir("quote"), "stranger": pki.stranger, "missing": tmp_path}
+    env = {name: str(dirs[value]) if name.endswith("_TLS_DIR") else value for name, value in setting.items()}
+    port = (tls_health_stub if server == "tls" else health_stub).port
+    code, err = await run(python_check("quote"), {"QUOTE_PORT": str(port), **env})
+    assert code == 1, "1 is Docker's unhealthy (2 is reserved)"
+    assert message in err
+
+
+async def test_grpc_healthcheck_fails_without_a_port(pki: Pki) -> None:
+    code, err = await run(python_check("quote"), {"QUOTE_TLS_DIR": str(pki.dir("quote"))})
+    assert code == 1
+    assert "QUOTE_PORT" in err
+
+
+async def test_grpc_healthcheck_fails_when_not_serving(tls_health_stub: HealthStub, pki: Pki) -> None:
     argv = python_check("quote")
-    await health_stub.servicer.set("swap.quote.v1.QuoteService", health_pb2.HealthCheckResponse.NOT_SERVING)
+    env = {"QUOTE_PORT": str(tls_health_stub.port), "QUOTE_TLS_DIR": str(pki.dir("quote"))}
+    await tls_health_stub.servicer.set("swap.quote.v1.QuoteService", health_pb2.HealthCheckResponse.NOT_SERVING)
     try:
-        assert await run(argv, {"QUOTE_PORT": str(health_stub.port)}) != 0
+        code, err = await run(argv, env)
     finally:
-        await health_stub.servicer.set("swap.quote.v1.QuoteService", health_pb2.HealthCheckResponse.SERVING)
+        await tls_health_stub.servicer.set("swap.quote.v1.QuoteService", health_pb2.HealthCheckResponse.SERVING)
+    assert code == 1
+    assert "NOT_SERVING" in err
+
+
+async def test_probe_of_an_unknown_service_fails(tls_health_stub: HealthStub, pki: Pki) -> None:
+    env = {"QUOTE_PORT": str(tls_health_stub.port), "QUOTE_TLS_DIR": str(pki.dir("quote"))}
+    argv = [sys.executable, "-m", "swap_runtime.probe", "QUOTE_"]
+    assert await run(argv, env) == (0, "")
+    code, err = await run([*argv, "swap.nothing.v1.Nothing"], env)
+    assert code == 1
+    assert "NOT_FOUND" in err
+    code, _ = await run([*argv[:3]], env)
+    assert code == 1, "a probe without its arguments is unhealthy, not Docker's reserved 2"
 
 
 async def test_gateway_healthcheck_command_works(fake_gateway: FakeGateway) -> None:
     argv = python_check("gateway")
-    assert await run(argv, {"GATEWAY_PORT": str(fake_gateway.port)}) == 0
+    assert argv[1] == "-c"
+    assert (await run(argv, {"GATEWAY_PORT": str(fake_gateway.port)}))[0] == 0
     assert "/health" in fake_gateway.requests
-    assert await run(argv, {"GATEWAY_PORT": str(free_port())}) != 0
+    assert (await run(argv, {"GATEWAY_PORT": str(free_port())}))[0] != 0
 
 
 @pytest.mark.parametrize("image", sorted(m for m in PYTHON_IMAGES if PYTHON_IMAGES[m][1]))

@@ -1,5 +1,6 @@
 """The Envoy configurations: both pass `envoy --mode validate` (the real binary of the version compose runs),
-the loopback template keeps the same routes, filters and health checks as the compose one, and the
+the loopback template keeps the same routes, filters, health checks and upstream TLS as the compose one,
+Envoy speaks mutual TLS to every gRPC service and accepts only a certificate named after it, and the
 transcoder's descriptor set is what scripts/build_descriptors.sh builds from protos/."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from swap_devnet.envoy import Envoy, EnvoyError, envoy_binary
 
-from tests.integration.deploy.common import DESCRIPTOR, ENVOY_DIR, REPO, render_local
+from tests.integration.deploy.common import DESCRIPTOR, ENVOY_DIR, GRPC_CLUSTER_NAMES, K8S_DIR, REPO, Pki, render_local
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +24,9 @@ GRPC_CLUSTERS = {
     "chain-base": "swap.chain.v1.ChainService",
     "chain-near": "swap.chain.v1.ChainService",
 }
+assert tuple(GRPC_CLUSTERS) == GRPC_CLUSTER_NAMES
+# Where compose and Kubernetes mount Envoy's certificate, its key and the CA.
+MOUNTED_TLS_DIR = "/etc/envoy/tls"
 
 
 def validate(config: Path) -> subprocess.CompletedProcess[str]:
@@ -35,13 +39,17 @@ def validate(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def compose_config(tmp_path: Path) -> Path:
-    """deploy/envoy/envoy.yaml with the descriptor at its path in this checkout instead of /etc/envoy: validate
-    mode opens the descriptor set, and nothing else in the file depends on where it runs."""
+def compose_config(tmp_path: Path, pki: Pki) -> Path:
+    """deploy/envoy/envoy.yaml with the descriptor at its path in this checkout and the certificate files in a
+    test CA's envoy directory instead of /etc/envoy: validate mode opens both, and nothing else in the file
+    depends on where it runs."""
     text = (ENVOY_DIR / "envoy.yaml").read_text()
     assert text.count("/etc/envoy/protos.pb") == 1
+    assert text.count(f"{MOUNTED_TLS_DIR}/") == 3 * len(GRPC_CLUSTERS)
     path = tmp_path / "envoy.yaml"
-    path.write_text(text.replace("/etc/envoy/protos.pb", str(DESCRIPTOR)))
+    path.write_text(
+        text.replace("/etc/envoy/protos.pb", str(DESCRIPTOR)).replace(f"{MOUNTED_TLS_DIR}/", f"{pki.dir('envoy')}/")
+    )
     return path
 
 
@@ -53,22 +61,31 @@ def hcm(config: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def test_compose_config_validates(tmp_path: Path) -> None:
-    result = validate(compose_config(tmp_path))
+def test_compose_config_validates(tmp_path: Path, pki: Pki) -> None:
+    result = validate(compose_config(tmp_path, pki))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK" in result.stdout + result.stderr
 
 
-def test_local_template_validates(tmp_path: Path) -> None:
+def test_compose_config_needs_its_certificate(tmp_path: Path) -> None:
+    """Validation reads the certificate files: without them (as here, where nothing is mounted) it fails."""
+    config = tmp_path / "envoy.yaml"
+    config.write_text((ENVOY_DIR / "envoy.yaml").read_text().replace("/etc/envoy/protos.pb", str(DESCRIPTOR)))
+    result = validate(config)
+    assert result.returncode != 0
+    assert f"{MOUNTED_TLS_DIR}/" in result.stdout + result.stderr
+
+
+def test_local_template_validates(tmp_path: Path, pki: Pki) -> None:
     config = tmp_path / "envoy.local.yaml"
-    config.write_text(render_local(tmp_path))
+    config.write_text(render_local(tmp_path, pki.dir("envoy")))
     result = validate(config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_validation_can_fail(tmp_path: Path) -> None:
+def test_validation_can_fail(tmp_path: Path, pki: Pki) -> None:
     """The check above would catch a mistake: the same config with a route to a cluster that does not exist."""
-    config = yaml.safe_load(compose_config(tmp_path).read_text())
+    config = yaml.safe_load(compose_config(tmp_path, pki).read_text())
     hcm(config)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"] = "no-such-cluster"
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump(config))
@@ -78,20 +95,33 @@ def test_validation_can_fail(tmp_path: Path) -> None:
 
 
 def test_template_placeholders_are_all_filled(tmp_path: Path) -> None:
-    rendered = render_local(tmp_path)
+    rendered = render_local(tmp_path, tmp_path / "tls")
     assert "${" not in rendered
     assert str(DESCRIPTOR) in rendered
+    assert rendered.count(f"{tmp_path / 'tls'}/") == 3 * len(GRPC_CLUSTERS)
 
 
 def test_launcher_rejects_missing_ports(tmp_path: Path) -> None:
     with pytest.raises(EnvoyError, match="chain-near"):
-        Envoy(tmp_path, {"gateway": 1, "session": 2, "quote": 3, "chain-base": 4}).render()
+        Envoy(tmp_path, {"gateway": 1, "session": 2, "quote": 3, "chain-base": 4}, tls_dir=tmp_path).render()
+
+
+def upstream_tls(cluster: dict[str, Any]) -> dict[str, Any] | None:
+    """A cluster's UpstreamTlsContext, None without a transport socket."""
+    socket = cluster.get("transport_socket")
+    if socket is None:
+        return None
+    assert socket["name"] == "envoy.transport_sockets.tls"
+    context: dict[str, Any] = socket["typed_config"]
+    assert context["@type"] == "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    return context
 
 
 def test_local_template_matches_compose_config(tmp_path: Path) -> None:
-    """Same routes, filters, CORS and upstream protocols; only addresses and health-check pacing differ."""
+    """Same routes, filters, CORS, upstream protocols and TLS; only addresses, the certificate directory and
+    health-check pacing differ."""
     compose = yaml.safe_load((ENVOY_DIR / "envoy.yaml").read_text())
-    local = yaml.safe_load(render_local(tmp_path))
+    local = yaml.safe_load(render_local(tmp_path, tmp_path / "tls").replace(str(tmp_path / "tls"), MOUNTED_TLS_DIR))
     compose_hcm, local_hcm = hcm(compose), hcm(local)
     assert compose_hcm["route_config"] == local_hcm["route_config"]
     filters = [copy.deepcopy(hcm["http_filters"]) for hcm in (compose_hcm, local_hcm)]
@@ -110,6 +140,7 @@ def test_local_template_matches_compose_config(tmp_path: Path) -> None:
             "protocol": cluster.get("typed_extension_protocol_options"),
             "lb": cluster["common_lb_config"],
             "check": kind,
+            "tls": upstream_tls(cluster),
             "port": cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
         }
 
@@ -123,10 +154,44 @@ def test_local_template_matches_compose_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["compose", "local"])
+def test_grpc_clusters_speak_mutual_tls(source: str, tmp_path: Path) -> None:
+    """Each gRPC cluster shows Envoy's certificate, trusts only the CA and accepts only an upstream whose
+    certificate names the cluster (the service's compose and Kubernetes name); the gateway speaks plain HTTP
+    inside the network."""
+    tls_dir = MOUNTED_TLS_DIR if source == "compose" else str(tmp_path / "tls")
+    text = (ENVOY_DIR / "envoy.yaml").read_text() if source == "compose" else render_local(tmp_path, Path(tls_dir))
+    clusters = {c["name"]: c for c in yaml.safe_load(text)["static_resources"]["clusters"]}
+    for name in GRPC_CLUSTERS:
+        context = upstream_tls(clusters[name])
+        assert context is not None, name
+        assert context["sni"] == name
+        common = context["common_tls_context"]
+        assert common["tls_certificates"] == [
+            {"certificate_chain": {"filename": f"{tls_dir}/tls.crt"}, "private_key": {"filename": f"{tls_dir}/tls.key"}}
+        ]
+        validation = common["validation_context"]
+        assert validation["trusted_ca"] == {"filename": f"{tls_dir}/ca.crt"}
+        assert validation["match_typed_subject_alt_names"] == [{"san_type": "DNS", "matcher": {"exact": name}}]
+    assert upstream_tls(clusters["gateway"]) is None
+
+
+def test_kubernetes_mounts_envoys_certificate_where_the_config_reads_it() -> None:
+    (deployment,) = [
+        doc for doc in yaml.safe_load_all((K8S_DIR / "envoy.yaml").read_text()) if doc["kind"] == "Deployment"
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert mounts["tls"] == MOUNTED_TLS_DIR
+    assert volumes["tls"]["secret"]["secretName"] == "swap-tls-envoy"
+
+
+@pytest.mark.parametrize("source", ["compose", "local"])
 def test_edge_policy(source: str, tmp_path: Path) -> None:
     """What the edge promises: gRPC clusters over HTTP/2 with active gRPC health checks and no panic routing,
     the chain services never routed, WatchSession without a deadline, /ws upgraded, the transcoder on quote."""
-    text = (ENVOY_DIR / "envoy.yaml").read_text() if source == "compose" else render_local(tmp_path)
+    text = (ENVOY_DIR / "envoy.yaml").read_text() if source == "compose" else render_local(tmp_path, tmp_path)
     config = yaml.safe_load(text)
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}

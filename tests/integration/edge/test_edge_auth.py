@@ -128,6 +128,11 @@ async def test_every_protocol_refuses_a_missing_or_wrong_key_and_serves_the_righ
         "CancelSession": (
             lambda md: sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=UNKNOWN), metadata=md)
         ),
+        "RevealSecret": (
+            lambda md: sessions.RevealSecret(
+                session_pb2.RevealSecretRequest(session_id=UNKNOWN, secret="44" * 32), metadata=md
+            )
+        ),
         "GetQuote": (lambda md: quotes.GetQuote(quote_request(stack), metadata=md)),
     }
     served = {
@@ -136,6 +141,7 @@ async def test_every_protocol_refuses_a_missing_or_wrong_key_and_serves_the_righ
         "ListSessions": grpc.StatusCode.OK,
         "ExecuteSession": grpc.StatusCode.NOT_FOUND,
         "CancelSession": grpc.StatusCode.NOT_FOUND,
+        "RevealSecret": grpc.StatusCode.NOT_FOUND,
         "GetQuote": grpc.StatusCode.OK,
     }
     for name, call in calls.items():
@@ -152,6 +158,7 @@ async def test_every_protocol_refuses_a_missing_or_wrong_key_and_serves_the_righ
             ("GET", "/api/v1/sessions", None),
             ("GET", f"/api/v1/sessions/{UNKNOWN}", None),
             ("POST", f"/api/v1/sessions/{UNKNOWN}/cancel", {}),
+            ("POST", f"/api/v1/sessions/{UNKNOWN}/secret", {"secret": "44" * 32}),
             ("POST", "/api/v1/quotes", {}),
         ):
             assert_error(await http.request(method, path, json=body), 401, "UNAUTHENTICATED", "API_KEY_MISSING")
@@ -223,6 +230,7 @@ async def test_a_tenant_never_sees_or_touches_another_tenants_session(
             ("GET", f"/api/v1/sessions/{sid}", None),
             ("POST", f"/api/v1/sessions/{sid}/cancel", {}),
             ("POST", f"/api/v1/sessions/{sid}/execute", {"signature": "0x" + "11" * 65}),
+            ("POST", f"/api/v1/sessions/{sid}/secret", {"secret": "44" * 32}),
             ("POST", f"/api/v1/dev/sessions/{sid}/maker-action", {}),
         ):
             reply = await http.request(method, path, json=body, headers=bob)
@@ -256,6 +264,8 @@ async def test_a_tenant_never_sees_or_touches_another_tenants_session(
         assert await grpc_code(cancel) == grpc.StatusCode.NOT_FOUND, extra
         execute = sessions.ExecuteSession(session_pb2.ExecuteSessionRequest(session_id=sid), metadata=md)
         assert await grpc_code(execute) == grpc.StatusCode.NOT_FOUND, extra
+        reveal = sessions.RevealSecret(session_pb2.RevealSecretRequest(session_id=sid, secret="44" * 32), metadata=md)
+        assert await grpc_code(reveal) == grpc.StatusCode.NOT_FOUND, extra
         assert await watch_code(sessions, sid, KEY_B, *extra) == grpc.StatusCode.NOT_FOUND, extra
         listed_pb = await sessions.ListSessions(session_pb2.ListSessionsRequest(page_size=100), metadata=md)
         assert sid not in {s.session_id for s in listed_pb.sessions}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from swap.session.v1 import session_pb2_grpc
 from swap_devnet.stack import LocalStack, StackOptions
@@ -33,5 +32,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="package")
 async def sessions(stack: LocalStack) -> AsyncIterator[session_pb2_grpc.SessionServiceStub]:
-    async with grpc.aio.insecure_channel(stack.services["session"].address) as channel:
+    async with stack.channel("session") as channel:
         yield session_pb2_grpc.SessionServiceStub(channel)

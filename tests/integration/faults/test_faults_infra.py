@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from swap.session.v1 import session_pb2_grpc
 from swap_devnet.procs import GatewayProcess, ServiceProcess, free_port
@@ -94,7 +93,7 @@ async def test_redis_killed_and_restarted_with_its_aof_at_both_locked(
 ) -> None:
     balances = Balances(stack)
     before = balances.snapshot()
-    async with grpc.aio.insecure_channel(session_on.address) as channel:
+    async with session_on.channel(stack.identity_dir("operator")) as channel:
         sessions = session_pb2_grpc.SessionServiceStub(channel)
         session = await create_base_to_near(sessions, stack)
         await execute_base(sessions, stack, session)

@@ -14,7 +14,7 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from swap_devnet.procs import GatewayProcess
 
-from tests.fixtures.gateway import API_KEY
+from tests.fixtures.gateway import API_KEY, WRONG_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +22,18 @@ pytestmark = pytest.mark.integration
 EXAMPLES = 60
 # No parameters and no body: nothing about them can be invalid.
 NO_INPUT = {"GET /health", "GET /metrics"}
+
+
+def examples(n: int) -> settings:
+    """Hypothesis settings of every run here: `n` derandomised examples, no deadline, no database."""
+    return settings(
+        max_examples=n,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
@@ -38,14 +50,7 @@ def test_every_route_conforms(gateway: GatewayProcess, mode: GenerationMode) -> 
             continue
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
+        @examples(EXAMPLES)
         def run(case: Case[Any]) -> None:
             calls[case.operation.label] = calls.get(case.operation.label, 0) + 1
             # Schema-valid is not always acceptable: whether a token is quoted or an account exists is the
@@ -57,3 +62,44 @@ def test_every_route_conforms(gateway: GatewayProcess, mode: GenerationMode) -> 
         run()
     assert len(calls) == len(operations) - (len(NO_INPUT) if mode is GenerationMode.NEGATIVE else 0), calls
     assert all(n >= EXAMPLES * 0.8 for label, n in calls.items() if label not in NO_INPUT), calls
+
+
+# Without a key or with a wrong one only these answer; every other route is 401 whatever the input.
+PUBLIC = {"GET /health", "GET /metrics"}
+STRANGER_EXAMPLES = 25
+
+
+@pytest.mark.parametrize("key", [None, WRONG_KEY], ids=["no-key", "wrong-key"])
+def test_every_route_refuses_a_stranger(gateway: GatewayProcess, key: str | None) -> None:
+    """Valid and invalid inputs without the right key: 401 in the documented error shape, never a 5xx,
+    never a reply that would have needed the key."""
+    schema = schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
+    headers = {} if key is None else {"X-API-Key": key}
+    seen: dict[str, set[int]] = {}
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if mode is GenerationMode.NEGATIVE and operation.label in NO_INPUT:
+                continue
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @examples(STRANGER_EXAMPLES)
+            def run(case: Case[Any]) -> None:
+                response = case.call(headers=headers, timeout=30)
+                seen.setdefault(case.operation.label, set()).add(response.status_code)
+                assert response.status_code < 500, (case.operation.label, response.status_code, response.text)
+                if case.operation.label in PUBLIC:
+                    return
+                # A malformed request may be refused before the key is looked at, but never served.
+                assert response.status_code in (401, 400, 404, 405, 413, 415, 422), (
+                    case.operation.label,
+                    response.status_code,
+                    response.text,
+                )
+                if response.status_code == 401:
+                    assert response.json()["error"]["reason"] in {"API_KEY_MISSING", "API_KEY_INVALID"}
+
+            run()
+    guarded = {label: codes for label, codes in seen.items() if label not in PUBLIC}
+    assert len(guarded) >= 7, seen
+    assert all(401 in codes for codes in guarded.values()), guarded

@@ -561,7 +561,7 @@ async def test_second_replica_takes_over_when_the_first_dies(
         await watch_until(sessions, session.session_id, {St.SESSION_STATE_SOURCE_LOCKED})
         first.kill()
         try:
-            async with grpc.aio.insecure_channel(second.address) as channel:
+            async with second.channel(stack.identity_dir("operator")) as channel:
                 other = session_pb2_grpc.SessionServiceStub(channel)
                 done, seen = await watch_until(other, session.session_id, TERMINAL)
         finally:

@@ -9,7 +9,6 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
@@ -38,7 +37,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 async def test_every_service_reports_serving(stack: LocalStack) -> None:
     for name, proc in stack.services.items():
-        async with grpc.aio.insecure_channel(proc.address) as channel:
+        async with proc.channel() as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
 

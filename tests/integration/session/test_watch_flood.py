@@ -16,6 +16,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_devnet.procs import tls_credentials
 from swap_devnet.stack import LocalStack
 
 from tests.integration.swaps import AMOUNT, TERMINAL, Balances, St, create_base_to_near, execute_base
@@ -38,13 +39,20 @@ SWAP_BUDGET_S = 30
 EXECUTED, BURST_SENT, BURST_SETTLED = -1, -2, -3
 
 
+def operator_credentials(stack: LocalStack) -> grpc.ChannelCredentials:
+    tls = stack.identity_dir("operator")
+    assert tls is not None, "the stack runs with mutual TLS"
+    return tls_credentials(tls)
+
+
 class Flood:
     """WatchSession streams on one session from many tenants, each read like a real watcher's until it ends."""
 
-    def __init__(self, address: str, session_id: str) -> None:
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials, session_id: str) -> None:
         # A channel of its own per connection: channels to one address otherwise share one connection.
         self.channels = [
-            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(CHANNELS)
+            grpc.aio.secure_channel(address, credentials, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CHANNELS)
         ]
         self.session_id = session_id
         self.held = 0
@@ -146,7 +154,9 @@ async def swap(
     events = {St.SESSION_STATE_INITIALIZED: asyncio.Event(), St.SESSION_STATE_BOTH_LOCKED: asyncio.Event()}
     # The swap's own stream opens first, so it holds one of the replica's slots throughout.
     watching = asyncio.create_task(follow(sessions, session.session_id, reached, events))
-    streams = Flood(stack.services["session"].address, session.session_id) if flood else None
+    streams = (
+        Flood(stack.services["session"].address, operator_credentials(stack), session.session_id) if flood else None
+    )
     standing = 0
     try:
         await asyncio.wait_for(events[St.SESSION_STATE_INITIALIZED].wait(), 10)

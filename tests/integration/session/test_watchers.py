@@ -63,6 +63,7 @@ async def service(redis_url: str, redis_prefix: str) -> AsyncIterator[session_pb
         redis_url=redis_url,
         key_prefix=redis_prefix,
         dev_mode=True,
+        plaintext=True,
         shutdown_grace_s=0.5,
         watch_max_streams=MAX_STREAMS,
         watch_max_per_client=MAX_PER_CLIENT,

@@ -4,7 +4,10 @@
 //
 //   node drive.mjs --url http://127.0.0.1:PORT --api-key KEY --screenshot out.png --profile DIR
 //                  [--direction base-near|near-base] [--amount 25] [--expect completed] [--timeout-ms 90000]
-//                  [--wallet-rpc URL --wallet-account ADDR]
+//                  [--wallet-rpc URL --wallet-account ADDR] [--secret-mode maker|service] [--reload-at STATE]
+//
+// --secret-mode picks who keeps the secret (the page's default is this browser, "maker"); --reload-at reloads the
+// page once the session reaches STATE and follows the session again from the page's "Follow a session" form.
 //
 // With --wallet-rpc the page gets a window.ethereum whose requests go to that JSON-RPC endpoint (anvil, whose dev
 // accounts are unlocked, answers eth_signTypedData_v4 itself) and the swap is signed through the wallet path.
@@ -25,6 +28,8 @@ const { values: opts } = parseArgs({
     chromium: { type: "string", default: "/usr/bin/chromium" },
     "wallet-rpc": { type: "string", default: "" },
     "wallet-account": { type: "string", default: "" },
+    "secret-mode": { type: "string", default: "maker" },
+    "reload-at": { type: "string", default: "" },
   },
 });
 for (const required of ["url", "api-key", "screenshot", "profile"]) {
@@ -119,6 +124,7 @@ try {
   const label = opts.direction === "near-base" ? "NEAR → BASE" : "BASE → NEAR";
   await page.getByLabel(label).check();
   if (wallet) await page.getByRole("button", { name: "Use my wallet as maker" }).click();
+  await page.getByLabel(opts["secret-mode"] === "service" ? "The service" : "This browser").check();
   await page.getByLabel(/Amount you pay/).fill(opts.amount);
   await page.getByRole("button", { name: "Get quote" }).click();
   await page.locator("#quote-min").waitFor();
@@ -136,6 +142,18 @@ try {
     await page.getByRole("button", { name: "Sign with dev maker key" }).click();
   }
 
+  if (opts["reload-at"]) {
+    await page.locator(`#steps li[data-state="${opts["reload-at"]}"]:not([data-status="pending"])`).waitFor({ timeout });
+    report.secrets_before_reload = await page.evaluate(
+      () => Object.keys(localStorage).filter((k) => k.startsWith("swap.secret.")).length,
+    );
+    await page.reload({ waitUntil: "load" });
+    await page.locator('body[data-ready="true"]').waitFor();
+    report.reloaded = true;
+    await page.getByRole("button", { name: "Follow" }).click();
+    await page.locator("#session-section").waitFor({ state: "visible" });
+  }
+
   const terminal = ["completed", "refunded", "cancelled", "failed", "timeout"]
     .map((s) => `#session-state[data-state="${s}"]`)
     .join(", ");
@@ -151,6 +169,10 @@ try {
     })),
   );
   report.txs = await page.locator("#steps .tx").allTextContents();
+  report.secret_status = ((await page.locator("#secret-status").textContent()) || "").trim();
+  report.secrets_left = await page.evaluate(
+    () => Object.keys(localStorage).filter((k) => k.startsWith("swap.secret.")).length,
+  );
   report.result = (await page.locator("#result").textContent()).replace(/\s+/g, " ").trim();
   if (await page.locator("#result-received").count()) {
     report.received = await page.locator("#result-received").textContent();

@@ -33,6 +33,7 @@ HAPPY_PATH = [
     "revealing_secret",
     "completed",
 ]
+MAKER_PATH = [*HAPPY_PATH[:6], "awaiting_secret", *HAPPY_PATH[6:]]
 BASE_TX = re.compile(r"^BASE 0x[0-9a-f]{64}$")
 NEAR_TX = re.compile(r"^NEAR [1-9A-HJ-NP-Za-km-z]{32,44}$")
 TUSD_DECIMALS = 6
@@ -87,9 +88,13 @@ def base_units(shown: str) -> int:
     return int(Decimal(shown.split(maxsplit=1)[0]).scaleb(TUSD_DECIMALS))
 
 
-def check_report(report: dict[str, Any], shot: Path) -> None:
+def check_report(report: dict[str, Any], shot: Path, *, maker: bool = True) -> None:
     assert report["state"] == report["shown_state"] == "completed"
-    assert [s["state"] for s in report["steps"]] == HAPPY_PATH
+    assert [s["state"] for s in report["steps"]] == (MAKER_PATH if maker else HAPPY_PATH)
+    if maker:
+        # The browser kept the secret until the end, released it after its own check, then dropped it.
+        assert report["secret_status"] == "Your secret was released and is now public on chain.", report
+        assert report["secrets_left"] == 0
     assert {s["status"] for s in report["steps"]} == {"done"}
     txs = report["txs"]
     assert any(BASE_TX.match(t) for t in txs), txs
@@ -125,9 +130,12 @@ def test_dev_swap_near_to_base_completes_on_the_page(
     receiver = page_stack.evm.receiver.address
     before = balances.base(receiver)
 
-    report, shot = drive(page_gateway, tmp_path, "--direction", "near-base", "--amount", "7.5")
+    report, shot = drive(
+        page_gateway, tmp_path, "--direction", "near-base", "--amount", "7.5", "--reload-at", "source_locked"
+    )
 
     check_report(report, shot)
+    assert report["reloaded"] and report["secrets_before_reload"] == 1
     assert balances.base(receiver) - before == base_units(report["received"])
 
 
@@ -148,6 +156,8 @@ def test_wallet_signs_the_order_with_eth_sign_typed_data_v4(
         page_stack.evm.rpc_url,
         "--wallet-account",
         page_stack.evm.maker.address,
+        "--secret-mode",
+        "service",
     )
-    check_report(report, shot)
+    check_report(report, shot, maker=False)
     assert "eth_signTypedData_v4" in report["wallet_calls"]

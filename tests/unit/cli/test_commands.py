@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from swapctl.main import app
@@ -26,7 +29,14 @@ from tests.unit.cli.stub import (
 
 BASE_TUSD = "base:0x5FbDB2315678afecb367f032d93F642f64180aa3"
 NEAR_TUSD = "near:token.test.near"
-SWAP_ARGS = ["--maker", "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "--receiver", "receiver.test.near"]
+SWAP_ARGS = [
+    "--maker",
+    "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+    "--receiver",
+    "receiver.test.near",
+    "--secret-mode",
+    "service",
+]
 
 
 @pytest.fixture
@@ -344,3 +354,29 @@ def test_dev_swap_on_a_gateway_without_dev_mode(stub: StubGateway) -> None:
     assert result.exit_code == 3
     assert "not in dev mode" in result.stderr
     assert result.stderr.rstrip().endswith("(session s-1)")
+
+
+def test_maker_mode_keeps_the_secret_and_sends_only_its_hash(stub: StubGateway, tmp_path: Path) -> None:
+    chains = tmp_path / "chains.json"
+    chains.write_text('{"near": {"rpc_url": "http://127.0.0.1:9", "htlc": "htlc.test.near"}}')
+    error = {"code": "INVALID_ARGUMENT", "reason": "INVALID_ARGUMENT", "message": "maker: no", "field": "maker"}
+    stub.reply("POST", "/api/v1/sessions", {"error": error}, status=400)
+    maker_args = SWAP_ARGS[:4]
+    result = run(
+        stub,
+        "swap",
+        BASE_TUSD,
+        NEAR_TUSD,
+        "1",
+        *maker_args,
+        "--chains",
+        str(chains),
+        env={"SWAPCTL_STATE_DIR": str(tmp_path / "state")},
+    )
+    assert result.exit_code == 3, result.output
+    [body] = stub.bodies("POST", "/api/v1/sessions")
+    assert body["secret_mode"] == "maker" and "secret" not in body
+    [saved] = (tmp_path / "state" / "secrets").glob("*.json")
+    held = json.loads(saved.read_text())
+    assert hashlib.sha256(bytes.fromhex(held["secret"])).hexdigest() == body["hashlock"] == saved.stem
+    assert held["receiver"] == "receiver.test.near" and held["dst_chain"] == "near"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,19 +14,23 @@ from gateway.config import GatewaySettings
 KEY = "unit-key"
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    settings = GatewaySettings(
+def isolated(**overrides: object) -> GatewaySettings:
+    """A gateway whose services and Redis are nowhere."""
+    return GatewaySettings(
         session_addr="127.0.0.1:1",
         quote_addr="127.0.0.1:1",
         redis_url="redis://127.0.0.1:1/0",
         rate_limit="",
         api_keys=[KEY],
-        max_body_bytes=1024,
-        rpc_timeout_s=5,
-        # The probe reads this test process's memory, which is the whole test run's: far from any limit.
-        memory_limit_mb=64 * 1024,
+        plaintext=True,
+        **overrides,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    # The probe reads this test process's memory, which is the whole test run's: far from any limit.
+    settings = isolated(max_body_bytes=1024, rpc_timeout_s=5, memory_limit_mb=64 * 1024)
     with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as test_client:
         yield test_client
 
@@ -81,3 +87,21 @@ def test_websocket_reports_an_unreachable_service_as_an_event(client: TestClient
         assert event["event"] == "error" and event["args"][0]["reason"] == "UNAVAILABLE"
         ws.send_json({"op": "subscribe", "channel": "session", "args": []})
         assert ws.receive_json()["event"] == "subscribed"
+
+
+def test_the_page_reads_only_the_chains_it_is_given(tmp_path: Path) -> None:
+    chains = {"near": {"rpc_url": "http://127.0.0.1:3030/", "htlc": "htlc.test.near"}, "eth": {"rpc_url": "x"}}
+    path = tmp_path / "chains.json"
+    path.write_text(json.dumps(chains))
+    with TestClient(create_app(isolated(page_chains_file=path))) as test_client:
+        served = test_client.get("/chains.json")
+        assert served.status_code == 200 and served.json() == {"near": chains["near"]}
+        csp = test_client.get("/").headers["Content-Security-Policy"]
+        assert "connect-src 'self' ws: wss: http://127.0.0.1:3030;" in csp
+        # The API's own policy stays closed.
+        assert test_client.get("/health").headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_without_chains_the_page_gets_none(client: TestClient) -> None:
+    assert client.get("/chains.json").json() == {}
+    assert "connect-src 'self' ws: wss:;" in client.get("/").headers["Content-Security-Policy"]

@@ -120,6 +120,7 @@ def test_no_maker_action_is_null_and_every_state_has_a_name() -> None:
         "source_locked",
         "destination_locking",
         "both_locked",
+        "awaiting_secret",
         "revealing_secret",
         "completed",
         "cancelling",

@@ -26,7 +26,9 @@ The adversary may
   - as the maker: execute, cancel, let the quote expire and, where the maker sends the source lock (NEAR),
     send it before or after executing, with the agreed terms or a wrong amount, landing by the order deadline
     (a lock sent after the maker's cancel or after the deadline is the maker's own to public-cancel); the maker
-    can public-cancel the source like anyone.
+    can public-cancel the source like anyone. In secret mode "maker" the maker holds the secret: releases it
+    in awaiting_secret at any time (even past the deadline) or never, and may publicly withdraw the
+    destination with it (paying the receiver) whenever the contract allows.
   An operator pays the receiver as soon as the kernel asks (PAY_RECEIVER).
 
 Invariants (checked after every step; I4 in teardown, after running out the clock)
@@ -272,6 +274,7 @@ class Record:
     dst_sent_at: int = 0
     dst_rejected: bool = False
     secret_exposed: bool = False
+    secret_known: bool = True
     receiver_paid_directly: bool = False
     since_src: int = 0
     alert: str = ""
@@ -289,6 +292,7 @@ class Record:
             dst_sent_at=self.dst_sent_at,
             dst_rejected=self.dst_rejected,
             secret_exposed=self.secret_exposed,
+            secret_known=self.secret_known,
             receiver_paid_directly=self.receiver_paid_directly,
             since_src=self.since_src,
         )
@@ -307,6 +311,7 @@ class Config:
     dst_offset: int
     deadline_after_s: int
     maker_is_quick: bool  # executes (and sends the NEAR lock) at the start
+    maker_holds_secret: bool = False  # secret mode "maker"
 
 
 @st.composite
@@ -336,6 +341,7 @@ configs = st.builds(
     dst_offset=st.integers(-1_000, 1_000),
     deadline_after_s=st.integers(5, 60),
     maker_is_quick=st.integers(0, 3).map(bool),
+    maker_holds_secret=st.booleans(),
 )
 
 START = 1_700_000_000
@@ -372,9 +378,11 @@ def new_world(cfg: Config) -> World:
         reveal_margin_s=cfg.reveal_margin_s,
         order_deadline=src.stamp(START) + cfg.deadline_after_s,
         maker_submits_source=cfg.maker_submits_source,
+        maker_holds_secret=cfg.maker_holds_secret,
     )
     world = World(cfg, terms, src, dst)
     world.record.since_src = src.stamp(START)
+    world.record.secret_known = not cfg.maker_holds_secret
     return world
 
 
@@ -384,6 +392,8 @@ def new_world(cfg: Config) -> World:
 def gather(w: World) -> Facts:
     src_now, src_lock = w.src.read(SRC_ID)
     dst_now, dst_lock = w.dst.read(w.record.dst_lock_id)
+    if LockState.WITHDRAWN in {src_lock.state, dst_lock.state}:
+        w.record.secret_known = True  # the saga learns a secret it did not hold from the withdrawal
     return Facts(
         terms=w.terms,
         memory=w.record.memory(),
@@ -627,6 +637,29 @@ class KernelMachine(RuleBasedStateMachine):
         r = self.world.record
         if now and r.state is State.INITIALIZED and not r.executed:
             r.quote_expired = True
+
+    @precondition(lambda self: self.w is not None and self.w.cfg.maker_holds_secret)
+    @rule(now=st.integers(0, 3).map(lambda n: n == 0))
+    def maker_releases_the_secret(self, now: bool) -> None:
+        """Whenever the session waits for it, timely or not (the service's own deadline check is not modelled:
+        the kernel alone must refuse to use a late one)."""
+        r = self.world.record
+        if now and r.state is State.AWAITING_SECRET:
+            r.secret_known = True
+
+    @precondition(lambda self: self.w is not None and self.w.cfg.maker_holds_secret)
+    @rule()
+    def maker_withdraws_the_destination(self) -> None:
+        """The maker pays the receiver with their own secret through the destination's public window."""
+        w = self.world
+        lock = w.dst.locks.get(DST_ID)
+        if lock is None or lock.state is not LockState.ACTIVE:
+            return
+        due = w.now + w.dst.inclusion_s
+        opens = lock.locked_at + lock.timelocks.public_withdrawal
+        if w.dst.stamp(due) >= opens:
+            w.secret_public = True
+            w.dst.send(Tx(Op.PUBLIC_WITHDRAW, DST_ID, MAKER, due))
 
     @precondition(lambda self: self.w is not None and self.w.cfg.maker_submits_source)
     @rule(wrong_amount=st.booleans())

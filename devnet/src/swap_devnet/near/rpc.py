@@ -557,6 +557,22 @@ class RpcHandler:
 # --------------------------------------------------------------------------------------------------------------
 
 
+# Like nearcore's RPC, any origin may call: a wallet or a swap page in a browser reads the chain itself.
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
+@web.middleware
+async def _cors(request: web.Request, handler: Any) -> web.StreamResponse:
+    response: web.StreamResponse = await handler(request)
+    response.headers.update(_CORS)
+    return response
+
+
 class DevnetServer:
     """The chain and its JSON-RPC endpoint in the running event loop: `await start()`, `await stop()`."""
 
@@ -575,8 +591,9 @@ class DevnetServer:
         return f"http://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[_cors])
         app.router.add_post("/", self._handle)
+        app.router.add_options("/", self._preflight)
         app.router.add_get("/status", self._status)
         app.router.add_get("/health", self._health)
         return app
@@ -620,6 +637,9 @@ class DevnetServer:
             return web.json_response({"jsonrpc": "2.0", "error": error.body, "id": None}, status=error.http_status)
         response, status = await self.handler.dispatch(body)
         return web.json_response(response, status=status)
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(status_view(self.chain, self.handler.rpc_addr))

@@ -81,3 +81,10 @@ class ResourceExhausted(DomainError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     rpc_code = code_pb2.RESOURCE_EXHAUSTED
+
+
+class PermissionDenied(DomainError):
+    """The caller is known but may not make this call."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    rpc_code = code_pb2.PERMISSION_DENIED

@@ -21,6 +21,7 @@ from swap_runtime import context
 from swap_runtime.errors import DomainError
 from swap_runtime.logs import redact
 from swap_runtime.metrics import RPC_LATENCY, serve_metrics
+from swap_runtime.tls import Tls, check_caller
 from swap_runtime.tracing import server_interceptors
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,12 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
 
 
 class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Binds the caller's request / session ids to the context, maps DomainError to a rich status and
-    times every call."""
+    """Checks the caller's identity, binds its request / session ids to the context, maps DomainError to a
+    rich status and times every call."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, allowed: frozenset[str] = frozenset()) -> None:
         self._service = service
+        self._allowed = allowed
 
     async def intercept_service(
         self,
@@ -58,9 +60,10 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         sid = _metadata_value(details, context.SESSION_ID_HEADER)
         method = details.method
 
-        def bind() -> None:
+        def bind(ctx: grpc.aio.ServicerContext) -> None:
             context.request_id.set(rid)
             context.session_id.set(sid)
+            check_caller(ctx, method, self._allowed)
 
         async def abort(ctx: grpc.aio.ServicerContext, err: Exception) -> None:
             if not isinstance(err, DomainError):
@@ -80,9 +83,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner_unary = handler.unary_unary
 
             async def unary(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
-                bind()
                 started = time.perf_counter()
                 try:
+                    bind(ctx)
                     return await inner_unary(request, ctx)
                 except (asyncio.CancelledError, grpc.aio.AbortError):
                     raise
@@ -96,9 +99,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                bind()
                 started = time.perf_counter()
                 try:
+                    bind(ctx)
                     async for item in inner_stream(request, ctx):
                         yield item
                 except (asyncio.CancelledError, grpc.aio.AbortError):
@@ -129,6 +132,10 @@ class GrpcService:
     # Dependency probes (RPC node, Redis, ...): while any fails, health reports NOT_SERVING.
     checks: list[Check] = field(default_factory=list)
     check_interval_s: float = 5.0
+    # Mutual TLS (None: plaintext, development only) and the caller identities its methods answer (empty: any
+    # certificate the CA signed).
+    tls: Tls | None = None
+    allowed_callers: frozenset[str] = frozenset()
     server: grpc.aio.Server | None = None
     health: health.aio.HealthServicer | None = None
     bound_port: int = 0
@@ -136,19 +143,27 @@ class GrpcService:
 
     async def start(self) -> int:
         """Binds (port 0 = a free port), starts, reports SERVING; returns the bound port."""
-        self.server = grpc.aio.server(interceptors=[*server_interceptors(), ContextInterceptor(self.name)])
+        allowed = self.allowed_callers if self.tls is not None else frozenset()
+        self.server = grpc.aio.server(interceptors=[*server_interceptors(), ContextInterceptor(self.name, allowed)])
         self.register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, self.server)
-        self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"{self.host}:{self.port}"
+        if self.tls is None:
+            self.bound_port = self.server.add_insecure_port(address)
+        else:
+            self.bound_port = self.server.add_secure_port(address, self.tls.server_credentials())
         await self.server.start()
         await self._set_health(await self._dependencies_ok())
         serve_metrics(self.metrics_port, self.host)
         if self.checks:
             self._probe = asyncio.create_task(self._probe_dependencies())
-        log.info("serving", extra={"service": self.name, "port": self.bound_port})
+        log.info(
+            "serving",
+            extra={"service": self.name, "port": self.bound_port, "transport": "mtls" if self.tls else "plaintext"},
+        )
         return self.bound_port
 
     async def _dependencies_ok(self) -> bool:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
+from swap_runtime.tls import Tls, parse_identities, transport
+
 
 class ServiceSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface the gRPC server binds.")
@@ -20,3 +22,21 @@ class ServiceSettings(BaseSettings):
         "none", description='Tracing: "none", "otlp" (OTEL_EXPORTER_OTLP_ENDPOINT), "console" or "file:<path>".'
     )
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 = off.")
+    tls_dir: Path | None = Field(
+        None,
+        description="Directory with this service's tls.crt, tls.key and the CA's ca.crt (a Kubernetes TLS Secret "
+        "layout): every gRPC server and channel uses mutual TLS.",
+    )
+    tls_clients: str = Field(
+        "",
+        description="Comma-separated certificate names (CNs) allowed to call this service's methods; empty: any "
+        "certificate the CA signed. Health checks are open to any.",
+    )
+    plaintext: bool = Field(False, description="Plaintext gRPC without TLS: development only.")
+
+    def transport(self) -> Tls | None:
+        """The TLS material (None in plaintext development); raises when neither is configured."""
+        return transport(str(self.model_config.get("env_prefix", "")), self.tls_dir, self.plaintext)
+
+    def allowed_callers(self) -> frozenset[str]:
+        return parse_identities(self.tls_clients)

@@ -11,6 +11,11 @@ from swap_runtime.settings import ServiceSettings
 
 
 class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
+    tls_clients: str = Field(
+        "session",
+        description="Certificate names allowed to call (comma-separated): only the session service moves the "
+        "resolver's funds.",
+    )
     rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint.")
     chain_id: int = Field(31337, description="Expected chain id; the service refuses another chain.")
     escrow_src: str = Field("", description="EscrowSrc contract address.")

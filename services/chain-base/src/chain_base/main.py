@@ -25,6 +25,7 @@ SERVICE_NAME = chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name
 
 async def build(settings: ChainBaseSettings) -> GrpcService:
     """Wires the service from settings; refuses a node on another chain than configured."""
+    tls = settings.transport()
     rpc = Rpc(connect(settings.rpc_url), attempts=settings.rpc_attempts)
     await rpc.keep_alive()
     chain_id = await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id)
@@ -64,6 +65,8 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
         metrics_port=settings.metrics_port,
+        tls=tls,
+        allowed_callers=settings.allowed_callers(),
         closers=[rpc.close],
         checks=[rpc_answers],
     )

@@ -11,6 +11,11 @@ from swap_runtime.settings import ServiceSettings
 
 
 class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
+    tls_clients: str = Field(
+        "session",
+        description="Certificate names allowed to call (comma-separated): only the session service moves the "
+        "resolver's funds.",
+    )
     rpc_url: str = Field("http://127.0.0.1:3030", description="NEAR JSON-RPC endpoint.")
     network_id: str = Field(
         "", description="Expected network (chain) id from `status`; empty accepts what the node reports."

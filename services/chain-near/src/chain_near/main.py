@@ -26,6 +26,7 @@ SERVICE_NAME = chain_pb2.DESCRIPTOR.services_by_name["ChainService"].full_name
 async def build(settings: ChainNearSettings) -> GrpcService:
     """Wires the service from settings; refuses a node of another network than configured, and an HTLC
     account without the contract."""
+    tls = settings.transport()
     rpc = Rpc(settings.rpc_url, attempts=settings.rpc_attempts, timeout_s=settings.rpc_timeout_s)
     await rpc.start()
     try:
@@ -71,6 +72,8 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
         metrics_port=settings.metrics_port,
+        tls=tls,
+        allowed_callers=settings.allowed_callers(),
         closers=[rpc.close],
         checks=[rpc_answers],
     )

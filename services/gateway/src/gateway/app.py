@@ -32,6 +32,7 @@ from gateway.middleware import (
     RequestContext,
     authenticate,
     client_address,
+    origins,
 )
 from gateway.routes import api_router
 from gateway.ws import Connection
@@ -82,7 +83,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     api = api_router(settings.dev_mode)
     # FastAPI keeps included routers as one opaque entry; metrics and the 405 check need each API route.
-    app.add_middleware(RequestContext, metrics=metrics, routes=lambda: [*api.routes, *_plain_routes(app)])
+    page_chains = settings.page_chains()
+    chain_origins = origins([str(chain.get("rpc_url", "")) for chain in page_chains.values()])
+    app.add_middleware(
+        RequestContext,
+        metrics=metrics,
+        routes=lambda: [*api.routes, *_plain_routes(app)],
+        chain_origins=chain_origins,
+    )
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -190,6 +198,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/chains.json", include_in_schema=False)
+    async def chains() -> JSONResponse:
+        """Where the page reads destination locks itself (secret mode maker); {} offers service mode only."""
+        return JSONResponse(page_chains)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

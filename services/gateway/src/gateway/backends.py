@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from swap.quote.v1 import quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.context import outgoing_metadata
+from swap_runtime.tls import channel
 from swap_runtime.tracing import client_interceptors
 
 from gateway.auth import KeyRing, identity_metadata
@@ -45,11 +46,12 @@ class Backends:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_key_hashes, settings.api_keys, settings.operator_tenants)
-        self._session_channel = grpc.aio.insecure_channel(
-            settings.session_addr, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
+        tls = settings.transport()
+        self._session_channel = channel(
+            settings.session_addr, tls, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
         )
-        self._quote_channel = grpc.aio.insecure_channel(
-            settings.quote_addr, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
+        self._quote_channel = channel(
+            settings.quote_addr, tls, options=_CHANNEL_OPTIONS, interceptors=client_interceptors()
         )
         self.sessions = session_pb2_grpc.SessionServiceStub(self._session_channel)
         self.quotes = quote_pb2_grpc.QuoteServiceStub(self._quote_channel)
@@ -66,7 +68,7 @@ class Backends:
         self.dev = (
             DevMaker.load(settings.evm_deployment_file, settings.near_deployment_file) if settings.dev_mode else None
         )
-        self.health = HealthMonitor(settings, self._session_channel, self._quote_channel, self.redis)
+        self.health = HealthMonitor(settings, tls, self._session_channel, self._quote_channel, self.redis)
         if not self.keys:
             log.warning("no API keys configured: every /api and /ws request is refused")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -91,10 +92,23 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
         None, description="Devnet NEAR deployment JSON (swap_devnet.near): the NEAR maker key and RPC, dev mode only."
     )
 
+    page_chains_file: Path | None = Field(
+        None,
+        description="The chains the web page reads destination locks from in secret mode maker (swapctl's chains "
+        "file format, docs/cli.md): served at /chains.json; their RPC origins are added to the page's CSP.",
+    )
+
     ws_ping_s: float = Field(
         20.0, gt=0, description="Seconds between WebSocket pings; a peer silent as long is closed."
     )
     ws_max_subscriptions: int = Field(50, ge=1, description="Sessions one WebSocket connection may watch at once.")
+
+    def page_chains(self) -> dict[str, Any]:
+        """The page's chains ({} when none are configured, and the page then offers service mode only)."""
+        if self.page_chains_file is None:
+            return {}
+        data = json.loads(self.page_chains_file.read_text())
+        return {name: value for name, value in data.items() if name in ("base", "near") and isinstance(value, dict)}
 
     @field_validator("api_keys", "api_key_hashes", "cors_origins", "operator_tenants", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ from redis.exceptions import RedisError
 from swap.chain.v1 import chain_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
+from swap_runtime.tls import Tls
+from swap_runtime.tls import channel as tls_channel
 
 from gateway.config import GatewaySettings
 
@@ -71,6 +73,7 @@ class HealthMonitor:
     def __init__(
         self,
         settings: GatewaySettings,
+        tls: Tls | None,
         session_channel: grpc.aio.Channel,
         quote_channel: grpc.aio.Channel,
         redis: aioredis.Redis,
@@ -86,7 +89,7 @@ class HealthMonitor:
         }
         for name, addr in (("chain_base", settings.chain_base_addr), ("chain_near", settings.chain_near_addr)):
             if addr:
-                channel = grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+                channel = tls_channel(addr, tls, options=_CHANNEL_OPTIONS)
                 self._own.append(channel)
                 self._services[name] = (channel, CHAIN_SERVICE)
         self._cached: tuple[float, Report] | None = None

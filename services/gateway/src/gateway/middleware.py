@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
@@ -37,7 +38,7 @@ _DOCS_CSP = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; frame-ancestors 'none'"
 )
 _PAGE_CSP = (
-    "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; connect-src 'self' ws: wss:{chains}; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 _TRACE_HEADERS = {"traceparent", "tracestate"}
@@ -55,12 +56,23 @@ def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/") or path == "/ws"
 
 
-def _csp(path: str) -> str:
+def _csp(path: str, chain_origins: Sequence[str] = ()) -> str:
     if is_api_path(path) or path in {"/health", "/metrics", "/openapi.json"}:
         return _API_CSP
     if path.startswith("/docs"):
         return _DOCS_CSP
-    return _PAGE_CSP
+    # The page reads destination locks from the chains' RPCs itself (secret mode maker): those, and no others.
+    return _PAGE_CSP.format(chains="".join(f" {origin}" for origin in chain_origins))
+
+
+def origins(urls: Sequence[str]) -> list[str]:
+    """scheme://host[:port] of each URL, for a CSP source list."""
+    found = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            found.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(found))
 
 
 async def send_error(scope: Scope, receive: Receive, send: Send, err: ApiError) -> None:
@@ -85,10 +97,17 @@ class RequestContext:
     """Binds the request id to the log context and the response, adds the security headers, traces,
     measures and logs each request, and answers a fault nothing else caught with the error body."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        routes: Callable[[], Sequence[BaseRoute]],
+        chain_origins: Sequence[str] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self.chain_origins = tuple(chain_origins)
 
     def _route(self, scope: Scope) -> str:
         for route in self.routes():
@@ -118,7 +137,7 @@ class RequestContext:
                 headers[REQUEST_ID] = rid
                 for name, value in _SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
-                headers.setdefault("Content-Security-Policy", _csp(path))
+                headers.setdefault("Content-Security-Policy", _csp(path, self.chain_origins))
                 if is_api_path(path):
                     headers.setdefault("Cache-Control", "no-store")
             elif kind == "websocket.accept":

@@ -127,6 +127,8 @@ def api_router(dev_mode: bool) -> APIRouter:
             receiver=body.receiver,
             slippage_bps=body.slippage_bps,
             quote_id=body.quote_id,
+            secret_mode=views.SECRET_MODES[body.secret_mode],
+            hashlock=body.hashlock.removeprefix("0x").lower(),
         )
         try:
             reply = await b.call("session", b.sessions.CreateSession, request)
@@ -181,6 +183,19 @@ def api_router(dev_mode: bool) -> APIRouter:
         bind_session(session_id)
         request = session_pb2.CancelSessionRequest(session_id=session_id)
         reply = await b.call("session", b.sessions.CancelSession, request)
+        return views.session(reply.session)
+
+    @router.post(
+        "/sessions/{session_id}/secret",
+        response_model=schemas.Session,
+        summary="Release the maker's secret (secret_mode maker, state awaiting_secret)",
+    )
+    async def reveal_secret(
+        session_id: SessionId, body: schemas.RevealSecretRequest, b: BackendsDep
+    ) -> schemas.Session:
+        bind_session(session_id)
+        request = session_pb2.RevealSecretRequest(session_id=session_id, secret=body.secret)
+        reply = await b.call("session", b.sessions.RevealSecret, request)
         return views.session(reply.session)
 
     if dev_mode:

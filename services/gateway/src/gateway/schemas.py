@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ChainName = Literal["base", "near"]
+SecretModeName = Literal["service", "maker"]
+Hex32 = Annotated[str, Field(pattern=r"^(0x)?[0-9a-fA-F]{64}$")]
 StateName = Literal[
     "initialized",
     "executing",
@@ -15,6 +17,7 @@ StateName = Literal[
     "source_locked",
     "destination_locking",
     "both_locked",
+    "awaiting_secret",
     "revealing_secret",
     "completed",
     "cancelling",
@@ -78,6 +81,15 @@ class CreateSessionRequest(_Request):
     slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
     quote_id: Text = Field("", description="Bind this earlier quote (same pair and amount, still valid).")
     request_id: Text = Field("", description="Makes retries safe: the same request_id returns the same session.")
+    secret_mode: SecretModeName = Field(
+        "service",
+        description='"service": the service draws and reveals the secret (the maker trusts the operator with it); '
+        '"maker": the maker\'s client draws it, sends only its hashlock and releases the secret with '
+        "POST /sessions/{id}/secret after checking the destination lock on chain (the maker trusts no one).",
+    )
+    hashlock: Hex32 | Literal[""] = Field(
+        "", description='secret_mode "maker" only, and required there: SHA-256 of the 32-byte secret, 64 hex digits.'
+    )
 
 
 class ExecuteSessionRequest(_Request):
@@ -85,6 +97,10 @@ class ExecuteSessionRequest(_Request):
         "", description="BASE source: the maker's 65-byte EIP-712 signature of maker_action.sign_order, 0x-hex."
     )
     request_id: Text = Field("", description="Makes retries safe: the same request_id executes once.")
+
+
+class RevealSecretRequest(_Request):
+    secret: Hex32 = Field(description="The maker's 32-byte secret, 64 hex digits (0x optional).")
 
 
 class EmptyRequest(_Request):
@@ -207,6 +223,11 @@ class Session(_Reply):
     updated_at: int
     secret: str | None = Field(description="64 hex digits, null until it is public on chain.")
     version: int
+    secret_mode: SecretModeName = Field(description="Who holds the secret until it is on chain.")
+    secret_deadline: int | None = Field(
+        description="awaiting_secret only: the destination chain's time (unix seconds) up to which a released "
+        "secret is used; later the session refunds."
+    )
 
 
 class SessionList(_Reply):

@@ -24,6 +24,13 @@ def chain_name(chain: common_pb2.Chain.ValueType) -> schemas.ChainName | None:
     return _CHAIN_NAMES.get(chain)
 
 
+SECRET_MODES: dict[schemas.SecretModeName, session_pb2.SecretMode.ValueType] = {
+    "service": session_pb2.SECRET_MODE_SERVICE,
+    "maker": session_pb2.SECRET_MODE_MAKER,
+}
+_SECRET_MODE_NAMES = {value: name for name, value in SECRET_MODES.items()}
+
+
 def state_name(state: session_pb2.SessionState.ValueType) -> schemas.StateName:
     return cast(schemas.StateName, session_pb2.SessionState.Name(state).removeprefix(_STATE_PREFIX).lower())
 
@@ -144,4 +151,6 @@ def session(s: session_pb2.Session) -> schemas.Session:
         updated_at=s.updated_at,
         secret=_or_none(s.secret),
         version=s.version,
+        secret_mode=_SECRET_MODE_NAMES.get(s.secret_mode, "service"),
+        secret_deadline=s.secret_deadline or None,
     )

@@ -43,13 +43,22 @@ class Resume(BaseModel):
     cursor: Annotated[str, Field(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")] = ""
 
 
+class Release(BaseModel):
+    """op "reveal": the maker's secret for a session in awaiting_secret (secret_mode maker)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    session_id: Annotated[str, Field(pattern=schemas.SESSION_ID_PATTERN)]
+    secret: schemas.Hex32
+
+
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     op: str
     channel: str = CHANNEL
     args: Annotated[
-        list[Annotated[str, Field(pattern=schemas.SESSION_ID_PATTERN)] | Resume], Field(max_length=100)
+        list[Annotated[str, Field(pattern=schemas.SESSION_ID_PATTERN)] | Resume | Release], Field(max_length=100)
     ] = []
 
 
@@ -127,7 +136,7 @@ class Connection:
         except ValueError as err:
             await self.send("error", problem("INVALID_REQUEST", f"malformed JSON: {err}"))
             return
-        if isinstance(raw, dict) and raw.get("op") not in (None, "subscribe", "unsubscribe", "ping"):
+        if isinstance(raw, dict) and raw.get("op") not in (None, "subscribe", "unsubscribe", "ping", "reveal"):
             await self.send("error", problem("UNKNOWN_OP", f"unknown op {str(raw.get('op'))[:64]!r}"))
             return
         try:
@@ -140,12 +149,36 @@ class Connection:
         if command.channel != CHANNEL:
             await self.send("error", problem("UNKNOWN_CHANNEL", f"unknown channel {command.channel[:64]!r}"))
             return
+        releases = [a for a in command.args if isinstance(a, Release)]
+        wrong = len(releases) != len(command.args) if command.op == "reveal" else bool(releases)
+        if wrong:
+            await self.send(
+                "error", problem("INVALID_REQUEST", 'args: "reveal" takes {session_id, secret} objects, and only it')
+            )
+            return
         if command.op == "ping":
+            # (never a Release: those come only with "reveal", so no secret is echoed)
             await self.send("pong", [a if isinstance(a, str) else a.model_dump() for a in command.args])
+        elif command.op == "reveal":
+            await self.reveal(releases)
         elif command.op == "subscribe":
-            await self.subscribe([a if isinstance(a, Resume) else Resume(session_id=a) for a in command.args])
+            wanted = [a for a in command.args if not isinstance(a, Release)]
+            await self.subscribe([a if isinstance(a, Resume) else Resume(session_id=a) for a in wanted])
         else:
             await self.unsubscribe([a if isinstance(a, str) else a.session_id for a in command.args])
+
+    async def reveal(self, releases: list[Release]) -> None:
+        """Each secret to its session (docs/api.md, "Secret modes"); the reply is the session, or an error
+        that never repeats the secret."""
+        for release in releases:
+            context.session_id.set(release.session_id)
+            request = session_pb2.RevealSecretRequest(session_id=release.session_id, secret=release.secret)
+            try:
+                reply = await self.backends.call("session", self.backends.sessions.RevealSecret, request)
+            except ApiError as err:
+                await self.send("error", problem(err.reason, f"session {release.session_id}: {err.message}"))
+                continue
+            await self.send("revealed", [views.session(reply.session).model_dump(mode="json")])
 
     async def subscribe(self, wanted: list[Resume]) -> None:
         fresh = [w for w in wanted if w.session_id not in self.subscriptions or w.cursor]

@@ -49,6 +49,10 @@ DEFAULT_LIMITS = {
 
 
 class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
+    tls_clients: str = Field(
+        "session,gateway,envoy,operator",
+        description="Certificate names allowed to call (comma-separated).",
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Where issued quotes are kept.")
     redis_prefix: str = Field("swap:", description='Key prefix; quotes live under "<prefix>quote:<id>".')
 

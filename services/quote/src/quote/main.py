@@ -34,6 +34,7 @@ def price_source(settings: QuoteSettings) -> PriceSource:
 
 async def build(settings: QuoteSettings) -> GrpcService:
     """Wires the service from settings; refuses to start without its Redis."""
+    tls = settings.transport()
     store = RedisQuoteStore.from_url(settings.redis_url, settings.redis_prefix)
     try:
         await store.ping()
@@ -66,6 +67,8 @@ async def build(settings: QuoteSettings) -> GrpcService:
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
         metrics_port=settings.metrics_port,
+        tls=tls,
+        allowed_callers=settings.allowed_callers(),
         closers=[store.close, prices.close],
         checks=[store.ping],
     )

@@ -16,6 +16,11 @@ _DEV_KEY = base64.b64encode(b"swap-orchestrator-dev-only-key!!").decode()
 
 
 class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
+    tls_clients: str = Field(
+        "gateway,envoy,operator",
+        description="Certificate names allowed to call (comma-separated): the edge, which sets the caller's tenant, "
+        "and the operator's tools.",
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: sessions, update streams, indexes.")
     key_prefix: str = Field("swap:", description="Prefix of every Redis key this service writes.")
     redis_max_connections: int = Field(

@@ -28,6 +28,11 @@ The rules (docs/safety.md states them with the timing budget):
   g. a lock's id is persisted before the call that creates it (the saga's job, asked for by
      PREPARE_DESTINATION);
   h. fencing is the saga's job too: every send carries the lease epoch.
+
+In secret mode "maker" the maker's client holds the secret: after rule b's checks the session waits in
+awaiting_secret, and the secret is exposed only once the maker has released it and rule b still holds
+(`secret_deadline` is the last moment it does); past it, or without a release, the session refunds. A secret
+that appears on chain (the maker used it) is the same as a release: the receiver is paid, the source collected.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ class Terms:
     reveal_margin_s: int
     order_deadline: int  # source chain time after which the maker's order / lock can no longer land
     maker_submits_source: bool  # the maker sends the source lock (NEAR) / the resolver submits the order (BASE)
+    maker_holds_secret: bool = False  # secret mode "maker": the secret is the maker's to release
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,7 @@ class Memory:
     dst_sent_at: int = 0  # destination chain time when the destination lock was first sent (0: never)
     dst_rejected: bool = False  # the destination chain refused the lock before anything landed
     secret_exposed: bool = False
+    secret_known: bool = True  # the service has the secret (drew it, the maker released it, or it is on chain)
     receiver_paid_directly: bool = False
     since_src: int = 0  # source chain time when the session entered its current state
 
@@ -218,6 +225,22 @@ def reveal_fits(f: Facts) -> bool:
         f.src_chain.now + f.dst_chain.inclusion_s + f.src_chain.inclusion_s + 2 * f.skew_s < f.src.cancellation_at
     )
     return dst_ok and src_ok
+
+
+def secret_deadline(f: Facts) -> tuple[Side, int]:
+    """The last chain time at which rule b's timing still holds, on whichever chain runs out first: the
+    maker's release must reach the service by then (secret mode "maker")."""
+    dst_last = f.dst.cancellation_at - reveal_margin(f) - f.skew_s - 1
+    src_last = f.src.cancellation_at - f.dst_chain.inclusion_s - f.src_chain.inclusion_s - 2 * f.skew_s - 1
+    if dst_last - f.dst_chain.now <= src_last - f.src_chain.now:
+        return Side.DST, dst_last
+    return Side.SRC, src_last
+
+
+def secret_deadline_on_destination(f: Facts) -> int:
+    """secret_deadline as a time of the destination chain, the one the maker's client reads."""
+    side, at = secret_deadline(f)
+    return at if side is Side.DST else f.dst_chain.now + (at - f.src_chain.now)
 
 
 def can_still_pay_receiver(f: Facts) -> bool:
@@ -329,7 +352,9 @@ def decide(f: Facts) -> Decision:
     # Rule d, in every state: a withdrawn destination lock means the receiver is paid and the secret is
     # public; whatever the session was doing, the only goal left is collecting the source.
     if f.dst.state is LockState.WITHDRAWN and state is not S.REVEALING_SECRET:
-        return Move(S.REVEALING_SECRET, "the destination was withdrawn: the receiver is paid; collecting the source")
+        # (Exposed: the secret is on chain; in secret mode "maker" this may be the first the session knows of it.)
+        note = "the destination was withdrawn: the receiver is paid; collecting the source"
+        return Move(S.REVEALING_SECRET, note, expose=True)
     handler = _HANDLERS[state]
     return handler(f)
 
@@ -446,24 +471,53 @@ def _destination_locking(f: Facts) -> Decision:
     return Move(S.BOTH_LOCKED, "destination lock final")
 
 
-def _both_locked(f: Facts) -> Decision:
-    if f.memory.cancel_requested:
-        return Move(S.REFUNDING, "cancelled by the maker before the reveal")
+def _verification_problem(f: Facts) -> str:
+    """Rule b's terms: both locks final and matching every agreed term ("" when they do)."""
     problem = source_mismatch(f)
     problem = f"source lock: {problem}" if problem else ""
     if not problem and (dst_problem := destination_mismatch(f)):
         problem = f"destination lock: {dst_problem}"
     if not problem and not (f.src.final and f.dst.final):
         problem = "a lock is no longer final"
-    if problem:
+    return problem
+
+
+def _both_locked(f: Facts) -> Decision:
+    if f.memory.cancel_requested:
+        return Move(S.REFUNDING, "cancelled by the maker before the reveal")
+    if problem := _verification_problem(f):
         return Move(S.REFUNDING, problem, reason="LOCK_VERIFICATION_FAILED")
     if not reveal_fits(f):
         return Move(S.REFUNDING, "too little time left to reveal safely", reason="NO_TIME_TO_REVEAL")
+    if f.terms.maker_holds_secret:
+        return Move(S.AWAITING_SECRET, "both locks verified; waiting for the maker to release the secret")
     # Chain times are whole seconds rounded down: wait until the window is open past any rounding, so no
     # withdrawal is sent a second early (a failed transaction still burns gas and publishes the secret).
     if f.dst_chain.now <= f.dst.withdrawal_at:
         return Wait("the destination withdrawal window is not open yet", until=(Side.DST, f.dst.withdrawal_at + 1))
     return Move(S.REVEALING_SECRET, "both locks verified; revealing the secret", expose=True)
+
+
+def _awaiting_secret(f: Facts) -> Decision:
+    m = f.memory
+    if f.src.state is LockState.WITHDRAWN and m.secret_known and can_still_pay_receiver(f):
+        # The maker used their secret on the source themselves (it pays the resolver): it is public, so the
+        # receiver is paid with it.
+        return Move(S.REVEALING_SECRET, "the secret is on chain: paying the receiver", expose=True)
+    if m.cancel_requested:
+        return Move(S.REFUNDING, "cancelled by the maker before releasing the secret")
+    if problem := _verification_problem(f):
+        return Move(S.REFUNDING, problem, reason="LOCK_VERIFICATION_FAILED")
+    if not reveal_fits(f):
+        return Move(
+            S.REFUNDING, "the maker did not release the secret before the deadline", reason="SECRET_NOT_RELEASED"
+        )
+    if not m.secret_known:
+        side, last = secret_deadline(f)
+        return Wait("waiting for the maker to release the secret", until=(side, last + 1))
+    if f.dst_chain.now <= f.dst.withdrawal_at:
+        return Wait("the destination withdrawal window is not open yet", until=(Side.DST, f.dst.withdrawal_at + 1))
+    return Move(S.REVEALING_SECRET, "the maker released the secret; revealing it", expose=True)
 
 
 def _revealing(f: Facts) -> Decision:
@@ -537,7 +591,8 @@ def _refunding(f: Facts) -> Decision:
     m, src, dst = f.memory, f.src, f.dst
     # Rule e: the source reached the resolver (a third party used the exposed secret) while the receiver was
     # not paid: pay the receiver, never keep the maker's funds.
-    if src.state is LockState.WITHDRAWN and m.secret_exposed:
+    if src.state is LockState.WITHDRAWN and (m.secret_exposed or f.terms.maker_holds_secret):
+        # (In secret mode "maker" the maker may have used the secret on chain: it is out all the same.)
         return Move(S.REVEALING_SECRET, "the source reached the resolver with the exposed secret: paying the receiver")
     # The destination first: the resolver's own funds, and its window opens earlier.
     if dst.state is LockState.ACTIVE:
@@ -576,6 +631,7 @@ _HANDLERS = {
     S.SOURCE_LOCKED: _source_locked,
     S.DESTINATION_LOCKING: _destination_locking,
     S.BOTH_LOCKED: _both_locked,
+    S.AWAITING_SECRET: _awaiting_secret,
     S.REVEALING_SECRET: _revealing,
     S.CANCELLING: _cancelling,
     S.REFUNDING: _refunding,
@@ -598,4 +654,6 @@ __all__ = [
     "Timelocks",
     "Wait",
     "decide",
+    "secret_deadline",
+    "secret_deadline_on_destination",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
-import grpc
 import redis.asyncio as aioredis
 from swap.chain.v1 import chain_pb2_grpc
 from swap.quote.v1 import quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
+from swap_runtime import tls as transport
 from swap_runtime.logs import configure_logging
 from swap_runtime.server import GrpcService
 from swap_runtime.tracing import client_interceptors, configure_tracing
@@ -30,6 +30,7 @@ SERVICE_NAME = session_pb2.DESCRIPTOR.services_by_name["SessionService"].full_na
 
 
 async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
+    tls = settings.transport()
     # The saga, the leases and the unary RPCs hold connections only for a command or a transaction:
     # a burst waits briefly for one instead of failing.
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -51,7 +52,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         max_per_client=settings.watch_max_per_client,
     )
     channels = {
-        name: grpc.aio.insecure_channel(addr, interceptors=client_interceptors())
+        name: transport.channel(addr, tls, interceptors=client_interceptors())
         for name, addr in (
             ("base", settings.chain_base_addr),
             ("near", settings.chain_near_addr),
@@ -123,6 +124,8 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         port=settings.port,
         grace_s=settings.shutdown_grace_s,
         metrics_port=settings.metrics_port,
+        tls=tls,
+        allowed_callers=settings.allowed_callers(),
         closers=[store.close, watchers.close, close_channels, runner.stop],
         checks=[redis_answers],
     )

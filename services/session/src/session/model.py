@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field
 
 from session.states import State
+
+
+class SecretMode(StrEnum):
+    SERVICE = "service"  # the service drew the secret
+    MAKER = "maker"  # the maker's client holds it until RevealSecret
 
 
 class Step(BaseModel):
@@ -34,7 +41,9 @@ class SessionRecord(BaseModel):
     maker: str
     receiver: str
     hashlock: str  # hex
-    sealed_secret: str  # AES-256-GCM, base64; never leaves the service
+    secret_mode: SecretMode = SecretMode.SERVICE
+    sealed_secret: str = ""  # AES-256-GCM, base64; never leaves the service ("" while the maker holds it)
+    secret_deadline: int = 0  # awaiting_secret: the destination chain time up to which a release is used
     secret_public: str = ""  # hex, set once the destination withdrawal is on chain
     quote: str  # swap.quote.v1.Quote, serialized then base64
     maker_action: str = ""  # swap.session.v1.MakerAction, serialized then base64

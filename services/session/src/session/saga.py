@@ -33,7 +33,7 @@ from session import kernel
 from session.chains import Chain, Fence
 from session.kernel import Action, Decision, Facts, Halt, LockState, Move, Send, Side, Wait
 from session.metrics import EVENT_TO_ACTION, SAGA_HALTS, SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
-from session.model import SessionRecord, Step
+from session.model import SecretMode, SessionRecord, Step
 from session.secrets import SecretBox
 from session.states import TERMINAL, State, check
 from session.store import SessionStore
@@ -293,7 +293,11 @@ class Saga:
                 record.steps.append(step)
         with resumed(record.trace_parent, f"saga {record.state.value}"):
             facts = await self.facts(record, lease)
-            if not record.secret_public and LockState.WITHDRAWN in {facts.src.state, facts.dst.state}:
+            if (
+                not record.secret_public
+                and record.sealed_secret
+                and LockState.WITHDRAWN in {facts.src.state, facts.dst.state}
+            ):
                 # On chain now: it may be shown (it is saved with the session's next write).
                 record.secret_public = self._secret(record).hex()
             decision = kernel.decide(facts)
@@ -315,6 +319,8 @@ class Saga:
             record.error_reason, record.error_message = decision.reason, decision.note
         if decision.expose:
             record.secret_exposed = True
+        if decision.to is S.AWAITING_SECRET:
+            record.secret_deadline = kernel.secret_deadline_on_destination(facts)
         if decision.to is S.SOURCE_LOCKING and not record.maker_submits_source and not record.src_sent_at:
             # The order is submitted right after this move; the kernel only asks whether it ever was. Until
             # now nothing could be at its id (only the resolver submits it): no need to read it first.
@@ -384,6 +390,7 @@ class Saga:
         src_id = record.src.lock_id if record.maker_submits_source or record.src_sent_at else ""
         dst_id = record.dst.lock_id if record.dst_sent_at else ""
         src_lock, dst_lock = await asyncio.gather(read(src, src_id), read(dst, dst_id))
+        self._learn_secret(record, src_lock, dst_lock)
         plan = quote_of(record).timelocks
         terms = kernel.Terms(
             hashlock=record.hashlock,
@@ -397,6 +404,7 @@ class Saga:
             reveal_margin_s=plan.reveal_margin_s,
             order_deadline=record.order_deadline,
             maker_submits_source=record.maker_submits_source,
+            maker_holds_secret=record.secret_mode is SecretMode.MAKER,
         )
         memory = kernel.Memory(
             state=record.state,
@@ -410,6 +418,7 @@ class Saga:
             dst_sent_at=record.dst_sent_at,
             dst_rejected=record.dst_rejected,
             secret_exposed=record.secret_exposed,
+            secret_known=bool(record.sealed_secret),
             receiver_paid_directly=record.receiver_paid_directly,
             since_src=record.state_since_src,
         )
@@ -422,6 +431,19 @@ class Saga:
             dst=lock_fact(dst_lock, dst_statics.confirmations),
             skew_s=self._settings.clock_skew_s + math.ceil(max(src_age, dst_age)),
         )
+
+    def _learn_secret(self, record: SessionRecord, *locks: chain_pb2.Lock) -> None:
+        """A secret the maker held that is now on chain (the maker withdrew a lock with it) is the service's
+        too: sealed like a drawn one, saved with the session's next write."""
+        if record.sealed_secret:
+            return
+        for lock in locks:
+            if lock.state == chain_pb2.LOCK_STATE_WITHDRAWN and hashlib.sha256(lock.secret).hexdigest() == (
+                record.hashlock.lower()
+            ):
+                record.sealed_secret = self._box.seal(record.session_id, bytes(lock.secret))
+                log.info("the maker's secret appeared on chain")
+                return
 
     # -- actions -------------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from swap_runtime.validation import parse_amount
 from session import validate
 from session.chains import Chain
 from session.metrics import SESSIONS_INITIATED
-from session.model import Leg, SessionRecord, Step
+from session.model import Leg, SecretMode, SessionRecord, Step
 from session.quotes import Quotes
 from session.runner import Runner
 from session.saga import Saga
@@ -128,6 +128,7 @@ class Sessions:
         src, dst = self._chains[src_chain], self._chains[dst_chain]
         maker = await _account(src, "maker", r.maker)
         receiver = await _account(dst, "receiver", r.receiver, must_exist=True)
+        mode, maker_hashlock = _secret_mode(r)
         # A tenant's request ids are its own: another tenant's same id is another request.
         request_id = f"{caller.tenant}|{r.request_id}" if caller.tenant and r.request_id else r.request_id
         fingerprint = request_hash(r)
@@ -145,7 +146,11 @@ class Sessions:
         quote = await self._quote(r, amount)
         session_id = uuid.uuid4().hex
         context.session_id.set(session_id)
-        secret, hashlock = new_secret()
+        if maker_hashlock is None:
+            secret, hashlock = new_secret()
+            sealed = self._box.seal(session_id, secret)
+        else:
+            hashlock, sealed = maker_hashlock, ""  # the maker's client keeps the secret until RevealSecret
         hashlock_hex = hashlock.hex()
         # The source's time must be fresh (the order deadline counts from it); the destination's bound is static.
         src_info, dst_statics = await asyncio.gather(src.info(), self._saga.statics(dst))
@@ -182,7 +187,8 @@ class Sessions:
             maker=maker,
             receiver=receiver,
             hashlock=hashlock_hex,
-            sealed_secret=self._box.seal(session_id, secret),
+            secret_mode=mode,
+            sealed_secret=sealed,
             quote=base64.b64encode(quote.SerializeToString()).decode(),
             maker_action=base64.b64encode(action.SerializeToString()).decode(),
             order_nonce=nonce,
@@ -319,6 +325,48 @@ class Sessions:
 
         return await self._record_intent(session_id, "cancel", intend)
 
+    async def reveal(self, session_id: str, secret_hex: str, caller: Caller = INTERNAL) -> SessionRecord:
+        """Secret mode "maker": the maker's client releases the secret. Checked against the hashlock, kept only
+        sealed; the saga reveals it on chain if rule b still holds, or refunds."""
+        secret = _secret_bytes(secret_hex)
+        record = await self.get(session_id, caller)
+        if record.secret_mode is not SecretMode.MAKER:
+            raise FailedPrecondition(
+                "the service holds this session's secret (secret_mode SERVICE)", reason="SECRET_HELD_BY_SERVICE"
+            )
+        if hashlib.sha256(secret).hexdigest() != record.hashlock:
+            raise InvalidArgument("secret", "SHA-256 of the secret is not the session's hashlock")
+        if record.sealed_secret:
+            return record  # released before (or seen on chain): the same secret again changes nothing
+        if record.state is not S.AWAITING_SECRET:
+            if record.state in TERMINAL:
+                raise FailedPrecondition(f"the session is already {record.state.value}", reason="SESSION_ENDED")
+            raise FailedPrecondition(
+                f"the session is {record.state.value}: release the secret only once it is awaiting_secret, after "
+                "checking the destination lock on chain",
+                reason="SECRET_NOT_EXPECTED",
+            )
+        dst_now = int((await self._chains[record.dst.chain].info()).chain_time)
+        if dst_now > record.secret_deadline:
+            self._runner.wake(session_id)  # the saga refunds (its own check, on fresh facts)
+            raise FailedPrecondition(
+                f"too late: the destination chain is at {dst_now}, past the secret deadline "
+                f"{record.secret_deadline}; the session refunds",
+                reason="SECRET_TOO_LATE",
+            )
+
+        async def intend(current: SessionRecord) -> bool:
+            if current.sealed_secret:
+                return False
+            if current.state is not S.AWAITING_SECRET:
+                raise FailedPrecondition(f"the session is {current.state.value}", reason="SECRET_NOT_EXPECTED")
+            current.sealed_secret = self._box.seal(session_id, secret)
+            return True
+
+        released = await self._record_intent(session_id, "secret release", intend)
+        log.info("the maker released the secret")
+        return released
+
     async def watch(
         self, session_id: str, cursor: str, watchers: Watchers, caller: Caller = INTERNAL
     ) -> AsyncIterator[tuple[str, bytes]]:
@@ -359,6 +407,33 @@ def valid_cursor(cursor: str) -> bool:
 
 
 _TERMINAL_PB = {session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in TERMINAL}
+
+
+_HEX32 = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
+
+
+def _secret_mode(r: session_pb2.CreateSessionRequest) -> tuple[SecretMode, bytes | None]:
+    """(SERVICE, None) or (MAKER, the maker's hashlock)."""
+    if r.secret_mode in (session_pb2.SECRET_MODE_UNSPECIFIED, session_pb2.SECRET_MODE_SERVICE):
+        if r.hashlock:
+            raise InvalidArgument(
+                "hashlock", "only with secret_mode MAKER: in SERVICE mode the service draws the secret"
+            )
+        return SecretMode.SERVICE, None
+    if r.secret_mode != session_pb2.SECRET_MODE_MAKER:
+        raise InvalidArgument("secret_mode", "must be SECRET_MODE_SERVICE or SECRET_MODE_MAKER")
+    found = _HEX32.fullmatch(r.hashlock)
+    if found is None:
+        raise InvalidArgument("hashlock", "required with secret_mode MAKER: SHA-256 of your secret, 64 hex digits")
+    return SecretMode.MAKER, bytes.fromhex(found.group(1))
+
+
+def _secret_bytes(value: str) -> bytes:
+    found = _HEX32.fullmatch(value)
+    if found is None:
+        # Never echo the value: it may be a secret with a typo.
+        raise InvalidArgument("secret", "must be 32 bytes as 64 hex digits (0x optional)")
+    return bytes.fromhex(found.group(1))
 
 
 def _chain(field: str, value: common_pb2.Chain.ValueType) -> str:

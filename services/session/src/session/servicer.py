@@ -58,6 +58,12 @@ class SessionServicer(session_pb2_grpc.SessionServiceServicer):
         record = await self._sessions.cancel(request.session_id, _caller(context))
         return session_pb2.CancelSessionResponse(session=to_pb(record))
 
+    async def RevealSecret(
+        self, request: session_pb2.RevealSecretRequest, context: grpc.aio.ServicerContext
+    ) -> session_pb2.RevealSecretResponse:
+        record = await self._sessions.reveal(request.session_id, request.secret, _caller(context))
+        return session_pb2.RevealSecretResponse(session=to_pb(record))
+
     async def WatchSession(
         self, request: session_pb2.WatchSessionRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[session_pb2.WatchSessionResponse]:

@@ -23,6 +23,7 @@ class State(StrEnum):
     SOURCE_LOCKED = "source_locked"
     DESTINATION_LOCKING = "destination_locking"
     BOTH_LOCKED = "both_locked"
+    AWAITING_SECRET = "awaiting_secret"  # noqa: S105 - a state name, not a secret
     REVEALING_SECRET = "revealing_secret"  # noqa: S105 - a state name, not a secret
     COMPLETED = "completed"
     CANCELLING = "cancelling"
@@ -68,7 +69,13 @@ TRANSITIONS: dict[State, dict[State, str]] = {
     },
     S.BOTH_LOCKED: {
         S.REVEALING_SECRET: "both locks final and verified term by term, time left on both: the secret is exposed",
+        S.AWAITING_SECRET: "secret mode maker: both locks final and verified, time left on both; the maker's "
+        "client checks the destination lock itself before releasing the secret",
         S.REFUNDING: "cancel requested, verification failed, or too little time left to reveal",
+    },
+    S.AWAITING_SECRET: {
+        S.REVEALING_SECRET: "the maker released the secret in time (or it appeared on chain): the secret is exposed",
+        S.REFUNDING: "cancel requested, verification failed, or the secret was not released before the deadline",
     },
     S.REVEALING_SECRET: {
         S.COMPLETED: "both withdrawals final (or the receiver paid directly and the source collected)",

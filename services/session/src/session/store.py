@@ -11,6 +11,7 @@ Keys under the configured prefix:
   locks:<chain>       lock id -> session id (what a chain event wakes)
   deadlines:<chain>   session ids by the chain time they wait for (zset)
   cursor:<replica>:<chain>  where a replica's chain event stream resumes
+  hashlock:<hex>      the session a maker's hashlock belongs to (secret mode "maker": one session per secret)
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
-from swap_runtime.errors import FailedPrecondition
+from swap_runtime.errors import FailedPrecondition, InvalidArgument
 
-from session.model import SessionRecord
+from session.model import SecretMode, SessionRecord
 from session.states import TERMINAL
 
 _REQUEST_TTL_S = 24 * 3600
 _CURSOR_TTL_S = 7 * 24 * 3600
 _LOCK_CACHE_SIZE = 100_000
 _ENDED_EPOCH_TTL_S = 24 * 3600  # an ended session's fencing epoch outlives any call still in flight
+# A maker's hashlock stays taken far longer than any session can run: a secret revealed once must never
+# unlock a second swap.
+_HASHLOCK_TTL_S = 90 * 24 * 3600
 
 
 # Renew or release a lease only while we still hold it (compare-and-act in one step).
@@ -86,6 +90,12 @@ class SessionStore:
                 existing = await self.session_for_request(record.request_id)
                 if existing is not None and (found := await self.get(existing)) is not None:
                     return found
+        if record.secret_mode is SecretMode.MAKER:
+            key = self._k("hashlock", record.hashlock)
+            if not await self._r.set(key, record.session_id, nx=True, ex=_HASHLOCK_TTL_S):
+                if record.request_id:
+                    await self._r.delete(self._k("request", record.request_id))
+                raise InvalidArgument("hashlock", "already used by another session: draw a new secret for every swap")
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.set(self._k("session", record.session_id), record.model_dump_json())
             pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})

@@ -9,7 +9,7 @@ from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
 
-from session.model import SessionRecord
+from session.model import SecretMode, SessionRecord
 from session.states import State
 
 # Chain names as the wire spells them (CHAIN_BASE -> "base"): the service knows chains only as names of
@@ -17,6 +17,8 @@ from session.states import State
 CHAINS = {name.removeprefix("CHAIN_").lower(): value for name, value in common_pb2.Chain.items() if value}
 CHAIN_NAMES = {v: k for k, v in CHAINS.items()}
 _STATES = {s: session_pb2.SessionState.Value(f"SESSION_STATE_{s.name}") for s in State}
+# Secret modes as stored ("service", "maker") and on the wire.
+SECRET_MODES = {SecretMode.SERVICE: session_pb2.SECRET_MODE_SERVICE, SecretMode.MAKER: session_pb2.SECRET_MODE_MAKER}
 
 
 def state_pb(state: State) -> session_pb2.SessionState.ValueType:
@@ -61,6 +63,8 @@ def to_pb(record: SessionRecord) -> session_pb2.Session:
         updated_at=int(record.updated_at),
         secret=record.secret_public,
         version=record.version,
+        secret_mode=SECRET_MODES[record.secret_mode],
+        secret_deadline=record.secret_deadline if record.state is State.AWAITING_SECRET else 0,
     )
     if record.maker_action:
         session.maker_action.CopyFrom(maker_action_of(record))

@@ -1,5 +1,16 @@
 // The swap page: quote, start, maker's step (browser wallet or the dev maker key), live progress over /ws.
-// Speaks only the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base units.
+// Speaks the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base units. In secret
+// mode maker it also reads the destination lock from the destination chain's RPC (maker.js).
+
+import {
+  drawSecret,
+  findHeld,
+  forgetHeld,
+  lockProblems,
+  makerModeAvailable,
+  readDestinationLock,
+  saveHeld,
+} from "./maker.js";
 
 const API = "/api/v1";
 const KEY_STORAGE = "swap.apiKey";
@@ -16,6 +27,8 @@ const HAPPY_PATH = [
   "revealing_secret",
   "completed",
 ];
+// Secret mode maker adds one state between both_locked and revealing_secret.
+const MAKER_PATH = [...HAPPY_PATH.slice(0, 6), "awaiting_secret", ...HAPPY_PATH.slice(6)];
 const TERMINAL = new Set(["completed", "cancelled", "refunded", "failed", "timeout"]);
 const LABELS = {
   initialized: "Session created; waiting for the maker",
@@ -24,6 +37,7 @@ const LABELS = {
   source_locked: "Source lock confirmed",
   destination_locking: "Locking the destination leg",
   both_locked: "Both legs locked and final",
+  awaiting_secret: "Waiting for your secret: checking the destination lock on chain",
   revealing_secret: "Secret revealed; withdrawing both legs",
   completed: "Completed: the receiver has the funds",
   cancelling: "Cancelling",
@@ -81,6 +95,9 @@ const app = {
   wsTimer: null,
   walletAccount: null,
   busy: false,
+  chains: {},
+  releasing: false,
+  secretKept: null, // the session whose destination lock failed the check: its secret stays here
 };
 
 export class ApiError extends Error {
@@ -197,7 +214,18 @@ function applyDirectionDefaults() {
   $("receiver").value = d.receiver;
   $("amount-unit").textContent = d.src.symbol ? `(${d.src.symbol} on ${d.src.chain.toUpperCase()})` : "";
   $("connect-wallet").hidden = !(window.ethereum && d.src.chain === "base");
+  const maker = makerModeAvailable(app.chains, d.dst.chain);
+  $("secret-maker").disabled = !maker;
+  if (!maker) $("secret-service").checked = true;
+  $("secret-help").textContent = maker
+    ? "This browser keeps the secret and releases it only after reading the destination lock on its chain."
+    : "This page cannot read the destination chain here (no RPC configured, or not https): the service keeps the secret.";
   clearQuote();
+}
+
+function secretMode() {
+  const checked = document.querySelector('input[name="secret-mode"]:checked');
+  return checked ? checked.value : "service";
 }
 
 // Decimals and symbol of an asset: the form's fields first (the user may have changed them), then the config.
@@ -380,11 +408,22 @@ async function startSwap() {
   body.receiver = $("receiver").value.trim();
   if (app.quote && app.quote.src_amount === body.src_amount) body.quote_id = app.quote.quote_id;
   body.request_id = newRequestId();
+  let held = null;
+  if (secretMode() === "maker") {
+    held = await drawSecret(body);
+    body.secret_mode = "maker";
+    body.hashlock = held.hashlock;
+  }
   try {
     const session = await api("POST", `${API}/sessions`, body);
+    if (held) {
+      held.session_id = session.session_id;
+      saveHeld(held);
+    }
     clearQuote();
     follow(session.session_id, session);
   } catch (e) {
+    if (held) forgetHeld(held);
     showFormError(e);
   }
 }
@@ -401,6 +440,8 @@ function follow(sessionId, session) {
   $("result").hidden = true;
   $("steps").replaceChildren();
   $("new-swap").hidden = true;
+  setSecretStatus("");
+  app.secretKept = null;
   if (session) applySession(session);
   connect();
   $("session-title").scrollIntoView({ block: "start" });
@@ -413,7 +454,63 @@ function applySession(session) {
   }
   app.session = session;
   renderSession(session);
+  considerRelease(session);
   if (TERMINAL.has(session.state)) stopWatching();
+}
+
+// --- the maker's secret (secret mode maker) ---------------------------------------------------------------
+
+function setSecretStatus(text, isError = false) {
+  const el = $("secret-status");
+  el.textContent = text;
+  el.hidden = !text;
+  el.classList.toggle("error-text", isError);
+}
+
+async function considerRelease(session) {
+  const held = findHeld(session.session_id);
+  if (!held) return;
+  if (TERMINAL.has(session.state)) {
+    forgetHeld(held);
+    if (session.state === "completed") setSecretStatus("Your secret was released and is now public on chain.");
+    else setSecretStatus("Your secret was never used; nothing of yours stays locked.");
+    return;
+  }
+  if (session.state !== "awaiting_secret" || held.released || app.releasing || app.secretKept === session.session_id) return;
+  app.releasing = true;
+  try {
+    let problems;
+    let lock;
+    for (;;) {
+      setSecretStatus(`Reading the destination lock on ${held.dst_chain.toUpperCase()}…`);
+      lock = await readDestinationLock(app.chains, held.dst_chain, session.dst_lock_id || "");
+      problems = lockProblems(lock, session, held);
+      if (problems.length !== 1 || problems[0] !== "it is not final yet") break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    if (problems.length) {
+      app.secretKept = session.session_id;
+      setSecretStatus(
+        `Secret kept: the destination lock on chain is not what you asked for (${problems.join("; ")}). ` +
+          "The swap refunds your funds when its window opens.",
+        true,
+      );
+      return;
+    }
+    const left = lock.cancellation_at - lock.chain_now;
+    setSecretStatus(`Destination lock checked on ${held.dst_chain.toUpperCase()} (${left} s to spare); releasing your secret…`);
+    const reply = await api("POST", `${API}/sessions/${encodeURIComponent(session.session_id)}/secret`, {
+      secret: held.secret,
+    });
+    held.released = true;
+    saveHeld(held);
+    setSecretStatus(`Destination lock checked on ${held.dst_chain.toUpperCase()}; your secret is released.`);
+    applySession(reply);
+  } catch (e) {
+    setSecretStatus(`The secret was not released: ${describeError(e)}`, true);
+  } finally {
+    app.releasing = false;
+  }
 }
 
 function renderSession(session) {
@@ -475,15 +572,16 @@ export function stepRows(session) {
     if (step.note && !row.notes.includes(step.note)) row.notes.push(step.note);
   }
   if (current && !seen.has(current)) seen.set(current, { state: current, status: "done", at: null, txs: [], notes: [] });
-  const detour = [...seen.keys()].some((s) => !HAPPY_PATH.includes(s));
-  const furthest = Math.max(-1, ...[...seen.keys()].map((s) => HAPPY_PATH.indexOf(s)));
+  const path = session.secret_mode === "maker" ? MAKER_PATH : HAPPY_PATH;
+  const detour = [...seen.keys()].some((s) => !path.includes(s));
+  const furthest = Math.max(-1, ...[...seen.keys()].map((s) => path.indexOf(s)));
   const rows = [];
-  HAPPY_PATH.forEach((state, index) => {
+  path.forEach((state, index) => {
     if (seen.has(state)) rows.push(seen.get(state));
     else if (index < furthest) rows.push({ state, status: "done", at: null, txs: [], notes: [] });
     else if (!detour) rows.push({ state, status: "pending", at: null, txs: [], notes: [] });
   });
-  for (const [state, row] of seen) if (!HAPPY_PATH.includes(state)) rows.push(row);
+  for (const [state, row] of seen) if (!path.includes(state)) rows.push(row);
   for (const row of rows) {
     if (row.state !== current) continue;
     if (!TERMINAL.has(current)) row.status = "current";
@@ -769,8 +867,18 @@ async function loadConfig() {
   }
 }
 
+async function loadChains() {
+  try {
+    const response = await fetch(new URL("../chains.json", import.meta.url));
+    return response.ok ? await response.json() : {};
+  } catch (e) {
+    return {};
+  }
+}
+
 async function main() {
   app.config = await loadConfig();
+  app.chains = await loadChains();
   $("api-key").value = apiKey();
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -25,6 +25,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SecretMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SecretModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SecretMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SECRET_MODE_UNSPECIFIED: _SecretMode.ValueType  # 0
+    """The same as SECRET_MODE_SERVICE."""
+    SECRET_MODE_SERVICE: _SecretMode.ValueType  # 1
+    """The service draws the secret and reveals it once both locks are verified: the maker trusts the
+    operator with it (custodial integrations).
+    """
+    SECRET_MODE_MAKER: _SecretMode.ValueType  # 2
+    """The maker's client draws the secret and sends only its SHA-256; it releases the secret with
+    RevealSecret after checking the destination lock on chain: the maker trusts no one.
+    """
+
+class SecretMode(_SecretMode, metaclass=_SecretModeEnumTypeWrapper):
+    """Who draws and holds the secret of a session (docs/api.md, "Secret modes")."""
+
+SECRET_MODE_UNSPECIFIED: SecretMode.ValueType  # 0
+"""The same as SECRET_MODE_SERVICE."""
+SECRET_MODE_SERVICE: SecretMode.ValueType  # 1
+"""The service draws the secret and reveals it once both locks are verified: the maker trusts the
+operator with it (custodial integrations).
+"""
+SECRET_MODE_MAKER: SecretMode.ValueType  # 2
+"""The maker's client draws the secret and sends only its SHA-256; it releases the secret with
+RevealSecret after checking the destination lock on chain: the maker trusts no one.
+"""
+Global___SecretMode: _TypeAlias = SecretMode  # noqa: Y015
+
 class _SessionState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -46,6 +78,8 @@ class _SessionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SessionS
     SESSION_STATE_REFUNDED: _SessionState.ValueType  # 12
     SESSION_STATE_FAILED: _SessionState.ValueType  # 13
     SESSION_STATE_TIMEOUT: _SessionState.ValueType  # 14
+    SESSION_STATE_AWAITING_SECRET: _SessionState.ValueType  # 15
+    """Secret mode MAKER: both locks are final and verified; waiting for the maker's secret."""
 
 class SessionState(_SessionState, metaclass=_SessionStateEnumTypeWrapper):
     """Output only. The single state table in services/session is the truth for transitions."""
@@ -65,6 +99,8 @@ SESSION_STATE_REFUNDING: SessionState.ValueType  # 11
 SESSION_STATE_REFUNDED: SessionState.ValueType  # 12
 SESSION_STATE_FAILED: SessionState.ValueType  # 13
 SESSION_STATE_TIMEOUT: SessionState.ValueType  # 14
+SESSION_STATE_AWAITING_SECRET: SessionState.ValueType  # 15
+"""Secret mode MAKER: both locks are final and verified; waiting for the maker's secret."""
 Global___SessionState: _TypeAlias = SessionState  # noqa: Y015
 
 @_typing.final
@@ -79,6 +115,8 @@ class CreateSessionRequest(_message.Message):
     RECEIVER_FIELD_NUMBER: _builtins.int
     SLIPPAGE_BPS_FIELD_NUMBER: _builtins.int
     QUOTE_ID_FIELD_NUMBER: _builtins.int
+    SECRET_MODE_FIELD_NUMBER: _builtins.int
+    HASHLOCK_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Makes retries safe: the same request_id returns the same session."""
     src_amount: _builtins.str
@@ -91,6 +129,10 @@ class CreateSessionRequest(_message.Message):
     """0..5000 basis points; 0 = the quote service default."""
     quote_id: _builtins.str
     """Optional: bind this earlier quote (it must match the pair and amount and still be valid)."""
+    secret_mode: Global___SecretMode.ValueType
+    """Who holds the secret; UNSPECIFIED = SERVICE."""
+    hashlock: _builtins.str
+    """SECRET_MODE_MAKER only, and required there: SHA-256 of the maker's 32-byte secret, 64 hex digits."""
     @_builtins.property
     def src(self) -> _quote_pb2.Asset: ...
     @_builtins.property
@@ -106,10 +148,12 @@ class CreateSessionRequest(_message.Message):
         receiver: _builtins.str = ...,
         slippage_bps: _builtins.int = ...,
         quote_id: _builtins.str = ...,
+        secret_mode: Global___SecretMode.ValueType = ...,
+        hashlock: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "src", b"src"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "maker", b"maker", "quote_id", b"quote_id", "receiver", b"receiver", "request_id", b"request_id", "slippage_bps", b"slippage_bps", "src", b"src", "src_amount", b"src_amount"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "hashlock", b"hashlock", "maker", b"maker", "quote_id", b"quote_id", "receiver", b"receiver", "request_id", b"request_id", "secret_mode", b"secret_mode", "slippage_bps", b"slippage_bps", "src", b"src", "src_amount", b"src_amount"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,6 +271,8 @@ class Session(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    SECRET_MODE_FIELD_NUMBER: _builtins.int
+    SECRET_DEADLINE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     state: Global___SessionState.ValueType
     src_amount: _builtins.str
@@ -244,6 +290,11 @@ class Session(_message.Message):
     """The secret, hex: only once it is public on chain (after the destination withdrawal)."""
     version: _builtins.int
     """Bumped on every update; WatchSession cursors refer to it."""
+    secret_mode: Global___SecretMode.ValueType
+    secret_deadline: _builtins.int
+    """AWAITING_SECRET: the destination chain's time (unix seconds) up to which a released secret is still
+    used; later the session refunds. 0 in other states and in SECRET_MODE_SERVICE.
+    """
     @_builtins.property
     def src(self) -> _quote_pb2.Asset: ...
     @_builtins.property
@@ -278,10 +329,12 @@ class Session(_message.Message):
         updated_at: _builtins.int = ...,
         secret: _builtins.str = ...,
         version: _builtins.int = ...,
+        secret_mode: Global___SecretMode.ValueType = ...,
+        secret_deadline: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "error", b"error", "maker_action", b"maker_action", "quote", b"quote", "src", b"src"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -528,3 +581,46 @@ class WatchSessionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchSessionResponse: _TypeAlias = WatchSessionResponse  # noqa: Y015
+
+@_typing.final
+class RevealSecretRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    secret: _builtins.str
+    """The maker's 32-byte secret, 64 hex digits (0x optional); SHA-256 of it must be the session's hashlock."""
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealSecretRequest: _TypeAlias = RevealSecretRequest  # noqa: Y015
+
+@_typing.final
+class RevealSecretResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def session(self) -> Global___Session: ...
+    def __init__(
+        self,
+        *,
+        session: Global___Session | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealSecretResponse: _TypeAlias = RevealSecretResponse  # noqa: Y015

@@ -64,14 +64,19 @@ class SessionServiceStub:
                 request_serializer=swap_dot_session_dot_v1_dot_session__pb2.WatchSessionRequest.SerializeToString,
                 response_deserializer=swap_dot_session_dot_v1_dot_session__pb2.WatchSessionResponse.FromString,
                 _registered_method=True)
+        self.RevealSecret = channel.unary_unary(
+                '/swap.session.v1.SessionService/RevealSecret',
+                request_serializer=swap_dot_session_dot_v1_dot_session__pb2.RevealSecretRequest.SerializeToString,
+                response_deserializer=swap_dot_session_dot_v1_dot_session__pb2.RevealSecretResponse.FromString,
+                _registered_method=True)
 
 
 class SessionServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateSession(self, request, context):
-        """Validates the request, draws the secret, binds a quote and returns what the maker must do next.
-        Idempotent with request_id.
+        """Validates the request, draws the secret (or takes the maker's hashlock, secret_mode MAKER), binds a
+        quote and returns what the maker must do next. Idempotent with request_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +116,14 @@ class SessionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevealSecret(self, request, context):
+        """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
+        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +156,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.WatchSession,
                     request_deserializer=swap_dot_session_dot_v1_dot_session__pb2.WatchSessionRequest.FromString,
                     response_serializer=swap_dot_session_dot_v1_dot_session__pb2.WatchSessionResponse.SerializeToString,
+            ),
+            'RevealSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealSecret,
+                    request_deserializer=swap_dot_session_dot_v1_dot_session__pb2.RevealSecretRequest.FromString,
+                    response_serializer=swap_dot_session_dot_v1_dot_session__pb2.RevealSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +325,33 @@ class SessionService:
             '/swap.session.v1.SessionService/WatchSession',
             swap_dot_session_dot_v1_dot_session__pb2.WatchSessionRequest.SerializeToString,
             swap_dot_session_dot_v1_dot_session__pb2.WatchSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swap.session.v1.SessionService/RevealSecret',
+            swap_dot_session_dot_v1_dot_session__pb2.RevealSecretRequest.SerializeToString,
+            swap_dot_session_dot_v1_dot_session__pb2.RevealSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,8 +35,8 @@ class SessionServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SessionServiceAsyncStub: ...
     CreateSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.CreateSessionRequest, _session_pb2.CreateSessionResponse]
-    """Validates the request, draws the secret, binds a quote and returns what the maker must do next.
-    Idempotent with request_id.
+    """Validates the request, draws the secret (or takes the maker's hashlock, secret_mode MAKER), binds a
+    quote and returns what the maker must do next. Idempotent with request_id.
     """
     GetSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.GetSessionRequest, _session_pb2.GetSessionResponse]
     ListSessions: _grpc.UnaryUnaryMultiCallable[_session_pb2.ListSessionsRequest, _session_pb2.ListSessionsResponse]
@@ -48,13 +48,17 @@ class SessionServiceStub:
     """Cancels: immediate before any lock; after a lock the session refunds when the windows open."""
     WatchSession: _grpc.UnaryStreamMultiCallable[_session_pb2.WatchSessionRequest, _session_pb2.WatchSessionResponse]
     """Every update of a session, oldest first, resumable from a cursor; ends after a terminal state."""
+    RevealSecret: _grpc.UnaryUnaryMultiCallable[_session_pb2.RevealSecretRequest, _session_pb2.RevealSecretResponse]
+    """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
+    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+    """
 
 @_typing.type_check_only
 class SessionServiceAsyncStub(SessionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateSession: _aio.UnaryUnaryMultiCallable[_session_pb2.CreateSessionRequest, _session_pb2.CreateSessionResponse]  # type: ignore[assignment]
-    """Validates the request, draws the secret, binds a quote and returns what the maker must do next.
-    Idempotent with request_id.
+    """Validates the request, draws the secret (or takes the maker's hashlock, secret_mode MAKER), binds a
+    quote and returns what the maker must do next. Idempotent with request_id.
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_session_pb2.GetSessionRequest, _session_pb2.GetSessionResponse]  # type: ignore[assignment]
     ListSessions: _aio.UnaryUnaryMultiCallable[_session_pb2.ListSessionsRequest, _session_pb2.ListSessionsResponse]  # type: ignore[assignment]
@@ -66,6 +70,10 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """Cancels: immediate before any lock; after a lock the session refunds when the windows open."""
     WatchSession: _aio.UnaryStreamMultiCallable[_session_pb2.WatchSessionRequest, _session_pb2.WatchSessionResponse]  # type: ignore[assignment]
     """Every update of a session, oldest first, resumable from a cursor; ends after a terminal state."""
+    RevealSecret: _aio.UnaryUnaryMultiCallable[_session_pb2.RevealSecretRequest, _session_pb2.RevealSecretResponse]  # type: ignore[assignment]
+    """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
+    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+    """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -74,8 +82,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _session_pb2.CreateSessionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.CreateSessionResponse, _abc.Awaitable[_session_pb2.CreateSessionResponse]]:
-        """Validates the request, draws the secret, binds a quote and returns what the maker must do next.
-        Idempotent with request_id.
+        """Validates the request, draws the secret (or takes the maker's hashlock, secret_mode MAKER), binds a
+        quote and returns what the maker must do next. Idempotent with request_id.
         """
 
     @_abc_1.abstractmethod
@@ -117,5 +125,15 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_session_pb2.WatchSessionResponse], _abc.AsyncIterator[_session_pb2.WatchSessionResponse]]:
         """Every update of a session, oldest first, resumable from a cursor; ends after a terminal state."""
+
+    @_abc_1.abstractmethod
+    def RevealSecret(
+        self,
+        request: _session_pb2.RevealSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_pb2.RevealSecretResponse, _abc.Awaitable[_session_pb2.RevealSecretResponse]]:
+        """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
+        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+        """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
