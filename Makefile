@@ -60,9 +60,8 @@ fmt: setup ## apply ruff's fixes and formatting
 run: setup contracts ## start the local stack, run a demo swap, keep it up until Ctrl-C (DEMO_ONLY=1: stop after it)
 	$(PY) -m swap_devnet.demo $(if $(DEMO_ONLY),--demo-only,)
 
-down: ## stop a stack left running by `make run` (normally Ctrl-C does it); waits until it has stopped
-	@# The bracket keeps the pattern from matching this recipe's own shell.
-	-pkill -TERM -f "[s]wap_devnet.demo" ; while pgrep -f "[s]wap_devnet.demo" >/dev/null; do sleep 0.2; done
+down: ## stop this checkout's stack left running by `make run` (normally Ctrl-C does it); waits until it has stopped
+	$(PY) -m swap_devnet.demo --stop
 
 test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
 	$(PY) -m pytest $(PYTEST_ARGS)

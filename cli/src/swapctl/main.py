@@ -22,6 +22,7 @@ from rich.text import Text
 
 from swapctl import __version__
 from swapctl.client import Gateway, Json
+from swapctl.config import load_config
 from swapctl.errors import CliError, ExitCode
 from swapctl.release import Releaser
 from swapctl.render import (
@@ -57,8 +58,10 @@ app = typer.Typer(
     help=_HELP,
     epilog=_EPILOG,
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -67,6 +70,7 @@ class Settings:
     url: str
     api_key: str | None
     timeout: float
+    chains: Path | None = None  # the config file's chains file, when --chains is not given
 
     def gateway(self) -> Gateway:
         return Gateway(self.url, self.api_key, timeout=self.timeout)
@@ -95,8 +99,14 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     url: Annotated[
-        str, typer.Option("--url", envvar="SWAPCTL_URL", help="The gateway's base URL.", show_envvar=True)
-    ] = DEFAULT_URL,
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="SWAPCTL_URL",
+            help=f"The gateway's base URL [default: the config's, else {DEFAULT_URL}].",
+            show_envvar=True,
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
         typer.Option("--api-key", envvar="SWAPCTL_API_KEY", help="Sent as X-API-Key.", show_envvar=True),
@@ -106,7 +116,16 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = Settings(url=url, api_key=api_key or None, timeout=timeout)
+    try:
+        config = load_config()
+    except CliError as e:
+        raise typer.BadParameter(e.message, param_hint="SWAPCTL_CONFIG") from e
+    ctx.obj = Settings(
+        url=url or config.url or DEFAULT_URL,
+        api_key=api_key or config.api_key,
+        timeout=timeout,
+        chains=config.chains,
+    )
 
 
 # Arguments shared by the commands; the API's field names map back to them in error messages.
@@ -233,6 +252,9 @@ def swap(
     ] = SecretMode.MAKER,
     chains: ChainsOpt = None,
     min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each new version of the session as one JSON line (notes on stderr).")
+    ] = False,
 ) -> None:
     """Start a swap and follow it live until it completes or is refunded (exit 0 only when completed)."""
     body = _trade_body(src, dst, amount, decimals, slippage_bps)
@@ -242,7 +264,7 @@ def swap(
     if quote_id:
         body["quote_id"] = quote_id
     dd = _dd(dst_decimals, decimals)
-    access = _chains_for_maker_mode(chains) if secret_mode is SecretMode.MAKER else {}
+    access = _chains_for_maker_mode(ctx, chains) if secret_mode is SecretMode.MAKER else {}
 
     async def work(gw: Gateway) -> int:
         store = SecretStore()
@@ -257,7 +279,7 @@ def swap(
         if held is not None:
             held.session_id = sid
             store.save(held)
-        out = _out()
+        out = _err() if as_json else _out()
         out.print(Text.assemble("session ", (sid, "bold"), f" created ({session.get('state', '?')})"))
         if held is not None:
             out.print(Text(f"secret mode maker: the secret stays in {store.dir} until the swap ends", style="dim"))
@@ -274,6 +296,8 @@ def swap(
         else:
             out.print(maker_action_view(session))
             if no_wait:
+                if as_json:
+                    _print_json(session)
                 return ExitCode.OK
             out.print(
                 Text(
@@ -282,8 +306,8 @@ def swap(
                     style="dim",
                 )
             )
-        releaser = _releaser(gw, store, held, access, min_time_left) if held is not None else None
-        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd, releaser=releaser)
+        releaser = _releaser(gw, store, held, access, min_time_left, as_json) if held is not None else None
+        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd, releaser=releaser, as_json=as_json)
 
     _run(ctx, work)
 
@@ -297,7 +321,7 @@ def reveal(
     as_json: JsonOpt = False,
 ) -> None:
     """Secret mode maker: check the destination lock on chain, then release the secret this machine holds."""
-    access = _chains_for_maker_mode(chains)
+    access = _chains_for_maker_mode(ctx, chains)
 
     async def work(gw: Gateway) -> int:
         store = SecretStore()
@@ -320,7 +344,9 @@ def reveal(
     _run(ctx, work)
 
 
-def _chains_for_maker_mode(chains: Path | None) -> dict[str, ChainAccess]:
+def _chains_for_maker_mode(ctx: typer.Context, chains: Path | None) -> dict[str, ChainAccess]:
+    settings: Settings = ctx.obj
+    chains = chains or settings.chains
     if chains is None:
         raise typer.BadParameter(
             "secret mode maker checks the destination lock on its own chain before releasing the secret: give "
@@ -334,9 +360,14 @@ def _chains_for_maker_mode(chains: Path | None) -> dict[str, ChainAccess]:
 
 
 def _releaser(
-    gw: Gateway, store: SecretStore, held: Held, access: dict[str, ChainAccess], min_time_left: int
+    gw: Gateway,
+    store: SecretStore,
+    held: Held,
+    access: dict[str, ChainAccess],
+    min_time_left: int,
+    quiet_stdout: bool = False,
 ) -> Releaser:
-    out = _out()
+    out = _err() if quiet_stdout else _out()
     return Releaser(
         gw,
         store,
@@ -385,6 +416,9 @@ def watch(
     dst_decimals: DstDecimalsOpt = None,
     chains: ChainsOpt = None,
     min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each new version of the session as one JSON line (notes on stderr).")
+    ] = False,
 ) -> None:
     """Follow a session live over the WebSocket until it ends (exit 0 only when it completed). A secret this
     machine holds for it (secret mode maker) is released when the destination lock checks out."""
@@ -395,7 +429,7 @@ def watch(
         held = store.find(session_id)
         releaser = None
         if held is not None and session.get("state") not in TERMINAL_STATES:
-            releaser = _releaser(gw, store, held, _chains_for_maker_mode(chains), min_time_left)
+            releaser = _releaser(gw, store, held, _chains_for_maker_mode(ctx, chains), min_time_left, as_json)
         return await _follow(
             gw,
             session,
@@ -403,6 +437,7 @@ def watch(
             dst_decimals=_dd(dst_decimals, decimals),
             cursor=cursor,
             releaser=releaser,
+            as_json=as_json,
         )
 
     _run(ctx, work)
@@ -568,6 +603,31 @@ class ProgressDisplay:
             self.console.print(step_line(row), soft_wrap=True, markup=False)
 
 
+class JsonLines:
+    """--json: one compact JSON line per new version of the session on stdout; notices go to stderr."""
+
+    def __init__(self, session: Json) -> None:
+        self.version = -1
+        self.update(session)
+
+    def __enter__(self) -> JsonLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, session: Json) -> None:
+        version = session.get("version")
+        if isinstance(version, int):
+            if version <= self.version:
+                return
+            self.version = version
+        typer.echo(json.dumps(session, separators=(",", ":")))
+
+    def reconnecting(self, attempt: int, delay_s: float) -> None:
+        _err().print(f"connection to the gateway lost; reconnecting in {delay_s:g} s (attempt {attempt})")
+
+
 async def _follow(
     gw: Gateway,
     session: Json,
@@ -576,9 +636,12 @@ async def _follow(
     dst_decimals: int | None,
     cursor: str | None = None,
     releaser: Releaser | None = None,
+    as_json: bool = False,
 ) -> int:
     out = _out()
-    display = ProgressDisplay(out, session, src_decimals, dst_decimals)
+    display: ProgressDisplay | JsonLines = (
+        JsonLines(session) if as_json else ProgressDisplay(out, session, src_decimals, dst_decimals)
+    )
 
     def on_session(update: Json) -> None:
         display.update(update)
@@ -601,6 +664,8 @@ async def _follow(
         if releaser is not None:
             await releaser.wait()
             releaser.feed(final)
+    if as_json:
+        return ExitCode.OK if final.get("state") == "completed" else ExitCode.NOT_COMPLETED
     return _finish(out, final, src_decimals, dst_decimals)
 
 

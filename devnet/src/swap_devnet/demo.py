@@ -11,15 +11,18 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from swap_devnet.stack import LocalStack, StackOptions
 
 log = logging.getLogger("swap.demo")
+_WATCH_S = 1.0  # how often a running stack's processes are checked
 
 
 def demo_swap(stack: LocalStack, amount: str = "25") -> int:
@@ -38,26 +41,69 @@ def demo_swap(stack: LocalStack, amount: str = "25") -> int:
         "--chains", str(stack.chains_file),
         "--dev",
     ]  # fmt: skip
-    log.info(
-        "$ swapctl swap base:TUSD near:TUSD %s --chains %s --dev   (through Envoy at %s)",
-        amount,
-        stack.chains_file,
-        stack.envoy.url,
-    )
+    # What a user types to do the same: the gateway, key and chains come from the stack's swapctl.json, which
+    # swapctl finds as .localnet/swapctl.json from the checkout's directory.
+    shown = [arg for arg in command[5:] if arg not in (str(stack.chains_file), "--chains")]
+    log.info("$ swapctl %s", " ".join(shown))
+    log.info("  (gateway, API key and chains from %s)", stack.options.work_dir / "swapctl.json")
     return subprocess.run(command, check=False).returncode
 
 
-async def _wait_for_signal() -> None:
+async def _wait_for_signal_or_crash(stack: LocalStack) -> list[str]:
+    """Until Ctrl-C / SIGTERM (returns []) or until a process of the stack exits (returns their names)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    while not stop.is_set():
+        dead = stack.exited()
+        if dead:
+            return dead
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), _WATCH_S)
+    return []
 
 
-def _serve_until_stopped() -> None:
+def _serve_until_stopped(stack: LocalStack) -> list[str]:
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_wait_for_signal())
+        return asyncio.run(_wait_for_signal_or_crash(stack))
+    return []
+
+
+def pid_file(work_dir: Path) -> Path:
+    """Where `make run` notes its pid: `make down` stops this checkout's stack, and no other."""
+    return work_dir / "run.pid"
+
+
+def _is_demo(pid: int) -> bool:
+    try:
+        return b"swap_devnet.demo" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def stop_running(work_dir: Path, timeout_s: float = 60.0) -> int:
+    """`make down`: SIGTERM to this checkout's `make run` (its pid file), then wait until it is gone."""
+    path = pid_file(work_dir)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        log.info("no stack of this checkout is running (%s)", path)
+        return 0
+    if not _is_demo(pid):
+        # Gone, or the pid was reused by something else since: never signal a stranger.
+        path.unlink(missing_ok=True)
+        log.info("the stack of %s had already stopped", path)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _is_demo(pid):
+            log.info("stopped")
+            return 0
+        time.sleep(0.2)
+    log.error("process %d did not stop within %g s", pid, timeout_s)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,12 +111,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path(".localnet"))
     parser.add_argument("--amount", default="25", help="TUSD to swap (token units)")
     parser.add_argument("--demo-only", action="store_true", help="stop after the demo swap")
+    parser.add_argument("--stop", action="store_true", help="stop this checkout's running stack (make down)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("swap_devnet").setLevel(logging.WARNING)
+    if args.stop:
+        return stop_running(args.work_dir)
     # SIGTERM (make down) takes the same way out as Ctrl-C, so everything started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     log.info("starting the local stack in %s ...", args.work_dir)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    pid_file(args.work_dir).write_text(f"{os.getpid()}\n")
+    try:
+        return _run(args)
+    finally:
+        pid_file(args.work_dir).unlink(missing_ok=True)
+
+
+def _run(args: argparse.Namespace) -> int:
     with LocalStack(StackOptions(work_dir=args.work_dir, edge=True)) as stack:
         for name, value in stack.describe().items():
             log.info("  %-10s %s", name, value)
@@ -79,7 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("web page: %s/  (API key: %s)", stack.envoy.url, stack.options.api_key)
         if not args.demo_only:
             log.info("the stack is up (addresses in %s/stack.json); Ctrl-C stops it", args.work_dir)
-            _serve_until_stopped()
+            dead = _serve_until_stopped(stack)
+            if dead:
+                # A crashed child is not a running stack: say which and stop, non-zero.
+                log.error("%s exited; stopping the stack (logs in %s)", ", ".join(dead), args.work_dir)
+                code = code or 1
         log.info("stopping ...")
     return code
 

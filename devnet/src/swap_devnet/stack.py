@@ -193,6 +193,9 @@ class LocalStack:
             Envoy(o.work_dir, {"gateway": self.gateway.port, **ports}, tls_dir=envoy_tls)
         )
         self.envoy.wait_healthy("session", "quote")
+        # swapctl's defaults for this stack (swapctl reads .localnet/swapctl.json of the checkout it runs in).
+        client = {"url": self.envoy.url, "api_key": o.api_key, "chains": self.chains_file.name}
+        (o.work_dir / "swapctl.json").write_text(json.dumps(client, indent=2) + "\n")
 
     def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
         """Deployment files whose RPC URLs point at proxies in front of the chains."""
@@ -247,6 +250,19 @@ class LocalStack:
             "logs": str(self.options.work_dir),
             "tls": str(self.options.work_dir / "pki") if self.pki else None,
         }
+
+    def exited(self) -> list[str]:
+        """The processes of the stack that are no longer running (a crash, or a kill from outside)."""
+        dead = [name for name, proc in self.services.items() if proc.returncode is not None]
+        if self.gateway is not None and self.gateway.returncode is not None:
+            dead.append("gateway")
+        if self.envoy is not None and not self.envoy.running:
+            dead.append("envoy")
+        if self.anvil is not None and not self.anvil.running:
+            dead.append("anvil")
+        if self.near_devnet is not None and not self.near_devnet.running:
+            dead.append("near-devnet")
+        return dead
 
     def stop(self) -> None:
         self._exit.close()

@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,10 +26,13 @@ BASE_TX = re.compile(r"tx base 0x[0-9a-f]{64}")
 NEAR_TX = re.compile(r"tx near [1-9A-HJ-NP-Za-km-z]{32,44}")
 
 pytestmark = pytest.mark.integration
+EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="swapctl-config-")) / "config.json"
+EMPTY_CONFIG.write_text("{}")
 
 
 def swapctl_env(gateway: GatewayProcess, key: str = API_KEY, state: Path | None = None) -> dict[str, str]:
     env = {**os.environ, "SWAPCTL_URL": gateway.url, "SWAPCTL_API_KEY": key, "COLUMNS": "200"}
+    env["SWAPCTL_CONFIG"] = str(EMPTY_CONFIG)  # never the machine's own config (a `make run` writes one)
     if state is not None:
         env["SWAPCTL_STATE_DIR"] = str(state)
     return env

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,12 @@ async def test_health_metrics_docs_and_page_need_no_key(gateway: GatewayProcess)
                 assert "422" not in op["responses"]
         docs = await client.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        # Offline: every asset the docs page loads is the gateway's own, and it is there.
+        assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+        assert assets and all(a.startswith("/docs/assets/") for a in assets), assets
+        for asset in assets:
+            assert (await client.get(asset)).status_code == 200, asset
+        assert "https:" not in docs.headers["Content-Security-Policy"]
 
         page = await client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -154,7 +154,7 @@ async def test_service_errors_keep_field_and_reason(api: httpx.AsyncClient, stac
     amount = error_of(await api.post("/api/v1/sessions", json=base_to_near(stack, src_amount="1.5")), 400)
     assert amount["field"] == "src_amount"
     foreign_quote = error_of(await api.post("/api/v1/sessions", json=base_to_near(stack, quote_id="f" * 32)), 404)
-    assert foreign_quote["code"] == "NOT_FOUND"
+    assert foreign_quote["code"] == "NOT_FOUND" and foreign_quote["reason"] == "QUOTE_NOT_FOUND"
 
     created = (await api.post("/api/v1/sessions", json=base_to_near(stack))).json()
     typed = created["maker_action"]["sign_order"]["typed_data"]

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 import redis
+import redis.asyncio as aioredis
 from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -578,3 +579,33 @@ async def test_second_replica_takes_over_when_the_first_dies(
     assert after["base_maker"] == before["base_maker"] - AMOUNT
     assert after["near_receiver"] == before["near_receiver"] + dst_amount
     assert after["near_resolver"] == before["near_resolver"] - dst_amount
+
+
+async def test_an_ended_session_leaves_no_key_without_an_expiry(
+    sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
+) -> None:
+    """Every key the service writes either expires or is a live index: an ended session's record and
+    history expire after the retention, and it is gone from the live indexes."""
+    session = await create_base_to_near(sessions, stack)
+    await execute_base(sessions, stack, session)
+    done, _ = await watch_until(sessions, session.session_id, TERMINAL)
+    assert done.state == St.SESSION_STATE_COMPLETED
+    sid, prefix = session.session_id, stack.options.key_prefix
+    client = aioredis.Redis.from_url(stack.redis_url, decode_responses=True)
+    try:
+        for own in (f"session:{sid}", f"updates:{sid}", f"epoch:{sid}"):
+            ttl = await client.ttl(prefix + own)
+            assert 0 < ttl <= 30 * 24 * 3600, (own, ttl)
+        assert not await client.sismember(prefix + "active", sid)
+        for chain in ("base", "near"):
+            assert sid not in (await client.hgetall(f"{prefix}locks:{chain}")).values()
+            assert await client.zscore(f"{prefix}deadlines:{chain}", sid) is None
+        ongoing = set(await client.smembers(prefix + "active"))
+        live_indexes = ("active", "tenant-active:", "locks:", "deadlines:")
+        async for full in client.scan_iter(match=f"{prefix}*", count=1000):
+            key = full.removeprefix(prefix)
+            if key.startswith(live_indexes) or key.split(":", 1)[-1] in ongoing:
+                continue  # a live index, or a session still running (earlier tests' refunds)
+            assert await client.ttl(full) > 0, f"{key} never expires"
+    finally:
+        await client.aclose()

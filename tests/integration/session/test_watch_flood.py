@@ -7,6 +7,7 @@ and the source's cancellation window would hand the maker its tokens back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any, cast
@@ -57,6 +58,8 @@ class Flood:
         self.session_id = session_id
         self.held = 0
         self.held_to_the_end = 0
+        self.held_ended = 0  # held streams that are over, however they ended
+        self._held_over = asyncio.Event()
         self.refused: dict[tuple[str, str], int] = {}
         self.reset = 0
         self.errors: list[str] = []
@@ -88,9 +91,11 @@ class Flood:
             metadata=(("x-tenant", f"flood-{i % TENANTS}"), ("x-tenant-role", "operator")),
         )
         self._calls.append(call)
+        held = False
         try:
             last = await call.read()
             self.held += 1
+            held = True
             self._settle()
             while (update := await call.read()) is not grpc.aio.EOF:
                 last = update
@@ -109,6 +114,20 @@ class Flood:
                 self.reset += 1
             else:
                 self.errors.append(f"{err.code().name}: {err.details()}")
+        finally:
+            if held:
+                self.held_ended += 1
+                if self.held_ended >= self.held:
+                    self._held_over.set()
+
+    async def drained(self, timeout_s: float) -> None:
+        """Until every held stream is over (the session's last update read, or an error), or the timeout.
+        Called once no more streams open."""
+        if self.held_ended >= self.held:
+            return
+        self._held_over.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._held_over.wait(), timeout_s)
 
     async def close(self) -> None:
         self._closing = True
@@ -172,8 +191,9 @@ async def swap(
             reached[BURST_SETTLED] = time.monotonic()
         done = await asyncio.wait_for(watching, 60)
         if streams is not None:
-            # The held streams end with the session; give them a moment to read its last update.
-            await asyncio.sleep(0.5)
+            # The held streams end with the session: each reads its last update (a thousand of them, over TLS,
+            # on a busy machine, can take a few seconds).
+            await streams.drained(30)
         return done, reached, streams, standing
     finally:
         watching.cancel()

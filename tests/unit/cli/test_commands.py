@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,11 +55,23 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+# No config file of the machine (a `make run` in this checkout writes one) may leak into these tests.
+EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="swapctl-config-")) / "config.json"
+EMPTY_CONFIG.write_text("{}")
+
+
 def run(stub: StubGateway | None, *args: str, key: str | None = "k-1", env: dict[str, str] | None = None) -> Result:
     base = ["--url", stub.url if stub else "http://127.0.0.1:9"]
     if key:
         base += ["--api-key", key]
-    full_env = {"COLUMNS": "250", "SWAPCTL_URL": "", "SWAPCTL_API_KEY": "", **(env or {})}
+    full_env = {
+        "COLUMNS": "250",
+        "SWAPCTL_URL": "",
+        "SWAPCTL_API_KEY": "",
+        "SWAPCTL_CHAINS": "",
+        "SWAPCTL_CONFIG": str(EMPTY_CONFIG),
+        **(env or {}),
+    }
     return CliRunner().invoke(app, [*base, *args], env=full_env)
 
 
@@ -380,3 +393,56 @@ def test_maker_mode_keeps_the_secret_and_sends_only_its_hash(stub: StubGateway, 
     held = json.loads(saved.read_text())
     assert hashlib.sha256(bytes.fromhex(held["secret"])).hexdigest() == body["hashlock"] == saved.stem
     assert held["receiver"] == "receiver.test.near" and held["dst_chain"] == "near"
+
+
+def test_json_follow_prints_one_line_per_version_and_nothing_else(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.ws_scripts = [
+        [
+            subscribed("s-1"),
+            update(happy_until("source_locked"), "1-0"),
+            update(happy_until("source_locked"), "1-1"),  # the same version again (a replay): printed once
+            update(happy_until("completed", secret="bb" * 32), "3-0"),
+            STAY,
+        ]
+    ]
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", "--json", *SWAP_ARGS)
+    assert result.exit_code == 0, result.output
+    sessions = [json.loads(line) for line in result.stdout.splitlines()]
+    states = [s["state"] for s in sessions]
+    assert states == ["executing", "source_locked", "completed"], result.stdout
+    assert "session s-1 created" in result.stderr
+
+
+def test_short_help_option() -> None:
+    result = CliRunner().invoke(app, ["swap", "-h"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "--secret-mode" in result.output and "--json" in result.output
+    assert "--install-completion" in CliRunner().invoke(app, ["-h"], env={"COLUMNS": "250"}).output
+
+
+def test_the_config_file_supplies_url_key_and_chains(stub: StubGateway, tmp_path: Path) -> None:
+    """What `make run` writes: swapctl then works without --url, --api-key or --chains."""
+    (tmp_path / "chains.json").write_text('{"near": {"rpc_url": "http://127.0.0.1:9", "htlc": "htlc.test.near"}}')
+    config = tmp_path / "swapctl.json"
+    config.write_text(json.dumps({"url": stub.url, "api_key": "from-config", "chains": "chains.json"}))
+    stub.reply("GET", "/api/v1/sessions", {"sessions": [], "next_page_token": None})
+    env = {
+        "COLUMNS": "250",
+        "SWAPCTL_URL": "",
+        "SWAPCTL_API_KEY": "",
+        "SWAPCTL_CHAINS": "",
+        "SWAPCTL_CONFIG": str(config),
+    }
+    listed = CliRunner().invoke(app, ["list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert stub.requests[-1].headers["X-API-Key"] == "from-config"
+    # The chains file comes from the config too: maker mode gets as far as the gateway.
+    error = {"code": "INVALID_ARGUMENT", "reason": "INVALID_ARGUMENT", "message": "maker: no", "field": "maker"}
+    stub.reply("POST", "/api/v1/sessions", {"error": error}, status=400)
+    env["SWAPCTL_STATE_DIR"] = str(tmp_path / "state")
+    swapped = CliRunner().invoke(app, ["swap", BASE_TUSD, NEAR_TUSD, "1", *SWAP_ARGS[:4]], env=env)
+    assert swapped.exit_code == 3, swapped.output
+    # An option still wins over the file.
+    CliRunner().invoke(app, ["--api-key", "from-flag", "list"], env=env)
+    assert stub.requests[-1].headers["X-API-Key"] == "from-flag"

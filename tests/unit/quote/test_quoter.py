@@ -10,7 +10,7 @@ import pytest
 from quote.model import NATIVE, Asset, Chain, Quote, TimelockPlan, Timelocks, Token
 from quote.price_source import StaticPriceSource
 from quote.pricing import AuctionPolicy, FeePolicy, LegGas, Pricer
-from quote.quoter import AmountLimit, Quoter, QuoteRequest, SwapTerms
+from quote.quoter import EXPIRED_KEPT_S, AmountLimit, Quoter, QuoteRequest, SwapTerms
 from quote.tokens import TokenRegistry
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -96,7 +96,7 @@ async def test_quote_carries_the_swap_terms(quoter: Quoter, store: MemoryStore) 
     assert q.slippage_bps == 50
     assert q.src == Asset(Chain.BASE, BASE_TUSD)
     # Kept for what is left of the validity window, measured from the unrounded clock.
-    assert store.quotes[q.quote_id] == (q, 29.75)
+    assert store.quotes[q.quote_id] == (q, 29.75 + EXPIRED_KEPT_S)  # valid 29.75 s more, then known as expired
 
 
 async def test_quote_ids_differ(quoter: Quoter) -> None:
@@ -114,10 +114,10 @@ async def test_lookup_until_valid_until(quoter: Quoter, clock: Clock) -> None:
     clock.now = q.valid_until - 0.01
     assert await quoter.lookup(q.quote_id) == q
     clock.now = q.valid_until
-    with pytest.raises(NotFound) as err:
+    with pytest.raises(FailedPrecondition) as err:
         await quoter.lookup(q.quote_id)
-    assert err.value.reason == "QUOTE_NOT_FOUND"
-    assert err.value.message == "quote expired or unknown"
+    assert err.value.reason == "QUOTE_EXPIRED"
+    assert str(q.valid_until) in err.value.message
 
 
 async def test_lookup_unknown_and_malformed(quoter: Quoter) -> None:

@@ -11,13 +11,15 @@ from typing import Any
 import grpc
 from fastapi import FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Match
 from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from gateway import schemas
 from gateway.backends import Backends
@@ -67,6 +69,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Trustless atomic swaps between BASE and NEAR: REST under /api/v1 and a WebSocket at /ws.",
         lifespan=lifespan,
         redoc_url=None,
+        docs_url=None,  # served below from the pinned swagger-ui-bundle: no CDN, works offline
     )
     app.state.backends = None
     app.state.metrics = metrics
@@ -198,6 +201,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # Swagger UI's own files, from the pinned swagger-ui-bundle package.
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
 
     @app.get("/chains.json", include_in_schema=False)
     async def chains() -> JSONResponse:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from swap_runtime.errors import InvalidArgument, NotFound
+from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
 from quote.model import Asset, Chain, Clock, Quote, TimelockPlan, Token
 from quote.price_source import PriceSource
@@ -24,6 +24,9 @@ from quote.tokens import TokenRegistry
 log = logging.getLogger(__name__)
 
 _QUOTE_ID = re.compile(r"[0-9a-f]{32}")
+
+# How long an expired quote stays known (as expired) after its validity ends.
+EXPIRED_KEPT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Quoter:
             src_safety_deposit=terms.safety_deposits[src.chain],
             dst_safety_deposit=terms.safety_deposits[dst.chain],
         )
-        await self._store.put(quote, quote.valid_until - now)
+        # Kept a while past its validity, only so that a late lookup is told "expired", not "unknown".
+        await self._store.put(quote, quote.valid_until - now + EXPIRED_KEPT_S)
         log.info(
             "quote issued",
             extra={
@@ -149,7 +153,13 @@ class Quoter:
         if not _QUOTE_ID.fullmatch(quote_id):
             raise InvalidArgument("quote_id", "must be 32 lowercase hex characters")
         quote = await self._store.get(quote_id)
-        # The clock decides too: the store's expiry and this service's clock may disagree by a moment.
-        if quote is None or self._clock() >= quote.valid_until:
-            raise NotFound("quote expired or unknown", reason="QUOTE_NOT_FOUND", metadata={"quote_id": quote_id})
+        if quote is None:
+            raise NotFound("no such quote", reason="QUOTE_NOT_FOUND", metadata={"quote_id": quote_id})
+        # The clock decides validity, not the store's expiry.
+        if self._clock() >= quote.valid_until:
+            raise FailedPrecondition(
+                f"the quote expired at {quote.valid_until}; get a new one",
+                reason="QUOTE_EXPIRED",
+                metadata={"quote_id": quote_id},
+            )
         return quote

@@ -1,4 +1,5 @@
-"""Issued quotes, kept in Redis for exactly their validity window so that an expired quote cannot be found."""
+"""Issued quotes in Redis, each with an expiry: its validity window plus an hour in which a lookup is told the
+quote expired rather than that it never existed (the quoter decides validity by its clock)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class QuoteStore(Protocol):
 
 
 class RedisQuoteStore:
-    """Each quote is one JSON value under "<prefix>quote:<id>" that Redis drops when the quote expires."""
+    """Each quote is one JSON value under "<prefix>quote:<id>" that Redis drops when its ttl ends."""
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client

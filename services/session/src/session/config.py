@@ -23,6 +23,11 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: sessions, update streams, indexes.")
     key_prefix: str = Field("swap:", description="Prefix of every Redis key this service writes.")
+    retention_s: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="Seconds an ended session stays readable (get, list, watch) before it expires.",
+    )
     redis_max_connections: int = Field(
         200,
         ge=10,

@@ -36,7 +36,7 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=10, socket_timeout=10
     )
-    store = SessionStore(aioredis.Redis(connection_pool=pool), settings.key_prefix)
+    store = SessionStore(aioredis.Redis(connection_pool=pool), settings.key_prefix, settings.retention_s)
     # WatchSession streams hold a connection for as long as they block on an update stream, so they get a
     # pool of their own: however many watch, they cannot take a connection the saga needs.
     watch_pool = aioredis.BlockingConnectionPool.from_url(

@@ -7,8 +7,16 @@ from typing import Protocol
 import grpc
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.context import outgoing_metadata
+from swap_runtime.errors import DomainError, FailedPrecondition
 
-from session.chains import to_domain
+from session.chains import error_reason, to_domain
+
+
+def quote_error(exc: grpc.aio.AioRpcError) -> DomainError:
+    """The quote service's answer as the same kind of error, its reason kept (QUOTE_EXPIRED, AMOUNT_TOO_SMALL)."""
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(exc.details() or "", reason=error_reason(exc) or "QUOTE_REJECTED")
+    return to_domain(exc, "quote")
 
 
 class Quotes(Protocol):
@@ -27,7 +35,7 @@ class GrpcQuotes:
                 request, metadata=outgoing_metadata(), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
-            raise to_domain(exc, "quote") from None
+            raise quote_error(exc) from None
         return reply.quote
 
     async def lookup(self, quote_id: str) -> quote_pb2.Quote:
@@ -37,5 +45,5 @@ class GrpcQuotes:
                 request, metadata=outgoing_metadata(), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
-            raise to_domain(exc, "quote") from None
+            raise quote_error(exc) from None
         return reply.quote

@@ -27,6 +27,7 @@ from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap_runtime import context
 from swap_runtime.errors import DomainError, Unavailable
+from swap_runtime.logs import redact
 from swap_runtime.tracing import resumed
 
 from session import kernel
@@ -240,7 +241,11 @@ class Saga:
                 if err.reason == "STALE_FENCE":
                     log.warning("a newer replica drives this session; stopping")
                     return
-                log.warning("step failed, will retry", extra={"state": record.state.value, "reason": err.reason})
+                # The chain's own words (a revert reason, "too early"), calldata redacted.
+                log.warning(
+                    "step failed, will retry",
+                    extra={"state": record.state.value, "reason": err.reason, "error": redact(err.message)},
+                )
                 lease.locks.clear()
                 await lease.sleep(self._settings.retry_delay_s)
                 continue

@@ -12,6 +12,11 @@ Keys under the configured prefix:
   deadlines:<chain>   session ids by the chain time they wait for (zset)
   cursor:<replica>:<chain>  where a replica's chain event stream resumes
   hashlock:<hex>      the session a maker's hashlock belongs to (secret mode "maker": one session per secret)
+
+Nothing outlives its use: an ended session's record and update stream expire after the retention period,
+the listing indexes drop members older than it (and expire when no session was created for that long),
+request ids, hashlocks, leases, epochs and cursors carry their own expiry, and the live indexes (active
+sets, locks, deadlines) lose a session's entries when it ends.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ _ENDED_EPOCH_TTL_S = 24 * 3600  # an ended session's fencing epoch outlives any 
 # A maker's hashlock stays taken far longer than any session can run: a secret revealed once must never
 # unlock a second swap.
 _HASHLOCK_TTL_S = 90 * 24 * 3600
+# How long an ended session stays readable (get, list, watch).
+DEFAULT_RETENTION_S = 30 * 24 * 3600
 
 
 # Renew or release a lease only while we still hold it (compare-and-act in one step).
@@ -60,7 +67,8 @@ class VersionConflict(FailedPrecondition):
 
 
 class SessionStore:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, retention_s: int = DEFAULT_RETENTION_S) -> None:
+        self._retention_s = retention_s
         # redis-py's return types are unions over its decode modes; this client never decodes.
         self._r: Any = client
         self._p = prefix
@@ -101,13 +109,16 @@ class SessionStore:
             pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})
             pipe.sadd(self._k("active"), record.session_id)
             pipe.sadd(self._k("active", record.maker), record.session_id)
-            pipe.zadd(self._k("all"), {record.session_id: record.created_at})
-            pipe.zadd(self._k("maker", record.maker), {record.session_id: record.created_at})
+            listings = [self._k("all"), self._k("maker", record.maker)]
             if record.tenant:
                 pipe.sadd(self._k("tenant-active", record.tenant), record.session_id)
                 pipe.sadd(self._k("tenant-active", record.tenant, record.maker), record.session_id)
-                pipe.zadd(self._k("tenant", record.tenant), {record.session_id: record.created_at})
-                pipe.zadd(self._k("tenant-maker", record.tenant, record.maker), {record.session_id: record.created_at})
+                listings += [self._k("tenant", record.tenant), self._k("tenant-maker", record.tenant, record.maker)]
+            for listing in listings:
+                # Newest first by creation; members past the retention are gone (their records expired).
+                pipe.zadd(listing, {record.session_id: record.created_at})
+                pipe.zremrangebyscore(listing, "-inf", record.created_at - self._retention_s)
+                pipe.expire(listing, self._retention_s)
             if record.src.lock_id:
                 pipe.hset(self._k("locks", record.src.chain), record.src.lock_id.lower(), record.session_id)
             await pipe.execute()
@@ -133,6 +144,8 @@ class SessionStore:
                 pipe.set(key, record.model_dump_json())
                 pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})
                 if record.state in TERMINAL:
+                    pipe.expire(key, self._retention_s)
+                    pipe.expire(self._k("updates", record.session_id), self._retention_s)
                     pipe.srem(self._k("active"), record.session_id)
                     pipe.srem(self._k("active", record.maker), record.session_id)
                     if record.tenant:

@@ -1,0 +1,64 @@
+"""swapctl's client config: defaults for `--url`, `--api-key` and `--chains`, so that a command works as
+`make run` prints it. The first file found is used:
+
+    $SWAPCTL_CONFIG
+    ./.localnet/swapctl.json          (written by `make run` for the stack of this checkout)
+    $XDG_CONFIG_HOME/swapctl/config.json   (default ~/.config/swapctl/config.json)
+
+    {"url": "http://127.0.0.1:8080", "api_key": "...", "chains": "chains.json"}
+
+Every key is optional; a relative `chains` path is relative to the file. Options and their environment
+variables (SWAPCTL_URL, SWAPCTL_API_KEY, SWAPCTL_CHAINS) win over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from swapctl.errors import CliError, ExitCode
+
+LOCAL_STACK_CONFIG = Path(".localnet") / "swapctl.json"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    url: str | None = None
+    api_key: str | None = None
+    chains: Path | None = None
+    source: Path | None = None
+
+
+def config_paths() -> list[Path]:
+    explicit = os.environ.get("SWAPCTL_CONFIG")
+    if explicit:
+        return [Path(explicit)]
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [LOCAL_STACK_CONFIG, home / "swapctl" / "config.json"]
+
+
+def load_config() -> ClientConfig:
+    for path in config_paths():
+        if path.is_file():
+            return read_config(path)
+    if os.environ.get("SWAPCTL_CONFIG"):
+        raise CliError(f"SWAPCTL_CONFIG names {os.environ['SWAPCTL_CONFIG']}, which does not exist", ExitCode.USAGE)
+    return ClientConfig()
+
+
+def read_config(path: Path) -> ClientConfig:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read the swapctl config {path}: {e}", ExitCode.USAGE) from e
+    if not isinstance(data, dict):
+        raise CliError(f"the swapctl config {path} is not a JSON object", ExitCode.USAGE)
+    chains = data.get("chains")
+    return ClientConfig(
+        url=str(data["url"]) if data.get("url") else None,
+        api_key=str(data["api_key"]) if data.get("api_key") else None,
+        chains=(path.parent / str(chains)) if chains else None,
+        source=path,
+    )
