@@ -90,12 +90,32 @@ async def test_session_create_get_list_cancel(api: httpx.AsyncClient, stack: Loc
     page = listed.json()
     assert len(page["sessions"]) == 1 and page["next_page_token"]
     assert page["sessions"][0]["session_id"] == session["session_id"]  # newest first
+    # The next page is the same after a new session was created: tokens mark an item, not an offset.
+    second = (
+        await api.get(
+            "/api/v1/sessions",
+            params={"maker": stack.evm.maker.address, "page_size": 1, "page_token": page["next_page_token"]},
+        )
+    ).json()
+    newer = (await api.post("/api/v1/sessions", json=base_to_near(stack))).json()
+    again = (
+        await api.get(
+            "/api/v1/sessions",
+            params={"maker": stack.evm.maker.address, "page_size": 1, "page_token": page["next_page_token"]},
+        )
+    ).json()
+    assert again["sessions"] == second["sessions"] and newer["session_id"] not in {
+        s["session_id"] for s in again["sessions"]
+    }
+    await api.post(f"/api/v1/sessions/{newer['session_id']}/cancel", json={})
     everything = (await api.get("/api/v1/sessions", params={"page_size": 100})).json()
     assert session["session_id"] in {s["session_id"] for s in everything["sessions"]}
 
     # A cancel records the maker's intent and answers with the session as it was; the saga ends it.
     cancelled = await api.post(f"/api/v1/sessions/{session['session_id']}/cancel", json={})
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "initialized"
+    # ...and says so: the cancel is recorded, the state has not moved yet.
+    assert cancelled.json()["pending_intent"] == "cancel"
     for _ in range(100):
         state = (await api.get(f"/api/v1/sessions/{session['session_id']}")).json()["state"]
         if state == "cancelled":

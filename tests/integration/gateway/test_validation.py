@@ -91,7 +91,10 @@ async def test_session_bodies_params_and_queries(api: httpx.AsyncClient) -> None
     invalid(await api.get("/api/v1/sessions", params={"page_size": "many"}), "page_size", "integer")
     invalid(await api.get("/api/v1/sessions", params={"page_size": 0}), "page_size", "greater than or equal to 1")
     invalid(await api.get("/api/v1/sessions", params={"page_size": 101}), "page_size", "100")
-    invalid(await api.get("/api/v1/sessions", params={"page_token": "abc"}), "page_token", "pattern")
+    invalid(await api.get("/api/v1/sessions", params={"page_token": "a.b"}), "page_token", "pattern")
+    # Well-formed but not one of ours: the session service names the field.
+    forged = await api.get("/api/v1/sessions", params={"page_token": "abc"})
+    assert forged.status_code == 400 and forged.json()["error"]["field"] == "page_token", forged.text
     invalid(await api.get("/api/v1/sessions", params={"colour": "red"}), "colour", "unknown field")
     create = {**GOOD_QUOTE, "maker": "0x" + "11" * 20}
     invalid(await api.post("/api/v1/sessions", json=create), "receiver", "required")

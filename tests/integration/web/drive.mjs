@@ -5,9 +5,11 @@
 //   node drive.mjs --url http://127.0.0.1:PORT --api-key KEY --screenshot out.png --profile DIR
 //                  [--direction base-near|near-base] [--amount 25] [--expect completed] [--timeout-ms 90000]
 //                  [--wallet-rpc URL --wallet-account ADDR] [--secret-mode maker|service] [--reload-at STATE]
+//                  [--wrong-key KEY]
 //
 // --secret-mode picks who keeps the secret (the page's default is this browser, "maker"); --reload-at reloads the
-// page once the session reaches STATE and follows the session again from the page's "Follow a session" form.
+// page once the session reaches STATE (the page comes back to the session from its address); --wrong-key first
+// saves a key the gateway refuses and records what the page says.
 //
 // With --wallet-rpc the page gets a window.ethereum whose requests go to that JSON-RPC endpoint (anvil, whose dev
 // accounts are unlocked, answers eth_signTypedData_v4 itself) and the swap is signed through the wallet path.
@@ -30,6 +32,7 @@ const { values: opts } = parseArgs({
     "wallet-account": { type: "string", default: "" },
     "secret-mode": { type: "string", default: "maker" },
     "reload-at": { type: "string", default: "" },
+    "wrong-key": { type: "string", default: "" },
   },
 });
 for (const required of ["url", "api-key", "screenshot", "profile"]) {
@@ -117,9 +120,20 @@ try {
 
   await page.goto(opts.url, { waitUntil: "load" });
   await page.locator('body[data-ready="true"]').waitFor();
+  if (opts["wrong-key"]) {
+    const before = problems.length;
+    await page.getByLabel("API key").fill(opts["wrong-key"]);
+    await page.getByRole("button", { name: "Save key" }).click();
+    await page.getByText("the gateway refuses this key").waitFor();
+    report.wrong_key_status = (await page.locator("#key-status").textContent()).trim();
+    // The browser logs the refused check (HTTP 401) itself; that one is expected here, nothing else is.
+    const expected = (p) => /status of 401/.test(p);
+    const during = problems.splice(before);
+    problems.push(...during.filter((p) => !expected(p)));
+  }
   await page.getByLabel("API key").fill(opts["api-key"]);
   await page.getByRole("button", { name: "Save key" }).click();
-  await page.getByText("Saved.").waitFor();
+  await page.getByText("Saved: the gateway accepts this key.").waitFor();
 
   const label = opts.direction === "near-base" ? "NEAR → BASE" : "BASE → NEAR";
   await page.getByLabel(label).check();
@@ -147,10 +161,11 @@ try {
     report.secrets_before_reload = await page.evaluate(
       () => Object.keys(localStorage).filter((k) => k.startsWith("swap.secret.")).length,
     );
+    report.url_before_reload = page.url();
     await page.reload({ waitUntil: "load" });
     await page.locator('body[data-ready="true"]').waitFor();
     report.reloaded = true;
-    await page.getByRole("button", { name: "Follow" }).click();
+    // The session is in the address: the reloaded page follows it by itself.
     await page.locator("#session-section").waitFor({ state: "visible" });
   }
 
@@ -179,6 +194,11 @@ try {
     report.minimum = await page.locator("#result-min").textContent();
   }
   if (wallet) report.wallet_calls = await page.evaluate(() => window.__walletCalls);
+  await page.getByRole("button", { name: "Show my swaps" }).click();
+  await page.locator("#history li").first().waitFor();
+  report.history = await page.locator("#history li").evaluateAll((items) =>
+    items.map((li) => ({ session_id: li.dataset.sessionId, text: li.textContent.replace(/\s+/g, " ").trim() })),
+  );
   await page.screenshot({ path: opts.screenshot, fullPage: true });
   exitCode = report.state === opts.expect && report.shown_state === opts.expect ? 0 : 1;
 } catch (err) {

@@ -102,6 +102,9 @@ def check_report(report: dict[str, Any], shot: Path, *, maker: bool = True) -> N
     assert all(BASE_TX.match(t) or NEAR_TX.match(t) for t in txs), txs
     assert base_units(report["received"]) >= base_units(report["minimum"]) > 0
     assert report["websockets"] >= 1 and report["ws_updates"] >= 1, "the progress did not come over /ws"
+    # The key's history lists the swap, newest first, with its final state.
+    assert report["history"][0]["session_id"] == report["session_id"], report["history"]
+    assert "completed" in report["history"][0]["text"]
     assert report["problems"] == [] and report["external_requests"] == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -131,11 +134,22 @@ def test_dev_swap_near_to_base_completes_on_the_page(
     before = balances.base(receiver)
 
     report, shot = drive(
-        page_gateway, tmp_path, "--direction", "near-base", "--amount", "7.5", "--reload-at", "source_locked"
+        page_gateway,
+        tmp_path,
+        "--direction",
+        "near-base",
+        "--amount",
+        "7.5",
+        "--reload-at",
+        "source_locked",
+        "--wrong-key",
+        "not-a-key",
     )
 
     check_report(report, shot)
     assert report["reloaded"] and report["secrets_before_reload"] == 1
+    assert report["url_before_reload"].endswith(f"#session={report['session_id']}")
+    assert report["wrong_key_status"] == "Saved, but the gateway refuses this key: check it."
     assert balances.base(receiver) - before == base_units(report["received"])
 
 

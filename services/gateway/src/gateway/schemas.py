@@ -113,9 +113,9 @@ class ListSessionsQuery(BaseModel):
 
     maker: Text = Field("", description="Only this maker's sessions.")
     page_size: int = Field(20, ge=1, le=100, description="Sessions per page.")
-    # The session service's tokens are offsets; past int64 its store fails, so longer ones are refused here.
-    page_token: Annotated[str, Field(pattern=r"^[0-9]{0,18}$")] = Field(
-        "", description="next_page_token of the previous page."
+    # Opaque (base64url); the session service checks what is inside.
+    page_token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,128}$")] = Field(
+        "", description="next_page_token of the previous page (opaque; stable while new sessions are created)."
     )
 
 
@@ -224,6 +224,9 @@ class Session(_Reply):
     secret: str | None = Field(description="64 hex digits, null until it is public on chain.")
     version: int
     secret_mode: SecretModeName = Field(description="Who holds the secret until it is on chain.")
+    pending_intent: Literal["execute", "cancel"] | None = Field(
+        description="The maker's execute or cancel, recorded but not acted on yet: the state moves a moment later."
+    )
     secret_deadline: int | None = Field(
         description="awaiting_secret only: the destination chain's time (unix seconds) up to which a released "
         "secret is used; later the session refunds."

@@ -153,4 +153,5 @@ def session(s: session_pb2.Session) -> schemas.Session:
         version=s.version,
         secret_mode=_SECRET_MODE_NAMES.get(s.secret_mode, "service"),
         secret_deadline=s.secret_deadline or None,
+        pending_intent=s.pending_intent if s.pending_intent in ("execute", "cancel") else None,
     )

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -237,15 +238,10 @@ class Sessions:
         if page_size > 100:
             raise InvalidArgument("page_size", "must be at most 100")
         size = page_size or 20
-        try:
-            offset = int(page_token or "0")
-        except ValueError:
-            raise InvalidArgument("page_token", "not a token from a previous response") from None
-        if not 0 <= offset <= _MAX_OFFSET:
-            raise InvalidArgument("page_token", "not a token from a previous response")
-        ids = await self._store.list_ids(maker or None, offset, size, "" if caller.operator else caller.tenant)
-        records = [rec for i in ids if (rec := await self._store.get(i)) is not None and caller.sees(rec)]
-        return records, str(offset + size) if len(ids) == size else ""
+        after = read_page_token(page_token) if page_token else None
+        found = await self._store.list_ids(maker or None, after, size, "" if caller.operator else caller.tenant)
+        records = [rec for i, _ in found if (rec := await self._store.get(i)) is not None and caller.sees(rec)]
+        return records, page_token_after(found[-1]) if len(found) == size else ""
 
     async def _record_intent(
         self, session_id: str, what: str, intend: Callable[[SessionRecord], Awaitable[bool]]
@@ -395,7 +391,32 @@ def _same_request(found: SessionRecord, fingerprint: str) -> SessionRecord:
     return found
 
 
-_MAX_OFFSET = 10**9
+_PAGE_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def page_token_after(item: tuple[str, float]) -> str:
+    """An opaque token for the page after `item` (session id, creation time): base64url of both."""
+    session_id, created_at = item
+    return base64.urlsafe_b64encode(f"{created_at!r}|{session_id}".encode()).decode().rstrip("=")
+
+
+def read_page_token(token: str) -> tuple[float, str]:
+    """(creation time, session id) of a token page_token_after made; anything else names the field."""
+    bad = InvalidArgument("page_token", "not a token from a previous response")
+    if not _PAGE_TOKEN.fullmatch(token):
+        raise bad
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        created, _, session_id = text.partition("|")
+        created_at = float(created)
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not session_id or not math.isfinite(created_at) or not _SESSION_ID.fullmatch(session_id):
+        raise bad
+    return created_at, session_id
+
+
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 _U64 = 2**64
 

@@ -226,11 +226,27 @@ class SessionStore:
             key = self._k("active", maker) if maker else self._k("active")
         return int(await self._r.scard(key))
 
-    async def list_ids(self, maker: str | None, offset: int, limit: int, tenant: str = "") -> list[str]:
-        """Ids newest first: all of them, or one tenant's (and of one maker)."""
+    async def list_ids(
+        self, maker: str | None, after: tuple[float, str] | None, limit: int, tenant: str = ""
+    ) -> list[tuple[str, float]]:
+        """(id, created_at) newest first, strictly after the item `after` names (None: from the newest): all
+        sessions, or one tenant's (and of one maker). Sessions created meanwhile never shift a page."""
         if tenant:
             key = self._k("tenant-maker", tenant, maker) if maker else self._k("tenant", tenant)
         else:
             key = self._k("maker", maker) if maker else self._k("all")
-        ids = await self._r.zrevrange(key, offset, offset + limit - 1)
-        return [i.decode() for i in ids]
+        top: float | str = "+inf" if after is None else after[0]
+        found: list[tuple[str, float]] = []
+        skip = 0
+        while len(found) < limit:
+            # Equal creation times come in reverse id order; those at or before `after` were on earlier pages.
+            batch = await self._r.zrevrangebyscore(key, top, "-inf", start=skip, num=limit + 16, withscores=True)
+            if not batch:
+                break
+            skip += len(batch)
+            for raw, score in batch:
+                sid = raw.decode()
+                if after is not None and score == after[0] and sid >= after[1]:
+                    continue
+                found.append((sid, float(score)))
+        return found[:limit]

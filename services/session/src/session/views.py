@@ -10,7 +10,7 @@ from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
 
 from session.model import SecretMode, SessionRecord
-from session.states import State
+from session.states import TERMINAL, State
 
 # Chain names as the wire spells them (CHAIN_BASE -> "base"): the service knows chains only as names of
 # ChainService endpoints.
@@ -45,6 +45,21 @@ def maker_action_of(record: SessionRecord) -> session_pb2.MakerAction:
     return session_pb2.MakerAction.FromString(base64.b64decode(record.maker_action))
 
 
+# States in which a cancel has been acted on (or can no longer be): nothing is pending then.
+_CANCEL_TAKEN = frozenset({State.CANCELLING, State.REFUNDING, State.REVEALING_SECRET})
+
+
+def pending_intent(record: SessionRecord) -> str:
+    """The maker's intent the swap has not acted on yet ("" when none)."""
+    if record.state in TERMINAL:
+        return ""
+    if record.cancel_requested and record.state not in _CANCEL_TAKEN:
+        return "cancel"
+    if record.execute_requested and record.state is State.INITIALIZED:
+        return "execute"
+    return ""
+
+
 def to_pb(record: SessionRecord) -> session_pb2.Session:
     session = session_pb2.Session(
         session_id=record.session_id,
@@ -65,6 +80,7 @@ def to_pb(record: SessionRecord) -> session_pb2.Session:
         version=record.version,
         secret_mode=SECRET_MODES[record.secret_mode],
         secret_deadline=record.secret_deadline if record.state is State.AWAITING_SECRET else 0,
+        pending_intent=pending_intent(record),
     )
     if record.maker_action:
         session.maker_action.CopyFrom(maker_action_of(record))

@@ -186,7 +186,8 @@ async function api(method, path, body) {
 function describeError(error) {
   if (error instanceof ApiError) {
     let text = error.message;
-    if (error.status === 401 || error.status === 403) text += " Check the API key.";
+    // The gateway's messages may end without a full stop; the hint is a sentence of its own.
+    if (error.status === 401 || error.status === 403) text = `${text.replace(/[.\s]*$/, ".")} Check the API key.`;
     if (error.status === 404 && error.reason === "ROUTE_NOT_FOUND") {
       text = "The gateway does not offer this (the dev maker key needs a gateway in dev mode).";
     }
@@ -435,6 +436,8 @@ function follow(sessionId, session) {
   app.cursor = null;
   app.wsFailures = 0;
   localStorage.setItem(LAST_SESSION_STORAGE, sessionId);
+  // In the address, so that a reload or a shared link comes back to this session (a fragment: never sent).
+  history.replaceState(null, "", `#session=${encodeURIComponent(sessionId)}`);
   $("session-section").hidden = false;
   $("session-id").textContent = sessionId;
   $("result").hidden = true;
@@ -883,7 +886,7 @@ async function main() {
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
-    $("key-status").textContent = "Saved.";
+    busy(event.submitter || $("key-form").querySelector("button"), checkKey);
   });
   // Requests read the key from storage, so a key typed without pressing Save must count as well.
   $("api-key").addEventListener("input", () => localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()));
@@ -903,9 +906,11 @@ async function main() {
   $("near-done").addEventListener("click", () => busy($("near-done"), nearCallDone));
   $("cancel-swap").addEventListener("click", () => busy($("cancel-swap"), cancelSwap));
   $("connect-wallet").addEventListener("click", () => busy($("connect-wallet"), connectWallet));
+  $("show-history").addEventListener("click", () => busy($("show-history"), showHistory));
   $("new-swap").addEventListener("click", () => {
     stopWatching();
     app.sessionId = null;
+    history.replaceState(null, "", window.location.pathname + window.location.search);
     $("session-section").hidden = true;
     $("amount").focus();
   });
@@ -917,6 +922,64 @@ async function main() {
   $("resume-id").value = localStorage.getItem(LAST_SESSION_STORAGE) || "";
   applyDirectionDefaults();
   document.body.dataset.ready = "true";
+  // A reload (or a shared link) of a session's page follows that session again.
+  const linked = sessionInUrl();
+  if (linked) resume(linked);
+}
+
+// --- history: the API key's sessions ------------------------------------------------------------------------
+
+async function showHistory() {
+  const list = $("history");
+  const status = $("history-status");
+  status.textContent = "Loading…";
+  try {
+    const page = await api("GET", `${API}/sessions?page_size=20`);
+    const items = (page.sessions || []).map((s) => {
+      const li = document.createElement("li");
+      li.dataset.sessionId = s.session_id;
+      const what = document.createElement("span");
+      const when = s.created_at ? `${new Date(s.created_at * 1000).toLocaleString()}: ` : "";
+      what.textContent =
+        `${when}${amountOf(s.src_amount, s.src)} ${s.src.chain.toUpperCase()} → ${s.dst.chain.toUpperCase()}, ` +
+        `${s.state} `;
+      const open = document.createElement("button");
+      open.type = "button";
+      open.textContent = "Follow";
+      open.setAttribute("aria-label", `Follow session ${s.session_id}`);
+      open.addEventListener("click", () => busy(open, () => resume(s.session_id)));
+      li.append(what, open);
+      return li;
+    });
+    list.replaceChildren(...items);
+    status.textContent = items.length ? "" : "No swaps yet for this key.";
+  } catch (e) {
+    list.replaceChildren();
+    status.textContent = describeError(e);
+  }
+}
+
+// Saving a key asks the gateway whether it takes it (a one-item list of the key's own sessions).
+async function checkKey() {
+  const status = $("key-status");
+  status.classList.remove("error-text");
+  status.textContent = "Checking the key…";
+  try {
+    await api("GET", `${API}/sessions?page_size=1`);
+    status.textContent = "Saved: the gateway accepts this key.";
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      status.textContent = "Saved, but the gateway refuses this key: check it.";
+      status.classList.add("error-text");
+    } else {
+      status.textContent = `Saved; the key could not be checked now (${describeError(e)}).`;
+    }
+  }
+}
+
+function sessionInUrl() {
+  const match = /(?:^#|&)session=([A-Za-z0-9_-]{1,64})(?:&|$)/.exec(window.location.hash);
+  return match ? match[1] : null;
 }
 
 main();

@@ -273,6 +273,7 @@ class Session(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     SECRET_MODE_FIELD_NUMBER: _builtins.int
     SECRET_DEADLINE_FIELD_NUMBER: _builtins.int
+    PENDING_INTENT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     state: Global___SessionState.ValueType
     src_amount: _builtins.str
@@ -294,6 +295,10 @@ class Session(_message.Message):
     secret_deadline: _builtins.int
     """AWAITING_SECRET: the destination chain's time (unix seconds) up to which a released secret is still
     used; later the session refunds. 0 in other states and in SECRET_MODE_SERVICE.
+    """
+    pending_intent: _builtins.str
+    """"execute" or "cancel" while the maker's intent is recorded but the swap has not acted on it yet (the
+    state moves a moment later: watch the session); empty otherwise.
     """
     @_builtins.property
     def src(self) -> _quote_pb2.Asset: ...
@@ -331,10 +336,11 @@ class Session(_message.Message):
         version: _builtins.int = ...,
         secret_mode: Global___SecretMode.ValueType = ...,
         secret_deadline: _builtins.int = ...,
+        pending_intent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "error", b"error", "maker_action", b"maker_action", "quote", b"quote", "src", b"src"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "pending_intent", b"pending_intent", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
