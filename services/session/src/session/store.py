@@ -144,8 +144,10 @@ class SessionStore:
                 pipe.set(key, record.model_dump_json())
                 pipe.xadd(self._k("updates", record.session_id), {"v": record.version, "pb": snapshot})
                 if record.state in TERMINAL:
+                    # In the same transaction as the end itself: whoever sees the end sees the expiries.
                     pipe.expire(key, self._retention_s)
                     pipe.expire(self._k("updates", record.session_id), self._retention_s)
+                    pipe.expire(self._k("epoch", record.session_id), _ENDED_EPOCH_TTL_S)
                     pipe.srem(self._k("active"), record.session_id)
                     pipe.srem(self._k("active", record.maker), record.session_id)
                     if record.tenant:
