@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import grpc
 from aiohttp import web
-from swap_devnet.procs import free_port, tls_credentials
-from swap_runtime.tls import Tls
+from swap_devnet.procs import free_port
+from swap_runtime.tls import Tls, channel
 
 # Headers gRPC sets itself on the outgoing call; forwarding them would duplicate or contradict them.
 _HOP_HEADERS = {"user-agent", "content-type", "te", "grpc-accept-encoding", "grpc-encoding", "grpc-timeout"}
@@ -41,10 +41,7 @@ class GrpcCounter:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> GrpcCounter:
-        if self.client_tls is None:
-            self._channel = grpc.aio.insecure_channel(self.upstream)
-        else:
-            self._channel = grpc.aio.secure_channel(self.upstream, tls_credentials(self.client_tls))
+        self._channel = channel(self.upstream, Tls.load(self.client_tls) if self.client_tls else None)
         self._server = grpc.aio.server()
         self._server.add_generic_rpc_handlers([_Forwarder(self)])
         if self.server_tls is None:

@@ -9,13 +9,17 @@
 
 Every key is optional; a relative `chains` path is relative to the file. Options and their environment
 variables (SWAPCTL_URL, SWAPCTL_API_KEY, SWAPCTL_CHAINS) win over the file.
+
+The chains file is what secret mode maker trusts to find the real chains, so a config found on its own
+(not named by SWAPCTL_CONFIG) is used only when it and the chains file it names belong to this user and
+nobody else may write them: a `.localnet/` planted in a directory one runs swapctl from is ignored.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from swapctl.errors import CliError, ExitCode
@@ -39,10 +43,24 @@ def config_paths() -> list[Path]:
     return [LOCAL_STACK_CONFIG, home / "swapctl" / "config.json"]
 
 
+def _own(path: Path) -> bool:
+    """Owned by this user and writable by no one else."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
 def load_config() -> ClientConfig:
+    named = bool(os.environ.get("SWAPCTL_CONFIG"))
     for path in config_paths():
-        if path.is_file():
-            return read_config(path)
+        if not path.is_file() or not (named or _own(path)):
+            continue
+        config = read_config(path)
+        if not named and config.chains is not None and not _own(config.chains):
+            return replace(config, chains=None)
+        return config
     if os.environ.get("SWAPCTL_CONFIG"):
         raise CliError(f"SWAPCTL_CONFIG names {os.environ['SWAPCTL_CONFIG']}, which does not exist", ExitCode.USAGE)
     return ClientConfig()

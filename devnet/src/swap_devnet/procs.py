@@ -21,6 +21,7 @@ from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from swap_runtime.tls import Tls, channel
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def tls_credentials(tls_dir: Path) -> grpc.ChannelCredentials:
-    """Channel credentials from a TLS directory (tls.crt, tls.key, ca.crt)."""
-    return grpc.ssl_channel_credentials(
-        root_certificates=(tls_dir / "ca.crt").read_bytes(),
-        private_key=(tls_dir / "tls.key").read_bytes(),
-        certificate_chain=(tls_dir / "tls.crt").read_bytes(),
-    )
 
 
 class ServiceProcess:
@@ -83,9 +75,8 @@ class ServiceProcess:
     def channel(self, identity_dir: Path | None = None) -> grpc.aio.Channel:
         """A grpc.aio channel to this service: plaintext, or mutual TLS as the identity in `identity_dir`
         (default: the service's own certificate, which its health check and reflection accept)."""
-        if self.tls_dir is None:
-            return grpc.aio.insecure_channel(self.address)
-        return grpc.aio.secure_channel(self.address, tls_credentials(identity_dir or self.tls_dir))
+        own = self.tls_dir
+        return channel(self.address, Tls.load(identity_dir or own) if own else None)
 
     def start(self) -> Self:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,9 +91,13 @@ class ServiceProcess:
     def _await_serving(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         tls = self.tls_dir
-        opened = grpc.secure_channel(self.address, tls_credentials(tls)) if tls else grpc.insecure_channel(self.address)
-        with opened as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+        opened = (
+            grpc.secure_channel(self.address, Tls.load(tls).channel_credentials())
+            if tls
+            else grpc.insecure_channel(self.address)
+        )
+        with opened as probe:
+            stub = health_pb2_grpc.HealthStub(probe)
             while time.monotonic() < deadline:
                 if self._proc is not None and self._proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")

@@ -12,8 +12,8 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.pki import Authority
-from swap_devnet.procs import tls_credentials
 from swap_devnet.stack import LocalStack
+from swap_runtime.tls import Tls
 
 from tests.integration.rich_status import error_reason
 
@@ -123,7 +123,9 @@ async def test_a_session_certificate_from_another_ca_is_refused(stack: LocalStac
     assert real_ca is not None
     # He trusts the stack's CA (so his side of the handshake would go through) but shows his own certificate.
     forged.ca.write_bytes((real_ca / "ca.crt").read_bytes())
-    async with grpc.aio.secure_channel(stack.services[chain].address, tls_credentials(forged.directory)) as channel:
+    async with grpc.aio.secure_channel(
+        stack.services[chain].address, Tls.load(forged.directory).channel_credentials()
+    ) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await chain_pb2_grpc.ChainServiceStub(channel).GetChainInfo(chain_pb2.GetChainInfoRequest(), timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

@@ -17,8 +17,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from swap.session.v1 import session_pb2, session_pb2_grpc
-from swap_devnet.procs import tls_credentials
 from swap_devnet.stack import LocalStack
+from swap_runtime.tls import Tls
 
 from tests.integration.swaps import AMOUNT, TERMINAL, Balances, St, create_base_to_near, execute_base
 
@@ -43,7 +43,7 @@ EXECUTED, BURST_SENT, BURST_SETTLED = -1, -2, -3
 def operator_credentials(stack: LocalStack) -> grpc.ChannelCredentials:
     tls = stack.identity_dir("operator")
     assert tls is not None, "the stack runs with mutual TLS"
-    return tls_credentials(tls)
+    return Tls.load(tls).channel_credentials()
 
 
 class Flood:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from swapctl.config import ClientConfig, load_config
 from swapctl.main import app
 from swapctl.stream import DEFAULT_RETRY_DELAYS
 from typer.testing import CliRunner, Result
@@ -446,3 +447,24 @@ def test_the_config_file_supplies_url_key_and_chains(stub: StubGateway, tmp_path
     # An option still wins over the file.
     CliRunner().invoke(app, ["--api-key", "from-flag", "list"], env=env)
     assert stub.requests[-1].headers["X-API-Key"] == "from-flag"
+
+
+def test_a_config_found_in_the_directory_counts_only_when_it_is_the_users_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `.localnet/swapctl.json` others may write could point the maker's check at chains of their choosing."""
+    local = tmp_path / ".localnet"
+    local.mkdir()
+    (local / "chains.json").write_text("{}")
+    (local / "swapctl.json").write_text(json.dumps({"url": "http://127.0.0.1:1", "chains": "chains.json"}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SWAPCTL_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nowhere"))
+    for path in (local / "swapctl.json", local / "chains.json"):
+        path.chmod(0o644)
+    mine = load_config()
+    assert mine.url == "http://127.0.0.1:1" and mine.chains == Path(".localnet") / "chains.json"
+    (local / "chains.json").chmod(0o666)
+    assert load_config().chains is None  # the chains file others may write is not trusted
+    (local / "swapctl.json").chmod(0o666)
+    assert load_config() == ClientConfig()  # nor a config others may write

@@ -118,7 +118,8 @@ class SessionServiceServicer:
 
     def RevealSecret(self, request, context):
         """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
-        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; the same secret again
+        while the session runs changes nothing; once it has ended, FAILED_PRECONDITION SESSION_ENDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

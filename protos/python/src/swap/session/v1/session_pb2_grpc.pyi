@@ -50,7 +50,8 @@ class SessionServiceStub:
     """Every update of a session, oldest first, resumable from a cursor; ends after a terminal state."""
     RevealSecret: _grpc.UnaryUnaryMultiCallable[_session_pb2.RevealSecretRequest, _session_pb2.RevealSecretResponse]
     """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
-    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; the same secret again
+    while the session runs changes nothing; once it has ended, FAILED_PRECONDITION SESSION_ENDED.
     """
 
 @_typing.type_check_only
@@ -72,7 +73,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """Every update of a session, oldest first, resumable from a cursor; ends after a terminal state."""
     RevealSecret: _aio.UnaryUnaryMultiCallable[_session_pb2.RevealSecretRequest, _session_pb2.RevealSecretResponse]  # type: ignore[assignment]
     """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
-    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+    the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; the same secret again
+    while the session runs changes nothing; once it has ended, FAILED_PRECONDITION SESSION_ENDED.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -133,7 +135,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.RevealSecretResponse, _abc.Awaitable[_session_pb2.RevealSecretResponse]]:
         """Secret mode MAKER: the maker's client releases the secret once it has checked the destination lock on
-        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; idempotent.
+        the destination chain itself. Accepted in AWAITING_SECRET until secret_deadline; the same secret again
+        while the session runs changes nothing; once it has ended, FAILED_PRECONDITION SESSION_ENDED.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
