@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down bench faults setup proto proto-check abi-check env-example certs contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down faucet bench faults setup proto proto-check abi-check env-example certs contracts lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ run: setup contracts ## start the local stack, run a demo swap, keep it up until
 
 down: ## stop this checkout's stack left running by `make run` (normally Ctrl-C does it); waits until it has stopped
 	$(PY) -m swap_devnet.demo --stop
+
+faucet: ## test funds on the devnet of `make run`: BASE=0xADDRESS and/or NEAR=name.test.near [NEAR_KEY=ed25519:PUBLIC]
+	$(PY) -m swap_devnet.faucet $(if $(BASE),--base $(BASE),) $(if $(NEAR),--near $(NEAR),) $(if $(NEAR_KEY),--near-public-key $(NEAR_KEY),)
 
 test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
 	$(PY) -m pytest $(PYTEST_ARGS)
