@@ -118,6 +118,7 @@ def test_the_dashboard_covers_what_operators_watch(dashboard: dict[str, Any]) ->
         "swap_chain_rpc_errors_total",
         "swap_chain_reorgs_total",
         "swap_resolver_balance",
+        "swap_resolver_liquidity_floor",
     ):
         assert metric in used, metric
     assert "histogram_quantile(0.5," in used and "histogram_quantile(0.95," in used

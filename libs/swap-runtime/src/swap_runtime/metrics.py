@@ -31,6 +31,11 @@ REORGS = Counter("swap_chain_reorgs_total", "Reorgs seen by event watchers (repl
 RESOLVER_BALANCE = Gauge(
     "swap_resolver_balance", "The resolver's balance in base units of a token.", ["chain", "token"]
 )
+RESOLVER_LIQUIDITY_FLOOR = Gauge(
+    "swap_resolver_liquidity_floor",
+    "Configured balance in base units of a token below which the resolver cannot cover the next swap.",
+    ["chain", "token"],
+)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, SecretStr, model_validator
+from swap_runtime.liquidity import NATIVE
 from swap_runtime.settings import ServiceSettings
 
 
@@ -43,6 +45,18 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     priority_fee_gwei: float = Field(0.01, ge=0, description="EIP-1559 tip when the node suggests none.")
     max_fee_multiplier: float = Field(2.0, ge=1, description="maxFee = base fee x this + tip.")
     rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on connection faults.")
+    tokens: list[str] = Field(
+        default_factory=list,
+        description="ERC-20 tokens the resolver pays destination locks in (JSON list of addresses): each one's "
+        "balance is exported as swap_resolver_balance, as native always is; a deployment file adds its test token.",
+    )
+    min_liquidity: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='Per token ("native" or an ERC-20 address), the balance in base units below which the '
+        'resolver cannot cover the next swap (JSON: {"0x...": 1000000000000}): exported as '
+        "swap_resolver_liquidity_floor for the SwapResolverTokenLiquidityLow alert, the token watched as if in "
+        "CHAIN_BASE_TOKENS. A token without a floor is never alerted on.",
+    )
 
     @model_validator(mode="after")
     def _load_deployment(self) -> Self:
@@ -55,6 +69,11 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
             self.start_block = self.start_block or int(data.get("deploy_block", 0))
             if self.resolver_key is None and self.resolver_key_file is None:
                 self.resolver_key = SecretStr(data["resolver"]["private_key"])
+            if data.get("token"):
+                self.tokens = [*self.tokens, str(data["token"])]
+        tokens = (_token(token) for token in self.tokens)
+        self.tokens = list(dict.fromkeys(token for token in tokens if token != NATIVE))
+        self.min_liquidity = {_token(token): floor for token, floor in self.min_liquidity.items()}
         if self.inclusion_bound_s <= self.tx_resend_after_s:
             # A bound at or below the resend interval promises inclusion before the service would even
             # notice a dropped transaction and send it again.
@@ -73,3 +92,13 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
             return self.resolver_key.get_secret_value()
         assert self.resolver_key_file is not None
         return self.resolver_key_file.read_text().strip()
+
+
+def _token(value: str) -> str:
+    """The token label of the balance gauges: "native", or an ERC-20 address, checksummed."""
+    value = value.strip()
+    if value == NATIVE:
+        return NATIVE
+    if not is_address(value):
+        raise ValueError(f'token {value!r} is neither "native" nor an EVM address')
+    return str(to_checksum_address(value))

@@ -6,8 +6,8 @@ import asyncio
 import logging
 
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
-from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
 from swap_runtime.tracing import configure_tracing
 
@@ -51,10 +51,20 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         settings.log_chunk,
     )
     servicer = ChainBaseServicer(escrows, watcher, chain_id, settings.confirmations, settings.inclusion_bound_s)
+    liquidity = Liquidity(
+        "base",
+        settings.tokens,
+        settings.min_liquidity,
+        lambda token: escrows.balance(escrows.resolver, token),
+    )
+    for token in liquidity.tokens:  # a wrong address would otherwise only show as failed reads
+        if token != NATIVE and not await escrows.has_code(token):
+            await rpc.close()
+            raise RuntimeError(f"CHAIN_BASE_TOKENS / CHAIN_BASE_MIN_LIQUIDITY: no contract at {token}")
 
     async def rpc_answers() -> bool:
-        # The probe also keeps the resolver's native balance gauge current (one call per interval).
-        RESOLVER_BALANCE.labels("base", "native").set(await escrows.balance(escrows.resolver, NATIVE))
+        # The probe also keeps the resolver's balance gauges current (one read per token per interval).
+        await liquidity.refresh()
         return await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id) == chain_id
 
     return GrpcService(

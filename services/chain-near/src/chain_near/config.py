@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, model_validator
+from swap_runtime.liquidity import NATIVE
 from swap_runtime.settings import ServiceSettings
 
 
@@ -49,6 +50,18 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
     tx_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for a transaction's outcome.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Seconds one JSON-RPC request may take.")
     rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on transport faults.")
+    tokens: list[str] = Field(
+        default_factory=list,
+        description="NEP-141 tokens the resolver pays destination locks in (JSON list of account ids): each one's "
+        "balance is exported as swap_resolver_balance, as native always is; a deployment file adds its test token.",
+    )
+    min_liquidity: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='Per token ("native" or a NEP-141 account id), the balance in base units below which the '
+        'resolver cannot cover the next swap (JSON: {"token.near": 1000000000000}): exported as '
+        "swap_resolver_liquidity_floor for the SwapResolverTokenLiquidityLow alert, the token watched as if in "
+        "CHAIN_NEAR_TOKENS. A token without a floor is never alerted on.",
+    )
 
     @model_validator(mode="after")
     def _load_deployment(self) -> Self:
@@ -61,6 +74,13 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
             self.resolver_account = self.resolver_account or resolver["account_id"]
             if self.resolver_key is None and self.resolver_key_file is None:
                 self.resolver_key = SecretStr(resolver["private_key"])
+            token = data.get("token")
+            if token:
+                # The devnet writes each role as {"account_id", "public_key", "private_key"}.
+                self.tokens = [*self.tokens, str(token["account_id"] if isinstance(token, dict) else token)]
+        tokens = (token.strip() for token in self.tokens)
+        self.tokens = list(dict.fromkeys(token for token in tokens if token and token != NATIVE))
+        self.min_liquidity = {token.strip(): floor for token, floor in self.min_liquidity.items()}
         if self.inclusion_bound_s <= self.poll_interval_s:
             # The service learns of an inclusion only at its next poll; a smaller bound cannot be kept.
             raise ValueError(

@@ -7,13 +7,14 @@ import logging
 
 from loguru import logger as loguru_logger
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
-from swap_runtime.metrics import RESOLVER_BALANCE
 from swap_runtime.server import GrpcService
 from swap_runtime.tracing import configure_tracing
 
 from chain_near.config import ChainNearSettings
 from chain_near.htlc import TGAS, Gas, Htlc
+from chain_near.model import NATIVE
 from chain_near.rpc import Rpc
 from chain_near.servicer import ChainNearServicer
 from chain_near.tx import TxSender, derive_seeds
@@ -49,6 +50,12 @@ async def build(settings: ChainNearSettings) -> GrpcService:
             Gas(call=settings.call_gas_tgas * TGAS, ft_call=settings.ft_call_gas_tgas * TGAS),
         )
         await htlc.events(0, 1)  # fails here, not on the first request, when the HTLC is not there
+        liquidity = Liquidity(
+            "near", settings.tokens, settings.min_liquidity, lambda token: htlc.balance(htlc.resolver, token)
+        )
+        for token in liquidity.tokens:  # a wrong account would otherwise only show as failed reads
+            if token != NATIVE and not await htlc.is_token(token):
+                raise RuntimeError(f"CHAIN_NEAR_TOKENS / CHAIN_NEAR_MIN_LIQUIDITY: {token} is not a NEP-141 token")
     except BaseException:
         await rpc.close()
         raise
@@ -60,8 +67,9 @@ async def build(settings: ChainNearSettings) -> GrpcService:
     )
 
     async def rpc_answers() -> bool:
-        # The probe also keeps the resolver's native balance gauge current (one view per interval).
-        RESOLVER_BALANCE.labels("near", "native").set(await htlc.balance(htlc.resolver, "native"))
+        # The probe also keeps the resolver's balance gauges current (one view per token per interval); the
+        # native read is its liveness check of the RPC.
+        await liquidity.refresh()
         return True
 
     return GrpcService(
