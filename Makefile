@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down faucet bench faults setup proto proto-check abi-check env-example certs contracts lint fmt test test-unit test-integration clean
+.PHONY: help run down faucet bench faults setup proto proto-check abi-check env-example certs contracts web-bundle web-bundle-check lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-setup: .venv/.synced node_modules/.installed ## install the Python workspace (uv) and the node tooling (anvil, solc, buf)
+setup: .venv/.synced node_modules/.installed ## install the Python workspace (uv) and the node tooling (anvil, solc, buf, near-api-js)
 
 proto: .venv/.synced ## regenerate the Python stubs of protos/
 	scripts/gen_protos.sh
@@ -40,6 +40,12 @@ certs: .venv/.synced ## a private CA and a certificate per service in deploy/cer
 	@# Envoy's 101): the keys it mounts must be readable by them. The CA's and the operator's stay private.
 	chmod 0644 $(foreach name,session quote chain-base chain-near gateway envoy,deploy/certs/$(name)/tls.key)
 
+web-bundle: node_modules/.installed ## rebuild the web page's near-api-js bundle (static/near-api-js.js) from the pinned packages
+	node scripts/build_near_bundle.mjs
+
+web-bundle-check: node_modules/.installed ## fail when the committed near-api-js bundle is not what the pinned packages build
+	node scripts/build_near_bundle.mjs --check
+
 abi-check: contracts ## fail when the ABIs chain-base ships differ from the compiled contracts
 	$(PY) scripts/export_abis.py --check
 
@@ -47,7 +53,7 @@ contracts: node_modules/.installed .venv/.synced ## compile the Solidity contrac
 	node contracts/compile.mjs
 	$(PY) scripts/export_abis.py
 
-lint: setup proto-check abi-check ## ruff, ruff format, mypy --strict, buf lint, stale stubs / ABIs / env example
+lint: setup proto-check abi-check web-bundle-check ## ruff, ruff format, mypy --strict, buf lint, stale stubs / ABIs / env example / page bundle
 	$(PY) scripts/gen_env_example.py --check
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .

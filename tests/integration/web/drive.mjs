@@ -4,7 +4,8 @@
 //
 //   node drive.mjs --url http://127.0.0.1:PORT --api-key KEY --screenshot out.png --profile DIR
 //                  [--direction base-near|near-base] [--amount 25] [--expect completed] [--timeout-ms 90000]
-//                  [--wallet-rpc URL --wallet-account ADDR] [--secret-mode maker|service] [--reload-at STATE]
+//                  [--wallet-rpc URL --wallet-account ADDR [--wallet-chain ID] [--wallet-switch accept|refuse]]
+//                  [--near-account ID --near-key ed25519:...] [--secret-mode maker|service] [--reload-at STATE]
 //                  [--wrong-key KEY]
 //
 // --secret-mode picks who keeps the secret (the page's default is this browser, "maker"); --reload-at reloads the
@@ -13,6 +14,14 @@
 //
 // With --wallet-rpc the page gets a window.ethereum whose requests go to that JSON-RPC endpoint (anvil, whose dev
 // accounts are unlocked, answers eth_signTypedData_v4 itself) and the swap is signed through the wallet path.
+// --wallet-chain starts that wallet on another chain, which it knows and has no RPC for: it then answers only
+// eth_chainId, eth_accounts and the EIP-3326 / EIP-3085 calls, refuses everything else (4901), and knows the
+// RPC's chain only once the page has added it (wallet_switchEthereumChain answers 4902 until then).
+// --wallet-switch refuse declines every switch and add (4001); with --expect wrong-chain the driver then waits for
+// the page to say so instead of for the end of the swap, and exits 0 when the session was left initialized.
+//
+// With --near-key the maker's NEAR call is made by the page itself, signed with that key (NEAR source); the report
+// says whether the key ever reached the gateway (requests, WebSocket frames) or the page's storage.
 
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
@@ -33,6 +42,10 @@ const { values: opts } = parseArgs({
     "secret-mode": { type: "string", default: "maker" },
     "reload-at": { type: "string", default: "" },
     "wrong-key": { type: "string", default: "" },
+    "wallet-chain": { type: "string", default: "" },
+    "wallet-switch": { type: "string", default: "accept" },
+    "near-account": { type: "string", default: "" },
+    "near-key": { type: "string", default: "" },
   },
 });
 for (const required of ["url", "api-key", "screenshot", "profile"]) {
@@ -62,6 +75,9 @@ const context = await chromium.launchPersistentContext(opts.profile, {
   viewport: { width: 1100, height: 1400 },
 });
 
+// Thrown to end a run early once it has what it came for.
+class Done extends Error {}
+
 const problems = [];
 const external = [];
 let exitCode = 1;
@@ -78,7 +94,7 @@ try {
   if (wallet) {
     let rpcId = 0;
     // The node side makes the RPC call: the page's own policy lets it talk to the gateway only.
-    await context.exposeFunction("__walletRpc", async (method, params) => {
+    const walletRpc = async (method, params) => {
       rpcId += 1;
       const response = await fetch(opts["wallet-rpc"], {
         method: "POST",
@@ -88,19 +104,52 @@ try {
       const reply = await response.json();
       if (reply.error) return { error: reply.error.message || JSON.stringify(reply.error) };
       return { result: reply.result };
-    });
-    await context.addInitScript((account) => {
+    };
+    await context.exposeFunction("__walletRpc", walletRpc);
+    const rpcChain = (await walletRpc("eth_chainId", [])).result;
+    const setup = {
+      account: opts["wallet-account"],
+      rpcChain,
+      startChain: opts["wallet-chain"] || rpcChain,
+      refuse: opts["wallet-switch"] === "refuse",
+    };
+    // An EIP-1193 provider: errors carry the numeric `code` wallets use.
+    await context.addInitScript(({ account, rpcChain, startChain, refuse }) => {
+      const hex = (id) => `0x${BigInt(id).toString(16)}`;
+      const fail = (code, message) => Object.assign(new Error(message), { code });
+      let chainId = hex(startChain);
+      const known = new Set([chainId]);
       window.__walletCalls = [];
+      window.__walletAdded = [];
       window.ethereum = {
         request: async ({ method, params }) => {
           window.__walletCalls.push(method);
           if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
+          if (method === "eth_chainId") return chainId;
+          if (method === "wallet_switchEthereumChain") {
+            if (refuse) throw fail(4001, "User rejected the request.");
+            const target = hex(params[0].chainId);
+            if (!known.has(target)) throw fail(4902, `Unrecognized chain ID "${target}".`);
+            chainId = target;
+            return null;
+          }
+          if (method === "wallet_addEthereumChain") {
+            if (refuse) throw fail(4001, "User rejected the request.");
+            const chain = params[0];
+            window.__walletAdded.push(chain);
+            if (hex(chain.chainId) !== hex(rpcChain) || !(chain.rpcUrls || []).length || !chain.chainName) {
+              throw fail(-32602, "Invalid chain parameters.");
+            }
+            known.add(hex(chain.chainId));
+            return null;
+          }
+          if (chainId !== hex(rpcChain)) throw fail(4901, `This wallet has no RPC for chain ${chainId}.`);
           const reply = await window.__walletRpc(method, params);
           if (reply.error) throw new Error(reply.error);
           return reply.result;
         },
       };
-    }, opts["wallet-account"]);
+    }, setup);
   }
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(timeout);
@@ -108,12 +157,48 @@ try {
   report.ws_updates = 0;
   page.on("websocket", (ws) => {
     report.websockets += 1;
+    ws.on("framesent", (frame) => {
+      const text = typeof frame.payload === "string" ? frame.payload : frame.payload.toString();
+      if (nearKey && text.includes(nearKey)) report.key_sent_to_gateway += 1;
+    });
     ws.on("framereceived", (frame) => {
       const text = typeof frame.payload === "string" ? frame.payload : frame.payload.toString();
       if (/"event":\s*"update"/.test(text)) report.ws_updates += 1;
     });
   });
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  // What the page sent where: executes to the gateway, JSON-RPC methods to the chains, and any copy of the NEAR key
+  // on its way to the gateway.
+  const nearKey = opts["near-key"];
+  const gatewayOrigin = new URL(opts.url).origin;
+  report.execute_posts = 0;
+  report.rpc_calls = [];
+  report.key_sent_to_gateway = 0;
+  page.on("request", (request) => {
+    const url = request.url();
+    const body = request.postData() || "";
+    if (url.startsWith(gatewayOrigin)) {
+      if (request.method() === "POST" && /\/api\/v1\/sessions\/[^/]+\/execute$/.test(url)) report.execute_posts += 1;
+      if (nearKey && (url.includes(nearKey) || body.includes(nearKey))) report.key_sent_to_gateway += 1;
+    } else if (request.method() === "POST") {
+      try {
+        report.rpc_calls.push({ origin: new URL(url).origin, method: JSON.parse(body).method });
+      } catch (e) {
+        report.rpc_calls.push({ origin: new URL(url).origin, method: null });
+      }
+    }
+  });
+  page.on("response", async (response) => {
+    const request = response.request();
+    if (request.url().startsWith(gatewayOrigin) || request.method() !== "POST") return;
+    try {
+      if (JSON.parse(request.postData() || "{}").method !== "send_tx") return;
+      const reply = await response.json();
+      if (reply.result && reply.result.transaction) report.near_tx = reply.result.transaction.hash;
+    } catch (e) {
+      // Not a NEAR send_tx answer.
+    }
+  });
   page.on("console", (msg) => {
     if (msg.type() === "error") problems.push(`console error: ${msg.text()}`);
   });
@@ -150,10 +235,30 @@ try {
   await page.locator('#session-state[data-state="initialized"], #session-state[data-state="executing"]').first().waitFor();
   report.session_id = await page.locator("#session-id").textContent();
 
+  report.maker_action = JSON.parse((await page.locator("#maker-action").textContent()) || "null");
   if (wallet) {
     await page.getByRole("button", { name: "Sign with wallet" }).click();
+  } else if (nearKey) {
+    if (opts["near-account"]) await page.getByLabel("NEAR account").fill(opts["near-account"]);
+    await page.getByLabel(/NEAR private key/).fill(nearKey);
+    await page.locator("#maker-step").screenshot({ path: opts.screenshot.replace(/\.png$/, "-maker-step.png") });
+    await page.getByRole("button", { name: "Sign and send the NEAR call" }).click();
   } else {
     await page.getByRole("button", { name: "Sign with dev maker key" }).click();
+  }
+
+  if (opts.expect === "wrong-chain") {
+    // The page must refuse to sign and say why; the session stays where it was.
+    await page.locator("#connection.error-text", { hasText: "wrong chain" }).waitFor({ timeout });
+    report.connection = (await page.locator("#connection").textContent()).trim();
+    report.shown_state = (await page.locator("#session-state").textContent()).trim();
+    report.state = report.shown_state;
+    report.wallet_calls = await page.evaluate(() => window.__walletCalls);
+    report.wallet_added = await page.evaluate(() => window.__walletAdded);
+    report.sign_button_enabled = await page.getByRole("button", { name: "Sign with wallet" }).isEnabled();
+    await page.screenshot({ path: opts.screenshot, fullPage: true });
+    exitCode = report.shown_state === "initialized" && report.execute_posts === 0 ? 0 : 1;
+    throw new Done();
   }
 
   if (opts["reload-at"]) {
@@ -193,7 +298,17 @@ try {
     report.received = await page.locator("#result-received").textContent();
     report.minimum = await page.locator("#result-min").textContent();
   }
-  if (wallet) report.wallet_calls = await page.evaluate(() => window.__walletCalls);
+  if (wallet) {
+    report.wallet_calls = await page.evaluate(() => window.__walletCalls);
+    report.wallet_added = await page.evaluate(() => window.__walletAdded);
+  }
+  if (nearKey) {
+    report.key_in_storage = await page.evaluate(
+      (key) => [localStorage, sessionStorage].some((store) => Object.values(store).some((v) => v.includes(key))),
+      nearKey,
+    );
+    report.key_left_in_input = (await page.getByLabel(/NEAR private key/).inputValue()) !== "";
+  }
   await page.getByRole("button", { name: "Show my swaps" }).click();
   await page.locator("#history li").first().waitFor();
   report.history = await page.locator("#history li").evaluateAll((items) =>
@@ -202,12 +317,14 @@ try {
   await page.screenshot({ path: opts.screenshot, fullPage: true });
   exitCode = report.state === opts.expect && report.shown_state === opts.expect ? 0 : 1;
 } catch (err) {
-  report.error = String(err && err.stack ? err.stack : err);
-  try {
-    const page = context.pages()[0];
-    if (page) await page.screenshot({ path: opts.screenshot, fullPage: true });
-  } catch (e) {
-    // The screenshot of a failure is a courtesy; the error above is what matters.
+  if (!(err instanceof Done)) {
+    report.error = String(err && err.stack ? err.stack : err);
+    try {
+      const page = context.pages()[0];
+      if (page) await page.screenshot({ path: opts.screenshot, fullPage: true });
+    } catch (e) {
+      // The screenshot of a failure is a courtesy; the error above is what matters.
+    }
   }
 } finally {
   report.problems = problems;

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from swap_devnet.procs import GatewayProcess
 from swap_devnet.stack import LocalStack
@@ -175,3 +176,117 @@ def test_wallet_signs_the_order_with_eth_sign_typed_data_v4(
     )
     check_report(report, shot, maker=False)
     assert "eth_signTypedData_v4" in report["wallet_calls"]
+
+
+def wallet_args(stack: LocalStack, *extra: str) -> list[str]:
+    assert stack.evm is not None
+    return ["--wallet-rpc", stack.evm.rpc_url, "--wallet-account", stack.evm.maker.address, *extra]
+
+
+@pytest.mark.timeout(180)
+def test_wallet_on_another_chain_adds_and_switches_to_base_before_signing(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    """A wallet on chain 1 that does not know the order's chain: the page reads eth_chainId, the switch answers
+    4902, the page adds the chain with /chains.json's name and RPC (EIP-3085), switches (EIP-3326), then signs."""
+    assert page_stack.evm is not None
+    balances = Balances(page_stack)
+    assert page_stack.near is not None
+    receiver = page_stack.near.receiver.account_id
+    before = balances.near_tusd(receiver)
+
+    args = wallet_args(page_stack, "--wallet-chain", "0x1", "--secret-mode", "service")
+    report, shot = drive(page_gateway, tmp_path, "--direction", "base-near", "--amount", "2", *args)
+
+    check_report(report, shot, maker=False)
+    calls = report["wallet_calls"]
+    # Read the chain, fail to switch (unknown), add, switch: all before anything is approved or signed.
+    first_sign = calls.index("eth_signTypedData_v4")
+    assert calls.index("eth_chainId") < calls.index("wallet_switchEthereumChain") < first_sign
+    assert calls.index("wallet_addEthereumChain") < first_sign
+    assert calls[: first_sign + 1].count("wallet_switchEthereumChain") == 2
+    assert report["wallet_added"] == [
+        {
+            "chainId": hex(page_stack.evm.chain_id),
+            "chainName": "BASE (local anvil)",
+            "rpcUrls": [page_stack.evm.rpc_url],
+            "nativeCurrency": {"name": "Ether", "symbol": "ETH", "decimals": 18},
+        }
+    ]
+    assert report["execute_posts"] == 1
+    assert balances.near_tusd(receiver) - before == base_units(report["received"])
+
+
+@pytest.mark.timeout(120)
+def test_wallet_that_refuses_the_switch_signs_nothing(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    """A wallet on BASE mainnet (8453) whose user declines the switch: the page names both chains, asks for no
+    approval or signature, posts no execute, and the session is still initialized."""
+    assert page_stack.evm is not None
+    want = page_stack.evm.chain_id
+    args = wallet_args(page_stack, "--wallet-chain", "0x2105", "--wallet-switch", "refuse", "--expect", "wrong-chain")
+    report, shot = drive(page_gateway, tmp_path, "--direction", "base-near", "--amount", "2", *args)
+
+    message = report["connection"]
+    assert "wrong chain" in message and "8453 (0x2105)" in message and f"{want} ({hex(want)})" in message, message
+    assert "Nothing was signed" in message
+    assert report["wallet_calls"][-2:] == ["eth_chainId", "wallet_switchEthereumChain"], report["wallet_calls"]
+    assert report["execute_posts"] == 0 and report["wallet_added"] == []
+    assert report["sign_button_enabled"], "the maker can switch by hand and sign again"
+    assert report["problems"] == [] and report["external_requests"] == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    with httpx.Client(base_url=page_gateway.url, headers={"X-API-Key": API_KEY}, timeout=30) as api:
+        path = f"/api/v1/sessions/{report['session_id']}"
+        session = api.get(path).raise_for_status().json()
+        assert session["state"] == "initialized"
+        assert [step["state"] for step in session["steps"]] == ["initialized"]
+        # Leave the shared stack as it was.
+        api.post(f"{path}/cancel", json={}).raise_for_status()
+
+
+@pytest.mark.timeout(180)
+def test_near_key_in_the_page_makes_the_maker_call(
+    page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
+) -> None:
+    """NEAR -> BASE with the maker's NEAR call signed in the browser (near-api-js, bundled) and sent to the NEAR
+    RPC of /chains.json; the key never reaches the gateway nor the page's storage."""
+    assert page_stack.near is not None and page_stack.evm is not None
+    balances = Balances(page_stack)
+    maker = page_stack.near.maker
+    receiver = page_stack.evm.receiver.address
+    maker_before, receiver_before = balances.near_tusd(maker.account_id), balances.base(receiver)
+
+    report, shot = drive(
+        page_gateway,
+        tmp_path,
+        "--direction",
+        "near-base",
+        "--amount",
+        "4.25",
+        "--near-account",
+        maker.account_id,
+        "--near-key",
+        maker.private_key,
+    )
+
+    check_report(report, shot)
+    near_rpc = page_stack.near.rpc_url.rstrip("/")
+    assert {"origin": near_rpc, "method": "send_tx"} in report["rpc_calls"], report["rpc_calls"]
+    # The page's own transaction, from the maker, to the contract the session named, executed on chain.
+    with httpx.Client(timeout=30) as rpc:
+        reply = rpc.post(
+            page_stack.near.rpc_url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tx", "params": [report["near_tx"], maker.account_id]},
+        ).json()
+    outcome = reply["result"]
+    assert outcome["transaction"]["signer_id"] == maker.account_id
+    assert outcome["transaction"]["public_key"] == maker.public_key
+    assert outcome["transaction"]["receiver_id"] == report["maker_action"]["near_call"]["contract"]
+    assert "SuccessValue" in outcome["status"], outcome["status"]
+    assert report["execute_posts"] == 1
+    assert report["key_sent_to_gateway"] == 0
+    assert report["key_in_storage"] is False and report["key_left_in_input"] is False
+    assert maker_before - balances.near_tusd(maker.account_id) == 4_250_000
+    assert balances.base(receiver) - receiver_before == base_units(report["received"])

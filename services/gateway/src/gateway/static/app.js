@@ -1,6 +1,7 @@
-// The swap page: quote, start, maker's step (browser wallet or the dev maker key), live progress over /ws.
-// Speaks the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base units. In secret
-// mode maker it also reads the destination lock from the destination chain's RPC (maker.js).
+// The swap page: quote, start, maker's step (browser wallet, the maker's NEAR key, or the dev maker key), live
+// progress over /ws. Speaks the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base
+// units. In secret mode maker it also reads the destination lock from the destination chain's RPC (maker.js); with
+// a NEAR key it sends the maker's NEAR call to the NEAR RPC itself (near-api-js, bundled in static/).
 
 import {
   drawSecret,
@@ -445,6 +446,9 @@ function follow(sessionId, session) {
   $("new-swap").hidden = true;
   setSecretStatus("");
   app.secretKept = null;
+  // A NEAR key typed for another session goes with it.
+  $("near-account").value = "";
+  $("near-key").value = "";
   if (session) applySession(session);
   connect();
   $("session-title").scrollIntoView({ block: "start" });
@@ -555,6 +559,7 @@ function renderMakerStep(session) {
       `(token ${o.token} needs an allowance of ${o.allowance} for ${o.spender}).`;
     $("sign-wallet").hidden = !window.ethereum;
     $("near-done").hidden = true;
+    $("near-key-form").hidden = true;
   } else if (action.near_call) {
     const c = action.near_call;
     text.textContent =
@@ -562,6 +567,11 @@ function renderMakerStep(session) {
       `and ${c.gas} gas (arguments below), then continues here.`;
     $("sign-wallet").hidden = true;
     $("near-done").hidden = false;
+    // Offered only when the gateway names a NEAR RPC (/chains.json), the one the page's policy lets it reach.
+    const near = app.chains.near;
+    $("near-key-form").hidden = !(near && near.rpc_url);
+    if (near && near.rpc_url) $("near-rpc").textContent = near.rpc_url;
+    if (!$("near-account").value) $("near-account").value = session.maker;
   }
 }
 
@@ -719,6 +729,87 @@ async function ensureAllowance(owner, order) {
   throw new Error(`The approval transaction ${hash} is not mined yet; try again shortly.`);
 }
 
+// EIP-1193 error codes (EIP-1193, EIP-3326): the user refused; the wallet does not know the chain.
+const USER_REJECTED = 4001;
+const UNKNOWN_CHAIN = 4902;
+
+// Some wallets wrap the provider error (MetaMask Mobile: data.originalError).
+function walletErrorCode(error) {
+  if (!error) return null;
+  if (Number.isInteger(error.code)) return error.code;
+  const inner = error.data && error.data.originalError;
+  return inner && Number.isInteger(inner.code) ? inner.code : null;
+}
+
+const chainText = (id) => `${id} (0x${id.toString(16)})`;
+
+class WrongChain extends Error {
+  constructor(have, want, why) {
+    super(
+      `Your wallet is on the wrong chain: it is on chain ${chainText(have)}, this swap's order is for BASE chain ` +
+        `${chainText(want)}. ${why} Nothing was signed; switch the wallet to chain ${want} and press ` +
+        "Sign with wallet again.",
+    );
+  }
+}
+
+function addChainParams(want) {
+  const base = app.chains.base;
+  if (!base || !base.rpc_url) return null;
+  // A chains file that names another chain id for this RPC is not offered to the wallet.
+  if (base.chain_id !== undefined && BigInt(base.chain_id) !== want) return null;
+  const params = {
+    chainId: `0x${want.toString(16)}`,
+    chainName: base.name || "BASE",
+    rpcUrls: [base.rpc_url],
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+  };
+  const explorer = (app.config.explorers || {}).base || "";
+  if (explorer.includes("{tx}")) {
+    try {
+      params.blockExplorerUrls = [new URL(explorer.replace("{tx}", "0")).origin];
+    } catch (e) {
+      // No explorer link for the wallet, then.
+    }
+  }
+  return params;
+}
+
+// The order's EIP-712 domain names the chain it is valid on: the wallet must be on that chain before it
+// approves or signs anything (EIP-3326 switch; EIP-3085 add when the wallet does not know the chain).
+async function ensureChain(order) {
+  const domain = (order.typed_data && order.typed_data.domain) || {};
+  if (domain.chainId === undefined || domain.chainId === null) throw new Error("The order names no chain; nothing was signed.");
+  const want = BigInt(domain.chainId);
+  const readChain = async () => BigInt(await window.ethereum.request({ method: "eth_chainId" }));
+  const have = await readChain();
+  if (have === want) return;
+  const chainId = `0x${want.toString(16)}`;
+  const refused = (e, what) =>
+    walletErrorCode(e) === USER_REJECTED ? new WrongChain(have, want, `You declined ${what}.`) : null;
+  setConnection(`Your wallet is on chain ${chainText(have)}; approve the switch to BASE chain ${chainText(want)} in it…`);
+  try {
+    await window.ethereum.request({ method: "wallet_switchEthereumChain", params: [{ chainId }] });
+  } catch (e) {
+    if (walletErrorCode(e) !== UNKNOWN_CHAIN) {
+      throw refused(e, "the switch") || new WrongChain(have, want, `The wallet did not switch: ${describeError(e)}`);
+    }
+    const params = addChainParams(want);
+    if (!params) {
+      throw new WrongChain(have, want, "The wallet does not know that chain and this gateway names no RPC for it.");
+    }
+    setConnection(`Your wallet does not know BASE chain ${chainText(want)}; approve adding it (${params.rpcUrls[0]})…`);
+    try {
+      await window.ethereum.request({ method: "wallet_addEthereumChain", params: [params] });
+      await window.ethereum.request({ method: "wallet_switchEthereumChain", params: [{ chainId }] });
+    } catch (err) {
+      throw refused(err, "adding or switching to it") || new WrongChain(have, want, `The wallet did not add it: ${describeError(err)}`);
+    }
+  }
+  const now = await readChain();
+  if (now !== want) throw new WrongChain(now, want, "The wallet did not switch.");
+}
+
 async function signWithWallet() {
   const session = app.session;
   const order = session && session.maker_action && session.maker_action.sign_order;
@@ -728,6 +819,7 @@ async function signWithWallet() {
     if (account.toLowerCase() !== String(session.maker).toLowerCase()) {
       throw new Error(`The wallet account ${account} is not this session's maker ${session.maker}.`);
     }
+    await ensureChain(order);
     await ensureAllowance(account, order);
     setConnection("Sign the order in your wallet…");
     const signature = await window.ethereum.request({
@@ -746,6 +838,76 @@ async function nearCallDone() {
     await execute(null);
   } catch (e) {
     setConnection(describeError(e), true);
+  }
+}
+
+let nearApi = null; // near-api-js, loaded the first time a NEAR key is used
+
+// The maker's NEAR call, signed here with the key typed into the page and sent to the NEAR RPC of /chains.json;
+// then execute, so that the session adopts the lock. The key is read from the input and dropped once sent: it is
+// never stored, and never goes to the gateway.
+async function signWithNearKey() {
+  const session = app.session;
+  const call = session && session.maker_action && session.maker_action.near_call;
+  if (!call) return;
+  const accountInput = $("near-account");
+  const keyInput = $("near-key");
+  for (const input of [accountInput, keyInput]) input.removeAttribute("aria-invalid");
+  const fail = (input, text) => {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    setConnection(text, true);
+  };
+  const accountId = accountInput.value.trim();
+  if (accountId !== session.maker) {
+    fail(accountInput, `The NEAR account ${accountId || "(empty)"} is not this session's maker ${session.maker}.`);
+    return;
+  }
+  const keyText = keyInput.value.trim();
+  if (!/^ed25519:[1-9A-HJ-NP-Za-km-z]{40,100}$/.test(keyText)) {
+    fail(keyInput, "Enter the account's ed25519 private key, in the form ed25519:… (base58).");
+    return;
+  }
+  const rpcUrl = app.chains.near && app.chains.near.rpc_url;
+  if (!rpcUrl) {
+    setConnection("This gateway names no NEAR RPC (/chains.json): make the call with your own wallet.", true);
+    return;
+  }
+  let hash;
+  try {
+    nearApi = nearApi || (await import("./near-api-js.js"));
+    try {
+      nearApi.KeyPair.fromString(keyText);
+    } catch (e) {
+      fail(keyInput, "That is not an ed25519 private key (ed25519:…).");
+      return;
+    }
+    setConnection(`Sending ${call.contract}.${call.method} from ${accountId} to ${rpcUrl}…`);
+    const provider = new nearApi.JsonRpcProvider({ url: rpcUrl });
+    const account = new nearApi.Account(accountId, provider, keyText);
+    const outcome = await account.callFunctionRaw({
+      contractId: call.contract,
+      methodName: call.method,
+      args: call.args,
+      deposit: BigInt(call.deposit),
+      gas: BigInt(call.gas),
+    });
+    hash = outcome.transaction.hash;
+  } catch (e) {
+    setConnection(`The NEAR call did not complete: ${describeError(e)}`, true);
+    return;
+  }
+  keyInput.value = "";
+  try {
+    setConnection(`NEAR call sent (${hash}); asking the service to adopt the lock…`);
+    await execute(null);
+    setConnection("");
+  } catch (e) {
+    setConnection(
+      `The NEAR call went through (${hash}), but the service was not told: ${describeError(e)} ` +
+        "Press I made the NEAR call to tell it.",
+      true,
+    );
   }
 }
 
@@ -904,6 +1066,10 @@ async function main() {
   $("sign-dev").addEventListener("click", () => busy($("sign-dev"), signWithDevKey));
   $("sign-wallet").addEventListener("click", () => busy($("sign-wallet"), signWithWallet));
   $("near-done").addEventListener("click", () => busy($("near-done"), nearCallDone));
+  $("near-key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy($("sign-near"), signWithNearKey);
+  });
   $("cancel-swap").addEventListener("click", () => busy($("cancel-swap"), cancelSwap));
   $("connect-wallet").addEventListener("click", () => busy($("connect-wallet"), connectWallet));
   $("show-history").addEventListener("click", () => busy($("show-history"), showHistory));
