@@ -1,5 +1,6 @@
 """Fault injection for the local stack: a TCP proxy the tests control, to cut a service off from its
-chain RPC for a while (connections refused and open ones dropped) and then let it through again."""
+chain RPC (or another service) for a while (connections refused and open ones dropped), to drop the open
+connections once, or to delay every chunk passing through, and then let it through again."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
         self._down = False
+        self.delay_s = 0.0  # added before each chunk is passed on, both ways
 
     def url(self, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
@@ -55,6 +57,8 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
             while data := await reader.read(_CHUNK):
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
                 if self._down:
                     break
                 writer.write(data)
@@ -71,6 +75,21 @@ class TcpProxy:
 
         self._loop.call_soon_threadsafe(drop)
         log.warning("proxy %s cut", self.port)
+
+    def drop(self) -> None:
+        """Closes the open connections once (a reset mid-stream); new ones go through."""
+
+        def close_all() -> None:
+            for writer in list(self._open):
+                writer.close()
+
+        self._loop.call_soon_threadsafe(close_all)
+        log.warning("proxy %s dropped its connections", self.port)
+
+    def delay(self, seconds: float) -> None:
+        """From now on every chunk waits `seconds` before it is passed on (0: no delay)."""
+        self._loop.call_soon_threadsafe(setattr, self, "delay_s", seconds)
+        log.warning("proxy %s delays %g s", self.port, seconds)
 
     def restore(self) -> None:
         self._loop.call_soon_threadsafe(setattr, self, "_down", False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import redis
 
@@ -58,3 +59,44 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+
+class PersistentRedis:
+    """redis-server with the append-only file on, as docker-compose runs it, that can be killed and
+    started again on the same port over the same data directory."""
+
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = data_dir
+        self.log_path = log_dir / f"redis-{self.port}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PersistentRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                [*args, "--appendonly", "yes", "--save", ""], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 15
+        while not answers(self.url):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> PersistentRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 from swap.session.v1 import session_pb2_grpc
 from swap_devnet.procs import GatewayProcess, ServiceProcess, free_port
-from swap_devnet.redis_server import answers
+from swap_devnet.redis_server import PersistentRedis
 from swap_devnet.stack import LocalStack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -30,43 +28,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 WS_TERMINAL = {"completed", "refunded", "cancelled", "failed", "timeout"}
 
 
-class PersistentRedis:
-    """redis-server with the append-only file on, as docker-compose runs it, that can be killed and
-    started again on the same port over the same data directory."""
-
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.data_dir = data_dir
-        self.log_path = log_dir / f"redis-{self.port}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PersistentRedis:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [*args, "--appendonly", "yes", "--save", ""], stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 15
-        while not answers(self.url):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        return self
-
-    def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-
-
 @pytest.fixture
 def persistent_redis(tmp_path: Path, stack: LocalStack) -> Iterator[PersistentRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
     server = PersistentRedis(tmp_path / "redis-data", stack.options.work_dir).start()
     try:
         yield server

@@ -185,6 +185,7 @@ class Chain:
         self._wake = asyncio.Event()
         self._new_block = asyncio.Event()
         self._stopped = False
+        self._stalled_until = 0.0  # time.monotonic() before which no block is produced (stall())
         self.total_supply = 0
         self.started_at = time.time()
         self._genesis()
@@ -424,8 +425,15 @@ class Chain:
                 log.exception("block production failed")
                 raise
 
+    def stall(self, seconds: float) -> None:
+        """Produce no block for `seconds` (a stalled network): the RPC still answers, transactions wait in the
+        mempool, and no time passes on chain until blocks come again."""
+        self._stalled_until = max(self._stalled_until, time.monotonic() + seconds)
+
     def _next_block_delay(self) -> float:
         now = time.monotonic()
+        if now < self._stalled_until:
+            return self._stalled_until - now
         config = self.config
         if self._patches or self._ff_waiters:
             return 0.0

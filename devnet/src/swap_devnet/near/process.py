@@ -183,6 +183,10 @@ class DevnetControls:
     async def afast_forward(self, *, delta_height: int | None = None, delta_seconds: float | None = None) -> None:
         await self.arpc("sandbox_fast_forward", self._ff_params(delta_height, delta_seconds))
 
+    def stall_blocks(self, seconds: float) -> None:
+        """No block for `seconds`; the RPC keeps answering (a stalled network)."""
+        self.rpc("devnet_stall_blocks", {"seconds": seconds})
+
     def _account_params(
         self, name: str | None, balance: int, keys: Sequence[KeyPair], contract: str | None
     ) -> tuple[str, dict[str, Any]]:

@@ -161,6 +161,7 @@ class RpcHandler:
             "EXPERIMENTAL_receipt": self.experimental_receipt,
             "sandbox_fast_forward": self.sandbox_fast_forward,
             "devnet_create_account": self.devnet_create_account,
+            "devnet_stall_blocks": self.devnet_stall_blocks,
         }
 
     async def dispatch(self, request: Any) -> tuple[dict[str, Any], int]:
@@ -514,6 +515,14 @@ class RpcHandler:
             height = int(delta_height)
             delta_ns = height * block_time_ns
         await self.chain.fast_forward(height, delta_ns)
+        return {}
+
+    async def devnet_stall_blocks(self, params: Params) -> Any:
+        """`{"seconds": S}`: no block for S seconds (fault injection); the RPC keeps answering."""
+        seconds = _object(params, "devnet_stall_blocks").get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+            raise parse_error("`seconds` must be a number from 0 to 3600")
+        self.chain.stall(float(seconds))
         return {}
 
     async def devnet_create_account(self, params: Params) -> Any:

@@ -1,0 +1,190 @@
+"""The nemesis: faults at random times, for random lengths, drawn from the run's seed. Faults overlap: a new
+one may start while others last. `heal()` ends them all and brings every process back.
+
+| kind | what it does |
+|---|---|
+| `kill` | kill -9 of a service or replica (session, session-2, quote, chain-*, gateway), back 0.5-5 s later |
+| `redis` | kill -9 of Redis (append-only file on, as deployed); started again on the same data 0.5-3 s later |
+| `rpc_cut` | a chain's RPC refuses every connection for 1-60 s (open ones dropped) |
+| `stream_delay` | every byte between the session replicas and a chain service waits 0.1-1.5 s, for 5-30 s |
+| `stream_drop` | the connections between the session replicas and a chain service are reset once |
+| `reorg` | the last 1-5 BASE blocks are replaced (anvil_reorg) |
+| `near_stall` | the NEAR devnet produces no block for 1-20 s (its RPC keeps answering) |
+| `skew` | a chain's clock jumps 1-2 s ahead (within the session service's SESSION_CLOCK_SKEW_S bound) |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from swap_devnet.evm import increase_time
+from swap_devnet.redis_server import PersistentRedis
+from swap_devnet.stack import LocalStack
+
+log = logging.getLogger(__name__)
+
+FAULTS = ("kill", "redis", "rpc_cut", "stream_delay", "stream_drop", "reorg", "near_stall", "skew")
+WEIGHTS = (30, 6, 14, 10, 10, 12, 10, 8)
+KILLABLE = ("session", "session-2", "quote", "chain-base", "chain-near", "gateway")
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    at_s: float  # seconds into the run
+    length_s: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in ("", {}, None)}
+
+
+class Nemesis:
+    def __init__(
+        self, stack: LocalStack, redis: PersistentRedis, rng: random.Random, mean_gap_s: float, skew_bound_s: int
+    ) -> None:
+        assert stack.evm is not None and stack.near_devnet is not None
+        self.stack = stack
+        self.redis = redis
+        self.rng = rng
+        self.mean_gap_s = mean_gap_s
+        self.skew_bound_s = skew_bound_s
+        self.faults: list[Fault] = []
+        self.w3 = Web3(Web3.HTTPProvider(stack.evm.rpc_url))
+        self._started = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        # One fault at a time per target: a process is not killed while it is being started again.
+        self._busy: set[str] = set()
+
+    async def run(self) -> None:
+        self._started = time.monotonic()
+        while not self._stopping.is_set():
+            gap = self.rng.expovariate(1 / self.mean_gap_s)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), gap)
+                return
+            except TimeoutError:
+                pass
+            fault = self._draw()
+            if fault is None:
+                continue
+            self.faults.append(fault)
+            task = asyncio.create_task(self._inject(fault))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _draw(self) -> Fault | None:
+        rng = self.rng
+        kind = rng.choices(FAULTS, WEIGHTS)[0]
+        at = round(time.monotonic() - self._started, 2)
+        if kind == "kill":
+            target = rng.choice([name for name in KILLABLE if name in self._processes()])
+            fault = Fault(kind, target, at, round(rng.uniform(0.5, 5.0), 2))
+        elif kind == "redis":
+            fault = Fault(kind, "redis", at, round(rng.uniform(0.5, 3.0), 2))
+        elif kind == "rpc_cut":
+            fault = Fault(kind, rng.choice(("base", "near")), at, round(rng.uniform(1.0, 60.0), 1))
+        elif kind == "stream_delay":
+            fault = Fault(kind, rng.choice(("chain-base", "chain-near")), at, round(rng.uniform(5.0, 30.0), 1))
+            fault.detail["delay_s"] = round(rng.uniform(0.1, 1.5), 2)
+        elif kind == "stream_drop":
+            fault = Fault(kind, rng.choice(("chain-base", "chain-near")), at)
+        elif kind == "reorg":
+            fault = Fault(kind, "base", at, detail={"depth": rng.randint(1, 5)})
+        elif kind == "near_stall":
+            fault = Fault(kind, "near", at, round(rng.uniform(1.0, 20.0), 1))
+        else:
+            fault = Fault(kind, rng.choice(("base", "near")), at, detail={"seconds": rng.randint(1, self.skew_bound_s)})
+        if fault.target in self._busy and kind in ("kill", "redis", "rpc_cut", "stream_delay", "near_stall"):
+            return None
+        return fault
+
+    def _processes(self) -> dict[str, Any]:
+        procs: dict[str, Any] = dict(self.stack.services)
+        if self.stack.gateway is not None:
+            procs["gateway"] = self.stack.gateway
+        return procs
+
+    async def _inject(self, fault: Fault) -> None:
+        self._busy.add(fault.target)
+        log.warning("nemesis: %s", fault.to_json())
+        try:
+            await self._do(fault)
+        except Exception as err:  # a fault that could not be injected is reported, not fatal
+            fault.error = repr(err)[:300]
+            log.warning("nemesis: %s failed: %r", fault.kind, err)
+        finally:
+            self._busy.discard(fault.target)
+
+    async def _do(self, fault: Fault) -> None:
+        stack = self.stack
+        assert stack.near_devnet is not None
+        if fault.kind == "kill":
+            proc = self._processes()[fault.target]
+            proc.kill()
+            await self._sleep(fault.length_s)
+            await asyncio.to_thread(proc.start)
+        elif fault.kind == "redis":
+            self.redis.kill()
+            await self._sleep(fault.length_s)
+            await asyncio.to_thread(self.redis.start)
+        elif fault.kind == "rpc_cut":
+            stack.proxies[fault.target].cut()
+            await self._sleep(fault.length_s)
+            stack.proxies[fault.target].restore()
+        elif fault.kind == "stream_delay":
+            stack.proxies[fault.target].delay(float(fault.detail["delay_s"]))
+            await self._sleep(fault.length_s)
+            stack.proxies[fault.target].delay(0.0)
+        elif fault.kind == "stream_drop":
+            stack.proxies[fault.target].drop()
+        elif fault.kind == "reorg":
+            reply = await asyncio.to_thread(
+                self.w3.provider.make_request, RPCEndpoint("anvil_reorg"), [fault.detail["depth"], []]
+            )
+            if "error" in reply:
+                raise RuntimeError(str(reply["error"]))
+        elif fault.kind == "near_stall":
+            await asyncio.to_thread(stack.near_devnet.stall_blocks, fault.length_s)
+            await self._sleep(fault.length_s)
+        elif fault.target == "base":
+            await asyncio.to_thread(increase_time, self.w3, int(fault.detail["seconds"]))
+        else:
+            await asyncio.to_thread(stack.near_devnet.fast_forward, delta_seconds=int(fault.detail["seconds"]))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleeps, but no longer than until stop(): a fault never outlasts the run."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def stop_and_heal(self) -> None:
+        """Ends every fault: the running ones end now (processes started again, proxies let through), then
+        anything still down is brought back."""
+        self._stopping.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for proxy in self.stack.proxies.values():
+            proxy.delay(0.0)
+            proxy.restore()
+        for name, proc in self._processes().items():
+            if proc.returncode is not None:
+                log.warning("nemesis: %s was down at the end; starting it", name)
+                await asyncio.to_thread(proc.start)
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for fault in self.faults:
+            counts[fault.kind] = counts.get(fault.kind, 0) + 1
+        return dict(sorted(counts.items()))
