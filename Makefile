@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: help run down faucet bench faults setup proto proto-check abi-check env-example certs contracts web-bundle web-bundle-check lint fmt test test-unit test-integration clean
+.PHONY: help run down faucet bench faults chaos setup proto proto-check abi-check env-example certs contracts web-bundle web-bundle-check lint fmt test test-unit test-integration clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,6 +78,13 @@ test: setup contracts ## the whole test suite: unit, contracts on anvil, service
 faults: setup contracts ## the fault-injection matrix (crashes, outages, reorgs) and the long safety-kernel property run
 	HYPOTHESIS_PROFILE=faults $(PY) -m pytest tests/unit/session/test_kernel_properties.py -k TestKernel $(PYTEST_ARGS)
 	$(PY) -m pytest tests/integration/faults -m faults -v $(PYTEST_ARGS)
+
+SEED ?= 1
+MINUTES ?= 2
+IN_FLIGHT ?= 20
+chaos: setup contracts ## chaos under load (docs/faults.md): swaps both ways while a nemesis breaks things; SEED, MINUTES, IN_FLIGHT
+	@mkdir -p .localnet
+	$(PY) -m swap_devnet.chaos --seed $(SEED) --minutes $(MINUTES) --in-flight $(IN_FLIGHT) --report .localnet/chaos-$(SEED).json > /dev/null
 
 test-unit: setup ## unit tests only (no chains)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -45,6 +45,11 @@ class NoopQuoteServicer(quote_pb2_grpc.QuoteServiceServicer):
     ) -> quote_pb2.LookupQuoteResponse:
         return quote_pb2.LookupQuoteResponse(quote=REPLY.quote)
 
+    async def ListAssets(
+        self, request: quote_pb2.ListAssetsRequest, context: grpc.aio.ServicerContext
+    ) -> quote_pb2.ListAssetsResponse:
+        return quote_pb2.ListAssetsResponse()
+
 
 async def _serve(port: int, tls_dir: str | None) -> None:
     servicer = NoopQuoteServicer()

@@ -95,6 +95,9 @@ class Gateway:
             field_hints=field_hints,
         )
 
+    async def assets(self) -> Json:
+        return await self.request("GET", f"{API}/assets")
+
     async def quote(self, body: Json, field_hints: Mapping[str, str] | None = None) -> Json:
         return await self.request("POST", f"{API}/quotes", body=body, field_hints=field_hints)
 

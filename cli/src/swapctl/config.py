@@ -5,10 +5,13 @@
     ./.localnet/swapctl.json          (written by `make run` for the stack of this checkout)
     $XDG_CONFIG_HOME/swapctl/config.json   (default ~/.config/swapctl/config.json)
 
-    {"url": "http://127.0.0.1:8080", "api_key": "...", "chains": "chains.json"}
+    {"url": "http://127.0.0.1:8080", "api_key": "...", "chains": "chains.json",
+     "maker": {"base": "0x...", "near": "maker.test.near"}, "receiver": {"base": "0x...", "near": "..."}}
 
-Every key is optional; a relative `chains` path is relative to the file. Options and their environment
-variables (SWAPCTL_URL, SWAPCTL_API_KEY, SWAPCTL_CHAINS) win over the file.
+Every key is optional; a relative `chains` path is relative to the file; `maker` / `receiver` are the
+defaults of `swap --maker` (by the source chain) and `--receiver` (by the destination chain). Options and
+their environment variables (SWAPCTL_URL, SWAPCTL_API_KEY, SWAPCTL_CHAINS, SWAPCTL_MAKER, SWAPCTL_RECEIVER)
+win over the file.
 
 The chains file is what secret mode maker trusts to find the real chains, so a config found on its own
 (not named by SWAPCTL_CONFIG) is used only when it and the chains file it names belong to this user and
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from swapctl.errors import CliError, ExitCode
@@ -33,6 +36,9 @@ class ClientConfig:
     api_key: str | None = None
     chains: Path | None = None
     source: Path | None = None
+    # Accounts by chain name: the maker's on a swap's source chain, the receiver's on its destination chain.
+    makers: dict[str, str] = field(default_factory=dict)
+    receivers: dict[str, str] = field(default_factory=dict)
 
 
 def config_paths() -> list[Path]:
@@ -79,4 +85,19 @@ def read_config(path: Path) -> ClientConfig:
         api_key=str(data["api_key"]) if data.get("api_key") else None,
         chains=(path.parent / str(chains)) if chains else None,
         source=path,
+        makers=_accounts(path, data, "maker"),
+        receivers=_accounts(path, data, "receiver"),
     )
+
+
+def _accounts(path: Path, data: dict[str, object], key: str) -> dict[str, str]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise CliError(
+            f'the swapctl config {path}: "{key}" must be an object of accounts by chain, '
+            f'e.g. {{"base": "0x...", "near": "account.near"}}',
+            ExitCode.USAGE,
+        )
+    return {str(chain).lower(): str(account) for chain, account in value.items() if account}

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,15 +21,19 @@ from rich.live import Live
 from rich.text import Text
 
 from swapctl import __version__
+from swapctl.assets import AssetBook, AssetInfo, Side
 from swapctl.client import Gateway, Json
 from swapctl.config import load_config
 from swapctl.errors import CliError, ExitCode
 from swapctl.release import Releaser
 from swapctl.render import (
+    REFUND_STATES,
+    assets_table,
     maker_action_view,
     progress_rows,
     progress_table,
     quote_table,
+    refund_windows,
     session_table,
     sessions_table,
     step_line,
@@ -37,7 +41,7 @@ from swapctl.render import (
 )
 from swapctl.secrets import Held, SecretMode, SecretStore
 from swapctl.stream import TERMINAL_STATES, SessionFollower
-from swapctl.units import InputError, format_units, parse_amount, parse_asset
+from swapctl.units import InputError, check_amount, format_units, parse_amount, parse_asset
 from swapctl.verify import DEFAULT_MIN_TIME_LEFT_S, ChainAccess, load_chains
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -71,6 +75,9 @@ class Settings:
     api_key: str | None
     timeout: float
     chains: Path | None = None  # the config file's chains file, when --chains is not given
+    # The config file's accounts by chain: --maker by the source chain, --receiver by the destination chain.
+    makers: dict[str, str] = field(default_factory=dict)
+    receivers: dict[str, str] = field(default_factory=dict)
 
     def gateway(self) -> Gateway:
         return Gateway(self.url, self.api_key, timeout=self.timeout)
@@ -125,26 +132,28 @@ def main(
         api_key=api_key or config.api_key,
         timeout=timeout,
         chains=config.chains,
+        makers=config.makers,
+        receivers=config.receivers,
     )
 
 
 # Arguments shared by the commands; the API's field names map back to them in error messages.
-SrcArg = Annotated[str, typer.Argument(help="What the maker pays: CHAIN:TOKEN, e.g. base:0x5FbD... or near:native.")]
-DstArg = Annotated[str, typer.Argument(help="What the receiver gets: CHAIN:TOKEN, e.g. near:token.test.near.")]
+SrcArg = Annotated[
+    str,
+    typer.Argument(
+        help="What the maker pays: CHAIN:TOKEN with a symbol, address or account id (base:TUSD, near:NEAR, "
+        "base:0x5FbD...), or just the chain for its native coin; swapctl assets lists them."
+    ),
+]
+DstArg = Annotated[
+    str, typer.Argument(help="What the receiver gets: CHAIN:TOKEN as for SRC, e.g. near:TUSD or base:ETH.")
+]
 AmountArg = Annotated[
-    str, typer.Argument(help="Source amount in base units (the default), or in token units with --decimals.")
+    str,
+    typer.Argument(help="What the maker pays, in token units with the source token's decimals (25, 25.5)."),
 ]
-DecimalsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--decimals", min=0, max=36, help="The source token's decimals: AMOUNT is then in token units (25.5)."
-    ),
-]
-DstDecimalsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--dst-decimals", min=0, max=36, help="The destination token's decimals for display (default: --decimals)."
-    ),
+BaseUnitsOpt = Annotated[
+    bool, typer.Option("--base-units", help="AMOUNT is in base units (25500000) instead of token units.")
 ]
 SlippageOpt = Annotated[int | None, typer.Option("--slippage-bps", min=0, max=5_000, help="Slippage floor in bps.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON instead of a table.")]
@@ -188,8 +197,7 @@ def quote(
     src: SrcArg,
     dst: DstArg,
     amount: AmountArg,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
+    base_units: BaseUnitsOpt = False,
     slippage_bps: SlippageOpt = None,
     urgency: Annotated[
         float | None, typer.Option("--urgency", min=0.5, max=4.0, help="Auction speed, 0.5..4 (1 = normal).")
@@ -197,16 +205,19 @@ def quote(
     as_json: JsonOpt = False,
 ) -> None:
     """Price a swap: the Dutch auction now, its start and end, fees, the minimum received, validity."""
-    body = _trade_body(src, dst, amount, decimals, slippage_bps)
-    if urgency is not None:
-        body["urgency"] = urgency
+    trade = Trade.parse(src, dst, amount, base_units)
 
     async def work(gw: Gateway) -> int:
+        book = await _book(gw)
+        body = trade.body(book, slippage_bps)
+        if urgency is not None:
+            body["urgency"] = urgency
         q = await gw.quote(body, _QUOTE_FIELDS)
         if as_json:
             _print_json(q)
         else:
-            _out().print(quote_table(q, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals)))
+            src_decimals, dst_decimals = book.decimals(q.get("src")), book.decimals(q.get("dst"))
+            _out().print(quote_table(q, src_decimals=src_decimals, dst_decimals=dst_decimals))
         return ExitCode.OK
 
     _run(ctx, work)
@@ -219,15 +230,24 @@ def swap(
     dst: DstArg,
     amount: AmountArg,
     maker: Annotated[
-        str,
-        typer.Option("--maker", envvar="SWAPCTL_MAKER", help="The maker's address / account id on the source chain."),
-    ],
+        str | None,
+        typer.Option(
+            "--maker",
+            envvar="SWAPCTL_MAKER",
+            show_envvar=True,
+            help="The maker's address / account id on the source chain [default: the config's, for that chain].",
+        ),
+    ] = None,
     receiver: Annotated[
-        str,
-        typer.Option("--receiver", envvar="SWAPCTL_RECEIVER", help="Who gets the funds on the destination chain."),
-    ],
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
+        str | None,
+        typer.Option(
+            "--receiver",
+            envvar="SWAPCTL_RECEIVER",
+            show_envvar=True,
+            help="Who gets the funds on the destination chain [default: the config's, for that chain].",
+        ),
+    ] = None,
+    base_units: BaseUnitsOpt = False,
     slippage_bps: SlippageOpt = None,
     quote_id: Annotated[str | None, typer.Option("--quote-id", help="Bind a quote from swapctl quote.")] = None,
     request_id: Annotated[
@@ -257,16 +277,30 @@ def swap(
     ] = False,
 ) -> None:
     """Start a swap and follow it live until it completes or is refunded (exit 0 only when completed)."""
-    body = _trade_body(src, dst, amount, decimals, slippage_bps)
-    body["maker"] = maker
-    body["receiver"] = receiver
-    body["request_id"] = request_id or str(uuid.uuid4())
-    if quote_id:
-        body["quote_id"] = quote_id
-    dd = _dd(dst_decimals, decimals)
+    trade = Trade.parse(src, dst, amount, base_units)
+    settings: Settings = ctx.obj
+    maker = maker or settings.makers.get(trade.src["chain"])
+    receiver = receiver or settings.receivers.get(trade.dst["chain"])
+    if not maker:
+        raise typer.BadParameter(
+            f'required: the maker\'s account on {trade.src["chain"]} (or "maker" in the config file)',
+            param_hint="--maker",
+        )
+    if not receiver:
+        raise typer.BadParameter(
+            f'required: the receiver\'s account on {trade.dst["chain"]} (or "receiver" in the config file)',
+            param_hint="--receiver",
+        )
     access = _chains_for_maker_mode(ctx, chains) if secret_mode is SecretMode.MAKER else {}
 
     async def work(gw: Gateway) -> int:
+        book = await _book(gw)
+        body = trade.body(book, slippage_bps)
+        body["maker"] = maker
+        body["receiver"] = receiver
+        body["request_id"] = request_id or str(uuid.uuid4())
+        if quote_id:
+            body["quote_id"] = quote_id
         store = SecretStore()
         held: Held | None = None
         if secret_mode is SecretMode.MAKER:
@@ -307,7 +341,7 @@ def swap(
                 )
             )
         releaser = _releaser(gw, store, held, access, min_time_left, as_json) if held is not None else None
-        return await _follow(gw, session, src_decimals=decimals, dst_decimals=dd, releaser=releaser, as_json=as_json)
+        return await _follow(gw, session, book, releaser=releaser, as_json=as_json)
 
     _run(ctx, work)
 
@@ -338,7 +372,7 @@ def reveal(
         await releaser.release_when_checked(session)
         if releaser.refused:
             return ExitCode.REJECTED
-        _show_session(await gw.get_session(session_id), as_json, None, None)
+        await _show_session(gw, await gw.get_session(session_id), as_json)
         return ExitCode.OK
 
     _run(ctx, work)
@@ -387,9 +421,12 @@ def execute(
     ] = None,
     request_id: Annotated[str | None, typer.Option("--request-id", help="Idempotency key for retries.")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Then follow the swap live until it ends.")] = False,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the gateway's JSON; with --watch, each new version of the session as one line."
+        ),
+    ] = False,
 ) -> None:
     """Hand the maker's signature to the session (or, for a NEAR source, ask it to adopt the maker's lock)."""
     if signature is not None and not _SIGNATURE.match(signature):
@@ -398,8 +435,9 @@ def execute(
     async def work(gw: Gateway) -> int:
         session = await gw.execute(session_id, signature=signature, request_id=request_id)
         if watch:
-            return await _follow(gw, session, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals))
-        _show_session(session, as_json, decimals, _dd(dst_decimals, decimals))
+            book = AssetBook([]) if as_json else await _display_book(gw)
+            return await _follow(gw, session, book, as_json=as_json)
+        await _show_session(gw, session, as_json)
         return ExitCode.OK
 
     _run(ctx, work)
@@ -412,8 +450,6 @@ def watch(
     cursor: Annotated[
         str | None, typer.Option("--cursor", help="Resume after this cursor (printed when a watch is lost).")
     ] = None,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
     chains: ChainsOpt = None,
     min_time_left: MinTimeLeftOpt = DEFAULT_MIN_TIME_LEFT_S,
     as_json: Annotated[
@@ -430,15 +466,8 @@ def watch(
         releaser = None
         if held is not None and session.get("state") not in TERMINAL_STATES:
             releaser = _releaser(gw, store, held, _chains_for_maker_mode(ctx, chains), min_time_left, as_json)
-        return await _follow(
-            gw,
-            session,
-            src_decimals=decimals,
-            dst_decimals=_dd(dst_decimals, decimals),
-            cursor=cursor,
-            releaser=releaser,
-            as_json=as_json,
-        )
+        book = AssetBook([]) if as_json else await _display_book(gw)
+        return await _follow(gw, session, book, cursor=cursor, releaser=releaser, as_json=as_json)
 
     _run(ctx, work)
 
@@ -450,8 +479,6 @@ def list_sessions(
     page_size: Annotated[int | None, typer.Option("--page-size", min=1, max=100, help="Sessions per page.")] = None,
     page_token: Annotated[str | None, typer.Option("--page-token", help="Continue from a previous page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page.")] = False,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List sessions, newest first as the gateway orders them."""
@@ -472,7 +499,8 @@ def list_sessions(
         if not sessions:
             out.print("no sessions")
         else:
-            out.print(sessions_table(sessions, src_decimals=decimals, dst_decimals=_dd(dst_decimals, decimals)))
+            book = await _display_book(gw)
+            out.print(sessions_table(sessions, decimals=book.decimals))
         if token:
             out.print(Text(f"more: swapctl list --page-token {token}", style="dim"))
         return ExitCode.OK
@@ -481,90 +509,144 @@ def list_sessions(
 
 
 @app.command()
-def get(
-    ctx: typer.Context,
-    session_id: SessionArg,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show one session: its state, amounts, locks and every step with its transactions."""
+def get(ctx: typer.Context, session_id: SessionArg, as_json: JsonOpt = False) -> None:
+    """Show one session: its state, amounts, locks, refund windows and every step with its transactions."""
 
     async def work(gw: Gateway) -> int:
-        _show_session(await gw.get_session(session_id), as_json, decimals, _dd(dst_decimals, decimals))
+        await _show_session(gw, await gw.get_session(session_id), as_json)
         return ExitCode.OK
 
     _run(ctx, work)
 
 
 @app.command()
-def cancel(
-    ctx: typer.Context,
-    session_id: SessionArg,
-    decimals: DecimalsOpt = None,
-    dst_decimals: DstDecimalsOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+def cancel(ctx: typer.Context, session_id: SessionArg, as_json: JsonOpt = False) -> None:
     """Ask for a cancellation: before any lock the session is cancelled, after one it is refunded."""
 
     async def work(gw: Gateway) -> int:
-        _show_session(await gw.cancel(session_id), as_json, decimals, _dd(dst_decimals, decimals))
+        await _show_session(gw, await gw.cancel(session_id), as_json)
         return ExitCode.OK
 
     _run(ctx, work)
 
 
-def _trade_body(src: str, dst: str, amount: str, decimals: int | None, slippage_bps: int | None) -> Json:
-    try:
-        src_asset = parse_asset(src)
-    except InputError as e:
-        raise typer.BadParameter(str(e), param_hint="SRC") from e
-    try:
-        dst_asset = parse_asset(dst)
-    except InputError as e:
-        raise typer.BadParameter(str(e), param_hint="DST") from e
-    try:
-        base_units = parse_amount(amount, decimals)
-    except InputError as e:
-        raise typer.BadParameter(str(e), param_hint="AMOUNT") from e
-    body: Json = {"src": src_asset, "dst": dst_asset, "src_amount": str(base_units)}
-    if slippage_bps is not None:
-        body["slippage_bps"] = slippage_bps
-    return body
+@app.command()
+def assets(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """The tokens the gateway quotes: what SRC and DST may name, their decimals, and the side of a swap each
+    can be on (native ETH on BASE only as a destination)."""
+
+    async def work(gw: Gateway) -> int:
+        listed = await gw.assets()
+        if as_json:
+            _print_json(listed)
+        else:
+            _out().print(assets_table(AssetBook.from_json(listed)))
+        return ExitCode.OK
+
+    _run(ctx, work)
 
 
-def _dd(dst_decimals: int | None, decimals: int | None) -> int | None:
-    return dst_decimals if dst_decimals is not None else decimals
+@dataclass(frozen=True)
+class Trade:
+    """SRC, DST and AMOUNT as typed; their syntax is checked before anything is sent, their tokens and the
+    amount's decimals once the gateway's token list is in."""
+
+    src_text: str
+    dst_text: str
+    src: dict[str, str]
+    dst: dict[str, str]
+    amount: str
+    base_units: bool
+
+    @classmethod
+    def parse(cls, src: str, dst: str, amount: str, base_units: bool) -> Trade:
+        parsed: dict[str, dict[str, str]] = {}
+        for hint, text in (("SRC", src), ("DST", dst)):
+            try:
+                parsed[hint] = parse_asset(text)
+            except InputError as e:
+                raise typer.BadParameter(str(e), param_hint=hint) from e
+        try:
+            check_amount(amount, base_units)
+        except InputError as e:
+            raise typer.BadParameter(str(e), param_hint="AMOUNT") from e
+        return cls(src.strip(), dst.strip(), parsed["SRC"], parsed["DST"], amount, base_units)
+
+    def body(self, book: AssetBook, slippage_bps: int | None) -> Json:
+        """The request's pair and amount; a token the gateway does not list, or lists only for the other
+        side, is refused here (exit 2, nothing sent) with what can be swapped."""
+        src = _resolve(book, self.src, "src", self.src_text, "SRC")
+        dst = _resolve(book, self.dst, "dst", self.dst_text, "DST")
+        try:
+            amount = parse_amount(self.amount, None if self.base_units else src.decimals)
+        except InputError as e:
+            raise CliError(f"AMOUNT: {e}", ExitCode.USAGE) from e
+        body: Json = {"src": src.asset, "dst": dst.asset, "src_amount": str(amount)}
+        if slippage_bps is not None:
+            body["slippage_bps"] = slippage_bps
+        return body
+
+
+def _resolve(book: AssetBook, asset: dict[str, str], side: Side, typed: str, hint: str) -> AssetInfo:
+    try:
+        return book.resolve(asset, side, typed)
+    except InputError as e:
+        raise CliError(f"{hint}: {e}", ExitCode.USAGE) from e
+
+
+async def _book(gw: Gateway) -> AssetBook:
+    """The gateway's token list (one request), needed to read SRC, DST and AMOUNT."""
+    return AssetBook.from_json(await gw.assets())
+
+
+async def _display_book(gw: Gateway) -> AssetBook:
+    """The token list for showing amounts in token units; without it amounts show in base units."""
+    try:
+        return await _book(gw)
+    except CliError as e:
+        _err().print(Text(f"no token list ({e.message}): amounts in base units", style="dim"), soft_wrap=True)
+        return AssetBook([])
 
 
 def _print_json(value: object) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
-def _show_session(session: Json, as_json: bool, decimals: int | None, dst_decimals: int | None) -> None:
+async def _show_session(gw: Gateway, session: Json, as_json: bool) -> None:
     if as_json:
         _print_json(session)
         return
+    book = await _display_book(gw)
     out = _out()
-    out.print(session_table(session, src_decimals=decimals, dst_decimals=dst_decimals))
+    out.print(
+        session_table(
+            session, src_decimals=book.decimals(session.get("src")), dst_decimals=book.decimals(session.get("dst"))
+        )
+    )
     out.print(progress_table(session))
 
 
 class ProgressDisplay:
     """Live table on a terminal; elsewhere (pipes, CI logs) one plain line per step as it happens."""
 
-    def __init__(self, console: Console, session: Json, src_decimals: int | None, dst_decimals: int | None) -> None:
+    def __init__(self, console: Console, session: Json, book: AssetBook) -> None:
         self.console = console
         self.session = session
-        self.src_decimals = src_decimals
-        self.dst_decimals = dst_decimals
+        self.book = book
         self.notice = ""
         self._live: Live | None = None
         self._printed: dict[str, int] = {}
+        self._windows_printed: tuple[object, ...] = ()
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Rendered on every refresh: the spinner turns and the refund windows count down.
         frame = _SPINNER[int(time.monotonic() * 4) % len(_SPINNER)]
-        yield swap_view(self.session, src_decimals=self.src_decimals, dst_decimals=self.dst_decimals, spinner=frame)
+        yield swap_view(
+            self.session,
+            src_decimals=self.book.decimals(self.session.get("src")),
+            dst_decimals=self.book.decimals(self.session.get("dst")),
+            spinner=frame,
+        )
         if self.notice:
             yield Text(self.notice, style="yellow")
 
@@ -601,6 +683,14 @@ class ProgressDisplay:
                 continue
             self._printed[row.state] = len(row.txs)
             self.console.print(step_line(row), soft_wrap=True, markup=False)
+        # Without a live display the refund windows are printed once, and again only when they change.
+        s = self.session
+        shown = (s.get("state"), s.get("src_cancellation_at"), s.get("dst_cancellation_at"))
+        if s.get("state") in REFUND_STATES and shown != self._windows_printed:
+            lines = refund_windows(s, time.time())
+            if lines:
+                self._windows_printed = shown
+                self.console.print("; ".join(lines), soft_wrap=True, markup=False)
 
 
 class JsonLines:
@@ -631,17 +721,14 @@ class JsonLines:
 async def _follow(
     gw: Gateway,
     session: Json,
+    book: AssetBook,
     *,
-    src_decimals: int | None,
-    dst_decimals: int | None,
     cursor: str | None = None,
     releaser: Releaser | None = None,
     as_json: bool = False,
 ) -> int:
     out = _out()
-    display: ProgressDisplay | JsonLines = (
-        JsonLines(session) if as_json else ProgressDisplay(out, session, src_decimals, dst_decimals)
-    )
+    display: ProgressDisplay | JsonLines = JsonLines(session) if as_json else ProgressDisplay(out, session, book)
 
     def on_session(update: Json) -> None:
         display.update(update)
@@ -666,10 +753,10 @@ async def _follow(
             releaser.feed(final)
     if as_json:
         return ExitCode.OK if final.get("state") == "completed" else ExitCode.NOT_COMPLETED
-    return _finish(out, final, src_decimals, dst_decimals)
+    return _finish(out, final, book.decimals(final.get("dst")))
 
 
-def _finish(out: Console, session: Json, src_decimals: int | None, dst_decimals: int | None) -> int:
+def _finish(out: Console, session: Json, dst_decimals: int | None) -> int:
     state = session.get("state")
     quote = session.get("quote") or {}
     if state == "completed":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,10 +14,16 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from swapctl.assets import AssetBook
 from swapctl.stream import TERMINAL_STATES
-from swapctl.units import describe_asset, format_units
+from swapctl.units import NATIVE, describe_asset, format_units
 
 Json = dict[str, Any]
+# Display decimals of an asset ({chain, token}); None shows base units.
+Decimals = Callable[[object], int | None]
+# While a session waits for cancellation windows, it shows when each opens.
+REFUND_STATES = frozenset({"refunding", "cancelling"})
+_WINDOWS = (("src_cancellation_at", "source"), ("dst_cancellation_at", "destination"))
 
 # The session state table's happy path (docs/session-states.md), in order.
 HAPPY_PATH = (
@@ -140,7 +147,44 @@ def step_line(row: StepRow) -> str:
     return "  ".join(p for p in parts if p)
 
 
-def swap_view(session: Json, *, src_decimals: int | None, dst_decimals: int | None, spinner: str | None) -> Group:
+def countdown(seconds: float) -> str:
+    """`1m 12s`, `45s`, `1h 02m 03s`."""
+    left = max(0, round(seconds))
+    hours, rest = divmod(left, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def window(ts: int, now: float) -> str:
+    """When a refund window opens, as local clock time and a countdown (chain times: clocks agree roughly)."""
+    if ts > now:
+        return f"opens {clock(ts)} (in {countdown(ts - now)})"
+    return f"open since {clock(ts)}"
+
+
+def refund_windows(session: Json, now: float) -> list[str]:
+    """refunding / cancelling: when the source and destination cancellation windows open, for the legs that
+    are locked (the session knows a lock's window once the lock is on chain)."""
+    if session.get("state") not in REFUND_STATES:
+        return []
+    lines = []
+    for key, leg in _WINDOWS:
+        ts = session.get(key)
+        if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
+            lines.append(f"{leg} refund window {window(ts, now)}")
+    return lines
+
+
+def swap_view(
+    session: Json,
+    *,
+    src_decimals: int | None,
+    dst_decimals: int | None,
+    spinner: str | None,
+    now: float | None = None,
+) -> Group:
     state = str(session.get("state") or "?")
     style = {"completed": "bold green", "refunded": "bold yellow", "cancelled": "bold yellow"}.get(
         state, "bold red" if state in ("failed", "timeout") else "bold"
@@ -160,6 +204,8 @@ def swap_view(session: Json, *, src_decimals: int | None, dst_decimals: int | No
         ),
     )
     parts: list[RenderableType] = [head, progress_table(session, spinner=spinner)]
+    for line in refund_windows(session, time.time() if now is None else now):
+        parts.append(Text(line, style="yellow"))
     error = session.get("error")
     if isinstance(error, dict) and (error.get("reason") or error.get("message")):
         parts.append(Text(f"error: {error.get('message') or ''} [{error.get('reason') or ''}]", style="red"))
@@ -197,7 +243,10 @@ def quote_table(quote: Json, *, src_decimals: int | None, dst_decimals: int | No
     return table
 
 
-def session_table(session: Json, *, src_decimals: int | None, dst_decimals: int | None) -> Table:
+def session_table(
+    session: Json, *, src_decimals: int | None, dst_decimals: int | None, now: float | None = None
+) -> Table:
+    now = time.time() if now is None else now
     quote = session.get("quote") or {}
     error = session.get("error") if isinstance(session.get("error"), dict) else None
     table = Table(title=f"session {session.get('session_id', '?')}", show_header=False, box=None, pad_edge=False)
@@ -218,6 +267,11 @@ def session_table(session: Json, *, src_decimals: int | None, dst_decimals: int 
         ("created", when(session.get("created_at"), None)),
         ("updated", when(session.get("updated_at"), None)),
     ]
+    if session.get("state") not in TERMINAL_STATES:
+        for key, leg in _WINDOWS:
+            ts = session.get(key)
+            if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
+                rows.append((f"{leg} refund window", window(ts, now)))
     if error:
         rows.append(("error", f"{error.get('message') or ''} [{error.get('reason') or ''}]"))
     for name, value in rows:
@@ -225,7 +279,7 @@ def session_table(session: Json, *, src_decimals: int | None, dst_decimals: int 
     return table
 
 
-def sessions_table(sessions: list[Json], *, src_decimals: int | None, dst_decimals: int | None) -> Table:
+def sessions_table(sessions: list[Json], *, decimals: Decimals) -> Table:
     """One line per session; `swapctl get` shows tokens, accounts and steps in full."""
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     # Ids are copied from here, so they never shrink; on a narrow terminal the other columns fold.
@@ -241,8 +295,8 @@ def sessions_table(sessions: list[Json], *, src_decimals: int | None, dst_decima
             str(s.get("session_id", "?")),
             str(s.get("state", "?")),
             f"{_chain(s.get('src'))}->{_chain(s.get('dst'))}",
-            _amount(s.get("src_amount"), src_decimals),
-            _amount(s.get("dst_amount"), dst_decimals),
+            _amount(s.get("src_amount"), decimals(s.get("src"))),
+            _amount(s.get("dst_amount"), decimals(s.get("dst"))),
             _short_time(s.get("created_at")),
         )
     return table
@@ -332,3 +386,23 @@ def _bps(value: object) -> str:
     if not isinstance(value, int) or isinstance(value, bool):
         return "-"
     return f"{value} bps ({value / 100:g} %)"
+
+
+def assets_table(book: AssetBook) -> Table:
+    """The gateway's tokens: what to type as SRC / DST, the decimals amounts are in, the sides each can be on."""
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for name in ("type", "chain", "token", "decimals", "source", "destination"):
+        table.add_column(name, overflow="fold", justify="right" if name == "decimals" else "left")
+    symbols = [(a.chain, a.symbol.lower()) for a in book.assets]
+    for a in book.assets:
+        # A symbol two tokens of one chain share names neither: those are typed by address.
+        named = a.token == NATIVE or symbols.count((a.chain, a.symbol.lower())) == 1
+        table.add_row(
+            f"{a.chain}:{a.symbol}" if named else f"{a.chain}:{a.token}",
+            a.chain,
+            a.token,
+            str(a.decimals),
+            Text("yes", style="green") if a.source else Text("no", style="yellow"),
+            Text("yes", style="green") if a.destination else Text("no", style="yellow"),
+        )
+    return table

@@ -1,7 +1,7 @@
 """Amounts and assets as typed on the command line, and amounts as shown back.
 
-The API speaks decimal strings of base units only; token decimals are the user's to give (`--decimals`),
-because the gateway does not publish a token registry.
+The API speaks decimal strings of base units only; swapctl converts with the decimals of the gateway's
+token list (GET /api/v1/assets, swapctl.assets), so a user never types them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ NATIVE = "native"
 
 _BASE_UNITS = re.compile(r"^[0-9]+$")
 _HUMAN = re.compile(r"^(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?$")
-_MAX_DECIMALS = 36
+_MAX_DECIMALS = 77  # the quote service's bound: uint256 has 78 digits
 
 
 class InputError(ValueError):
@@ -22,19 +22,19 @@ class InputError(ValueError):
 
 
 def parse_amount(text: str, decimals: int | None) -> int:
-    """Base units by default; token units (e.g. "25.5") when `decimals` is given."""
+    """Token units (e.g. "25.5") with the token's `decimals`; whole base units when `decimals` is None."""
     raw = text.strip().replace("_", "")
     if decimals is None:
         if not _BASE_UNITS.match(raw):
             if _HUMAN.match(raw) and raw not in ("", "."):
                 raise InputError(
-                    f"{text!r} is not a whole number of base units; give --decimals N to type the amount in token units"
+                    f"{text!r} is not a whole number of base units; leave out --base-units to type token units"
                 )
             raise InputError(f"{text!r} is not an amount: expected a whole number of base units")
         value = int(raw)
     else:
         if not 0 <= decimals <= _MAX_DECIMALS:
-            raise InputError(f"--decimals must be between 0 and {_MAX_DECIMALS}")
+            raise InputError(f"the token's decimals ({decimals}) must be between 0 and {_MAX_DECIMALS}")
         match = _HUMAN.match(raw)
         if not match or raw in ("", "."):
             raise InputError(f"{text!r} is not an amount: expected token units such as 25 or 25.5")
@@ -61,15 +61,20 @@ def format_units(base_units: str | int | None, decimals: int | None) -> str:
     return f"{shown} ({text})"
 
 
+def check_amount(text: str, base_units: bool) -> None:
+    """The amount's syntax, before anything is sent (its decimals come with the gateway's token list)."""
+    parse_amount(text, None if base_units else _MAX_DECIMALS)
+
+
 def parse_asset(text: str) -> dict[str, str]:
-    """`base:0x5FbD...`, `near:token.test.near`, or just `base` / `near` for the native coin."""
+    """`base:TUSD`, `base:0x5FbD...`, `near:token.test.near`, or just `base` / `near` for the native coin."""
     chain, sep, token = text.strip().partition(":")
     chain = chain.lower()
     if chain not in CHAINS:
-        raise InputError(f"{text!r}: the chain must be one of {', '.join(CHAINS)} (as in base:0xTOKEN or near:TOKEN)")
+        raise InputError(f"{text!r}: the chain must be one of {', '.join(CHAINS)} (as in base:TUSD or near:NEAR)")
     token = token.strip() if sep else NATIVE
     if not token:
-        raise InputError(f"{text!r}: the token is missing after ':' (an address, an account id, or native)")
+        raise InputError(f"{text!r}: the token is missing after ':' (a symbol, an address, an account id, or native)")
     return {"chain": chain, "token": token}
 
 

@@ -28,25 +28,19 @@ _WATCH_S = 1.0  # how often a running stack's processes are checked
 def demo_swap(stack: LocalStack, amount: str = "25") -> int:
     """One BASE -> NEAR swap through the edge with the devnet maker key, the secret held by swapctl; returns
     swapctl's exit code (0 only when the swap completed)."""
-    assert stack.evm is not None and stack.near is not None and stack.envoy is not None
+    assert stack.envoy is not None
+    # Exactly what a user types in the checkout: the gateway, key, chains file and the devnet's accounts come
+    # from the stack's swapctl.json (swapctl finds it as .localnet/swapctl.json), the token and its decimals
+    # from the gateway's token list.
+    args = ["swap", "base:TUSD", "near:TUSD", amount, "--dev"]
+    config = stack.options.work_dir / "swapctl.json"
+    log.info("$ swapctl %s", " ".join(args))
+    log.info("  (gateway, API key, chains, maker and receiver from %s)", config)
     swapctl = Path(sys.executable).with_name("swapctl")
-    command = [
-        str(swapctl),
-        "--url", stack.envoy.url,
-        "--api-key", stack.options.api_key,
-        "swap", f"base:{stack.evm.token}", f"near:{stack.near.token.account_id}", amount,
-        "--decimals", "6",
-        "--maker", stack.evm.maker.address,
-        "--receiver", stack.near.receiver.account_id,
-        "--chains", str(stack.chains_file),
-        "--dev",
-    ]  # fmt: skip
-    # What a user types to do the same: the gateway, key and chains come from the stack's swapctl.json, which
-    # swapctl finds as .localnet/swapctl.json from the checkout's directory.
-    shown = [arg for arg in command[5:] if arg not in (str(stack.chains_file), "--chains")]
-    log.info("$ swapctl %s", " ".join(shown))
-    log.info("  (gateway, API key and chains from %s)", stack.options.work_dir / "swapctl.json")
-    return subprocess.run(command, check=False).returncode
+    env = {**os.environ, "SWAPCTL_CONFIG": str(config)}
+    for name in ("SWAPCTL_URL", "SWAPCTL_API_KEY", "SWAPCTL_CHAINS", "SWAPCTL_MAKER", "SWAPCTL_RECEIVER"):
+        env.pop(name, None)
+    return subprocess.run([str(swapctl), *args], check=False, env=env).returncode
 
 
 async def _wait_for_signal_or_crash(stack: LocalStack) -> list[str]:

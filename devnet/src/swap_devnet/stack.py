@@ -16,7 +16,7 @@ from typing import Self
 import grpc
 
 from swap_devnet.envoy import Envoy
-from swap_devnet.evm import Anvil, EvmDeployment, deploy
+from swap_devnet.evm import TOKEN_DECIMALS, Anvil, EvmDeployment, deploy
 from swap_devnet.faults import TcpProxy
 from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # (docs/safety.md works through its budget). Production defaults are longer on both counts.
 _FAST_BASE = {"CHAIN_BASE_TX_RESEND_AFTER_S": "3", "CHAIN_BASE_INCLUSION_BOUND_S": "8"}
 _FAST_NEAR = {"CHAIN_NEAR_INCLUSION_BOUND_S": "8"}
+# The resolver's TUSD floor on each chain (swap_resolver_liquidity_floor; an operator sets the largest swap the
+# quote service allows): 10 000 TUSD, well under the 1 000 000 the devnet mints the resolver, so a devnet that
+# has run a few swaps does not page anyone.
+_DEV_TUSD_FLOOR = 10_000 * 10**TOKEN_DECIMALS
 _DEV_PLAN = {
     "QUOTE_SRC_WITHDRAWAL_AFTER_S": "2",
     "QUOTE_SRC_PUBLIC_WITHDRAWAL_AFTER_S": "60",
@@ -63,6 +67,11 @@ class StackOptions:
     # Mutual TLS between the services, with a CA and certificates made at start (work_dir/pki); off is the
     # plaintext development flag, for benchmarks that put plain proxies between the services.
     tls: bool = True
+    # Session-service replicas sharing Redis (leases decide which drives a swap): "session", "session-2", ...
+    session_replicas: int = 1
+    # Put a TcpProxy between the session replicas and each chain service ("chain-base", "chain-near" in
+    # `proxies`), to delay or drop their gRPC streams.
+    proxy_services: bool = False
 
 
 class LocalStack:
@@ -126,13 +135,19 @@ class LocalStack:
                     "CHAIN_BASE_DEPLOYMENT_FILE": str(evm_file),
                     "CHAIN_BASE_CONFIRMATIONS": str(o.base_confirmations),
                     "CHAIN_BASE_POLL_INTERVAL_S": poll,
+                    "CHAIN_BASE_MIN_LIQUIDITY": json.dumps({self.evm.token: _DEV_TUSD_FLOOR}),
                     **_FAST_BASE,
                 },
             ),
             (
                 "chain-near",
                 "chain_near.main",
-                {"CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file), "CHAIN_NEAR_POLL_INTERVAL_S": poll, **_FAST_NEAR},
+                {
+                    "CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file),
+                    "CHAIN_NEAR_POLL_INTERVAL_S": poll,
+                    "CHAIN_NEAR_MIN_LIQUIDITY": json.dumps({self.near.token_id: _DEV_TUSD_FLOOR}),
+                    **_FAST_NEAR,
+                },
             ),
             (
                 "quote",
@@ -148,19 +163,27 @@ class LocalStack:
         ]
         for name, module, env in specs:
             self._service(name, module, env)
-        self._service(
-            "session",
-            "session.main",
-            {
-                "SESSION_REDIS_URL": self.redis_url,
-                "SESSION_KEY_PREFIX": o.key_prefix,
-                "SESSION_DEV_MODE": "true",
-                "SESSION_CHAIN_BASE_ADDR": self.services["chain-base"].address,
-                "SESSION_CHAIN_NEAR_ADDR": self.services["chain-near"].address,
-                "SESSION_QUOTE_ADDR": self.services["quote"].address,
-                "SESSION_RETRY_DELAY_S": poll,
-            },
-        )
+        chain_addrs = {name: self.services[name].address for name in ("chain-base", "chain-near")}
+        if o.proxy_services:
+            for name, address in chain_addrs.items():
+                proxy = self._exit.enter_context(TcpProxy(int(address.rsplit(":", 1)[1])))
+                self.proxies[name] = proxy
+                chain_addrs[name] = f"127.0.0.1:{proxy.port}"
+        for replica in range(o.session_replicas):
+            self._service(
+                "session" if replica == 0 else f"session-{replica + 1}",
+                "session.main",
+                {
+                    "SESSION_REDIS_URL": self.redis_url,
+                    "SESSION_KEY_PREFIX": o.key_prefix,
+                    "SESSION_DEV_MODE": "true",
+                    "SESSION_CHAIN_BASE_ADDR": chain_addrs["chain-base"],
+                    "SESSION_CHAIN_NEAR_ADDR": chain_addrs["chain-near"],
+                    "SESSION_QUOTE_ADDR": self.services["quote"].address,
+                    "SESSION_RETRY_DELAY_S": poll,
+                },
+                identity="session",
+            )
         self.chains_file.write_text(json.dumps(self.maker_chains(), indent=2) + "\n")
         if o.edge:
             self._start_edge(evm_file, near_file)
@@ -194,8 +217,7 @@ class LocalStack:
         )
         self.envoy.wait_healthy("session", "quote")
         # swapctl's defaults for this stack (swapctl reads .localnet/swapctl.json of the checkout it runs in).
-        client = {"url": self.envoy.url, "api_key": o.api_key, "chains": self.chains_file.name}
-        (o.work_dir / "swapctl.json").write_text(json.dumps(client, indent=2) + "\n")
+        (o.work_dir / "swapctl.json").write_text(json.dumps(self.swapctl_config(self.envoy.url), indent=2) + "\n")
 
     def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
         """Deployment files whose RPC URLs point at proxies in front of the chains."""
@@ -211,12 +233,16 @@ class LocalStack:
             written.append(proxied)
         return written[0], written[1]
 
-    def _service(self, name: str, module: str, env: dict[str, str]) -> ServiceProcess:
-        proc = ServiceProcess(name, module, env, self.options.work_dir, tls_dir=self.identity_dir(name))
+    def _service(self, name: str, module: str, env: dict[str, str], identity: str | None = None) -> ServiceProcess:
+        tls_dir = self.identity_dir(identity or name)
+        proc = ServiceProcess(name, module, env, self.options.work_dir, tls_dir=tls_dir)
         env[f"{proc.prefix}PORT"] = str(proc.port)
         self.metrics_ports[name] = free_port()
         env[f"{proc.prefix}METRICS_PORT"] = str(self.metrics_ports[name])
-        env.update(self.options.extra_env.get(name, {}))
+        # Replicas take their service's settings ("session" for "session-2"), then their own.
+        env.update(self.options.extra_env.get(identity or name, {}))
+        if identity:
+            env.update(self.options.extra_env.get(name, {}))
         self._exit.enter_context(proc)
         self.services[name] = proc
         return proc
@@ -226,6 +252,19 @@ class LocalStack:
         """What a maker's client reads the destination chains with (swapctl --chains, docs/cli.md)."""
         return self.options.work_dir / "chains.json"
 
+    def swapctl_config(self, url: str, api_key: str | None = None) -> dict[str, object]:
+        """swapctl's config for this stack (docs/cli.md): the gateway at `url`, the key, the chains file, and
+        the devnet's maker and receiver on each chain, so that `swapctl swap base:TUSD near:TUSD 25 --dev`
+        works as typed."""
+        assert self.evm is not None and self.near is not None
+        return {
+            "url": url,
+            "api_key": api_key or self.options.api_key,
+            "chains": str(self.chains_file),
+            "maker": {"base": self.evm.maker.address, "near": self.near.maker.account_id},
+            "receiver": {"base": self.evm.receiver.address, "near": self.near.receiver.account_id},
+        }
+
     def maker_chains(self) -> dict[str, dict[str, object]]:
         assert self.evm is not None and self.near is not None
         return {
@@ -233,6 +272,9 @@ class LocalStack:
                 "rpc_url": self.evm.rpc_url,
                 "escrow_dst": self.evm.escrow_dst,
                 "confirmations": self.options.base_confirmations,
+                # What the web page asks a wallet to add when it does not know the chain (EIP-3085).
+                "chain_id": self.evm.chain_id,
+                "name": "BASE (local anvil)",
             },
             "near": {"rpc_url": self.near.rpc_url, "htlc": self.near.htlc.account_id},
         }

@@ -4,6 +4,7 @@ refunds, bad input, idempotent repeats, the maker's own lock and concurrency, ea
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import json
@@ -453,3 +454,42 @@ async def test_rpc_outage_is_unavailable(tmp_path: Path) -> None:
                 assert err.value.code() == grpc.StatusCode.UNAVAILABLE
                 assert error_reason(err.value) == "CHAIN_RPC_UNAVAILABLE"
                 assert proc.returncode is None
+
+
+def withdrawals_sent(devnet: NearDevnetProcess, lock_id: str, first: int, last: int) -> int:
+    """Withdraw calls for `lock_id` in the transactions of blocks first..last."""
+    count = 0
+    for height in range(first, last + 1):
+        try:
+            chunk = devnet.rpc("chunk", {"block_id": height, "shard_id": 0})
+        except Exception:  # a height skipped by a fast-forward has no block
+            continue
+        for tx in chunk["transactions"]:
+            for action in tx["actions"]:
+                call = action.get("FunctionCall") if isinstance(action, dict) else None
+                if call and call["method_name"] == "withdraw":
+                    count += json.loads(base64.b64decode(call["args"]))["lock_id"] == lock_id
+    return count
+
+
+async def test_a_withdrawal_retried_while_in_flight_is_sent_once(
+    chain_near: Stub, chain_near_devnet: NearDevnetProcess
+) -> None:
+    """The saga's deadline passes while the withdrawal waits for a block (a stalled chain) and it asks again:
+    the second request joins the transaction in flight instead of sending another, which would fail on chain
+    and burn the resolver's gas."""
+    devnet = chain_near_devnet
+    secret = os.urandom(32)
+    created = await chain_near.CreateLock(lock_request(devnet, sha256(secret)))
+    await devnet.afast_forward(delta_seconds=10)
+    first = int(devnet.block()["header"]["height"])
+    devnet.stall_blocks(4)
+    request = chain_pb2.WithdrawRequest(lock_id=created.lock.lock_id, secret=secret)
+    with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+        await chain_near.Withdraw(request, timeout=1.0)
+    assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    retried = await chain_near.Withdraw(request, timeout=30)
+    assert retried.sent and retried.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    await devnet.afast_forward(delta_height=1)
+    last = int(devnet.block()["header"]["height"])
+    assert withdrawals_sent(devnet, created.lock.lock_id, first, last) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def maker_swap(
     gateway: GatewayProcess, stack: LocalStack, src: str, dst: str, amount: str, maker: str, receiver: str, state: Path
 ) -> subprocess.CompletedProcess[str]:
     """`swapctl swap` in secret mode maker with the dev maker key, the stack's chains file and its own state dir."""
-    args = [src, dst, amount, "--decimals", "6", "--maker", maker, "--receiver", receiver]
+    args = [src, dst, amount, "--maker", maker, "--receiver", receiver]
     return swapctl(gateway, "swap", *args, "--chains", str(stack.chains_file), "--dev", state=state)
 
 
@@ -105,13 +106,15 @@ def test_dev_swap_completes_and_pays_the_receiver(
     watched = swapctl(cli_gateway, "watch", session_id.group(1))
     assert watched.returncode == 0, watched.stderr
 
-    listed = swapctl(cli_gateway, "list", "--maker", cli_stack.evm.maker.address, "--decimals", "6")
+    listed = swapctl(cli_gateway, "list", "--maker", cli_stack.evm.maker.address)
     assert listed.returncode == 0, listed.stderr
     assert session_id.group(1) in listed.stdout
+    # Amounts in token units, with the decimals of the gateway's token list.
+    assert re.search(rf"{session_id.group(1)}\s+completed\s+base->near\s+12\.5\s", listed.stdout), listed.stdout
 
 
 def test_quote_shows_the_auction(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
-    done = swapctl(cli_gateway, "quote", *pair(cli_stack), "10", "--decimals", "6")
+    done = swapctl(cli_gateway, "quote", *pair(cli_stack), "10")
     assert done.returncode == 0, done.stderr
     for row in ("auction start", "auction now", "auction end", "protocol fee", "network fee", "min received"):
         assert row in done.stdout
@@ -129,7 +132,7 @@ def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
     receiver = cli_stack.near.receiver.account_id
     before = balances.near_tusd(receiver)
     chains = str(cli_stack.chains_file)
-    args = [*pair(cli_stack), "3", "--decimals", "6", "--maker", cli_stack.evm.maker.address]
+    args = [*pair(cli_stack), "3", "--maker", cli_stack.evm.maker.address]
     args += ["--receiver", receiver, "--chains", chains, "--dev"]
     proc = subprocess.Popen(
         [str(SWAPCTL), "swap", *args],
@@ -172,6 +175,62 @@ def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
     assert not secret_file.exists()
 
 
+@pytest.mark.timeout(180)
+def test_the_demo_command_works_as_printed(cli_gateway: GatewayProcess, cli_stack: LocalStack, tmp_path: Path) -> None:
+    """`make run` prints `swapctl swap base:TUSD near:TUSD 25 --dev`: with the stack's swapctl.json (gateway,
+    key, chains file, the devnet's accounts) and nothing else, exactly that completes the swap."""
+    assert cli_stack.evm is not None and cli_stack.near is not None
+    config = tmp_path / "swapctl.json"
+    config.write_text(json.dumps(cli_stack.swapctl_config(cli_gateway.url, API_KEY)))
+    config.chmod(0o600)
+    balances = Balances(cli_stack)
+    receiver = cli_stack.near.receiver.account_id
+    before = balances.near_tusd(receiver)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWAPCTL_")}
+    env.update({"SWAPCTL_CONFIG": str(config), "SWAPCTL_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"})
+    demo = subprocess.run(
+        [str(SWAPCTL), *shlex.split("swap base:TUSD near:TUSD 25 --dev")],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert demo.returncode == 0, f"{demo.stdout}\n{demo.stderr}\n{cli_gateway.tail()}"
+    assert f"completed: {receiver} received" in demo.stdout
+    sid = re.search(r"session (\w+) created", demo.stdout)
+    assert sid is not None, demo.stdout
+    session = json.loads(swapctl(cli_gateway, "get", sid.group(1), "--json").stdout)
+    assert session["src"] == {"chain": "base", "token": cli_stack.evm.token}
+    assert session["dst"] == {"chain": "near", "token": cli_stack.near.token.account_id}
+    assert session["src_amount"] == "25000000"  # 25 TUSD in the token's 6 decimals, from the token list
+    assert (session["maker"], session["receiver"]) == (cli_stack.evm.maker.address, receiver)
+    assert session["src_cancellation_at"] > 0 and session["dst_cancellation_at"] > 0  # both locks were seen
+    assert balances.near_tusd(receiver) - before == int(session["dst_amount"])
+
+
+def test_assets_and_what_cannot_be_swapped(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
+    listed = swapctl(cli_gateway, "assets", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assets = {(a["chain"], a["symbol"]): a for a in json.loads(listed.stdout)["assets"]}
+    assert (assets[("base", "ETH")]["source"], assets[("base", "ETH")]["destination"]) == (False, True)
+    assert assets[("near", "NEAR")]["decimals"] == 24
+    table = swapctl(cli_gateway, "assets")
+    assert table.returncode == 0 and "base:TUSD" in table.stdout and "near:NEAR" in table.stdout
+
+    refused = swapctl(cli_gateway, "quote", "base", "near:TUSD", "0.01")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: SRC: base: ETH on base cannot be what the maker pays"), refused.stderr
+    assert "can be swapped from: " in refused.stderr and "base:TUSD (0x" in refused.stderr, refused.stderr
+    # NEAR's native coin both ways, each amount in its own decimals.
+    near_eth = swapctl(cli_gateway, "quote", "near", "base:ETH", "2", "--json")
+    assert near_eth.returncode == 0, near_eth.stderr
+    assert json.loads(near_eth.stdout)["src_amount"] == str(2 * 10**24)
+    tusd_near = swapctl(cli_gateway, "quote", "base:TUSD", "near", "10")
+    assert tusd_near.returncode == 0, tusd_near.stderr
+    assert re.search(r"you pay\s+10 \(10000000\)", tusd_near.stdout), tusd_near.stdout
+
+
 def test_maker_mode_needs_the_makers_own_view_of_the_chains(cli_gateway: GatewayProcess, cli_stack: LocalStack) -> None:
     assert cli_stack.evm is not None
     done = swapctl(
@@ -198,7 +257,7 @@ def test_gateway_errors_as_one_line(cli_gateway: GatewayProcess, cli_stack: Loca
     assert bad_maker.stderr.startswith('error: field "maker" (--maker): ')
     assert bad_maker.stderr.count("\n") == 1
 
-    too_small = swapctl(cli_gateway, "quote", *pair(cli_stack), "1")
+    too_small = swapctl(cli_gateway, "quote", *pair(cli_stack), "0.01")
     assert too_small.returncode == 3
     assert too_small.stderr.startswith('error: field "src_amount" (AMOUNT): ')
 

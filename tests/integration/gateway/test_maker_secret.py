@@ -130,6 +130,9 @@ async def test_base_to_near_the_maker_checks_the_lock_then_releases_over_rest(
     lock = await destination_lock(stack, waiting)
     assert problems(lock, waiting, held_for(waiting, secret, hashlock)) == []
     assert lock.chain_now < waiting["secret_deadline"] < lock.cancellation_at
+    # When each refund window opens, as the chains have it.
+    assert waiting["dst_cancellation_at"] == lock.cancellation_at
+    assert waiting["src_cancellation_at"] > 0
 
     wrong = await api.post(f"/api/v1/sessions/{sid}/secret", json={"secret": "11" * 32})
     assert wrong.status_code == 400, wrong.text

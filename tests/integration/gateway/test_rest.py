@@ -63,6 +63,42 @@ async def test_quote(api: httpx.AsyncClient, stack: LocalStack) -> None:
     assert urgency["field"] == "urgency" and urgency["code"] == "INVALID_ARGUMENT"
 
 
+async def test_assets_list_what_can_be_swapped_and_with_which_decimals(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    assert stack.evm is not None and stack.near is not None
+    reply = await api.get("/api/v1/assets")
+    assert reply.status_code == 200, reply.text
+    assets = {(a["chain"], a["token"].lower()): a for a in reply.json()["assets"]}
+    tusd_base = assets[("base", stack.evm.token.lower())]
+    tusd_near = assets[("near", stack.near.token.account_id)]
+    for tusd in (tusd_base, tusd_near):
+        assert (tusd["symbol"], tusd["decimals"], tusd["source"], tusd["destination"]) == ("TUSD", 6, True, True)
+    near = assets[("near", "native")]
+    assert (near["symbol"], near["decimals"], near["source"], near["destination"]) == ("NEAR", 24, True, True)
+    eth = assets[("base", "native")]
+    assert (eth["symbol"], eth["decimals"], eth["source"], eth["destination"]) == ("ETH", 18, False, True)
+    assert set(tusd_base) == {"chain", "token", "symbol", "decimals", "source", "destination"}
+    # The key is needed like on every /api/v1 route.
+    async with httpx.AsyncClient(base_url=str(api.base_url)) as stranger:
+        assert (await stranger.get("/api/v1/assets")).status_code == 401
+
+
+async def test_native_eth_cannot_be_a_source(api: httpx.AsyncClient, stack: LocalStack) -> None:
+    assert stack.near is not None
+    body = {
+        "src": {"chain": "base", "token": "native"},
+        "dst": {"chain": "near", "token": stack.near.token.account_id},
+        "src_amount": str(10**16),
+    }
+    error = error_of(await api.post("/api/v1/quotes", json=body), 400)
+    assert (error["code"], error["field"]) == ("INVALID_ARGUMENT", "src.token"), error
+    assert "source locks hold ERC-20 tokens" in error["message"], error
+    # As a destination it is quoted.
+    back = {"src": body["dst"], "dst": body["src"], "src_amount": "10000000"}
+    assert (await api.post("/api/v1/quotes", json=back)).status_code == 200
+
+
 async def test_session_create_get_list_cancel(api: httpx.AsyncClient, stack: LocalStack) -> None:
     assert stack.evm is not None
     quote = (

@@ -135,7 +135,7 @@ async def test_auction_amounts_are_ordered_and_net_of_fees(quote: quote_pb2_grpc
     for src, dst, value, urgency in [
         (asset(BASE, BASE_TUSD), asset(NEAR, "native"), "25000000", 1.0),
         (asset(NEAR, "native"), asset(BASE, BASE_TUSD), str(7 * 10**24), 4.0),
-        (asset(BASE, "native"), asset(NEAR, NEAR_TUSD), str(10**17), 0.5),
+        (asset(NEAR, "native"), asset(BASE, "native"), str(10**23), 0.5),
         (asset(NEAR, NEAR_TUSD), asset(BASE, "native"), "3000000000", 2.5),
     ]:
         q = (await quote.GetQuote(get_request(src, dst, value, slippage_bps=300, urgency=urgency))).quote
@@ -192,6 +192,7 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("src token on the other chain", get_request(src=asset(NEAR, BASE_TUSD), dst=asset(BASE, "native")), "src.token"),
     ("empty src token", get_request(src=asset(BASE, "")), "src.token"),
     ("unknown dst token", get_request(dst=asset(NEAR, "usdc.near")), "dst.token"),
+    ("native ETH as source", get_request(src=asset(BASE, "native"), amount=str(10**16)), "src.token"),
     ("same chain", get_request(dst=asset(BASE, "native")), "dst.chain"),
     ("no amount", get_request(amount=""), "src_amount"),
     ("zero amount", get_request(amount="0"), "src_amount"),
@@ -218,6 +219,23 @@ async def test_bad_input_names_the_field(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(err.value) == (field, "INVALID_ARGUMENT")
     assert (err.value.details() or "").startswith(f"{field}: ")
+
+
+async def test_list_assets_says_which_side_each_token_can_be_on(quote: quote_pb2_grpc.QuoteServiceStub) -> None:
+    reply = await quote.ListAssets(quote_pb2.ListAssetsRequest())
+    listed = [(a.asset.chain, a.asset.token, a.symbol, a.decimals, a.source, a.destination) for a in reply.assets]
+    assert listed == [
+        (BASE, BASE_TUSD, "TUSD", 6, True, True),
+        (BASE, "native", "ETH", 18, False, True),
+        (NEAR, "native", "NEAR", 24, True, True),
+        (NEAR, NEAR_TUSD, "TUSD", 6, True, True),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await quote.GetQuote(get_request(src=asset(BASE, "native"), amount=str(10**16)))
+    assert details(err.value) == ("src.token", "INVALID_ARGUMENT")
+    assert err.value.details() == (
+        "src.token: native ETH cannot be a swap's source on base: source locks hold ERC-20 tokens"
+    )
 
 
 @pytest.mark.parametrize("quote_id", ["", "not-hex", "ABCDEF" * 6, "0" * 31])

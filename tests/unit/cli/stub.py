@@ -1,8 +1,9 @@
 """A scripted stand-in for the gateway on a free loopback port, in a thread of its own so that swapctl
 (which runs its own event loop) talks to it over real HTTP and WebSocket connections.
 
-REST answers come from `replies[(method, path)]` (status, body, headers); every request is recorded in
-`requests`. Each WebSocket connection plays the next script of `ws_scripts` once the client subscribes:
+REST answers come from `replies[(method, path)]` (status, body, headers), GET /api/v1/assets answering
+`ASSETS` unless a test says otherwise; every request is recorded in `requests`. Each WebSocket connection
+plays the next script of `ws_scripts` once the client subscribes:
 a list of messages to send, ending with the connection closed unless the script says "stay".
 """
 
@@ -30,9 +31,36 @@ class Recorded:
     body: Any
 
 
+# The devnet's tokens as GET /api/v1/assets lists them.
+ASSETS: Json = {
+    "assets": [
+        {
+            "chain": "base",
+            "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            "symbol": "TUSD",
+            "decimals": 6,
+            "source": True,
+            "destination": True,
+        },
+        {"chain": "base", "token": "native", "symbol": "ETH", "decimals": 18, "source": False, "destination": True},
+        {"chain": "near", "token": "native", "symbol": "NEAR", "decimals": 24, "source": True, "destination": True},
+        {
+            "chain": "near",
+            "token": "token.test.near",
+            "symbol": "TUSD",
+            "decimals": 6,
+            "source": True,
+            "destination": True,
+        },
+    ]
+}
+
+
 @dataclass
 class StubGateway:
-    replies: dict[tuple[str, str], tuple[int, Any, dict[str, str]]] = field(default_factory=dict)
+    replies: dict[tuple[str, str], tuple[int, Any, dict[str, str]]] = field(
+        default_factory=lambda: {("GET", "/api/v1/assets"): (200, ASSETS, {})}
+    )
     requests: list[Recorded] = field(default_factory=list)
     ws_scripts: list[list[Any]] = field(default_factory=list)
     ws_subscriptions: list[Json] = field(default_factory=list)
@@ -50,6 +78,9 @@ class StubGateway:
 
     def bodies(self, method: str, path: str) -> list[Any]:
         return [r.body for r in self.requests if r.method == method and r.path == path]
+
+    def paths(self) -> list[str]:
+        return [f"{r.method} {r.path}" for r in self.requests]
 
     # --- server ---
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from swapctl.stream import DEFAULT_RETRY_DELAYS
 from typer.testing import CliRunner, Result
 
 from tests.unit.cli.stub import (
+    ASSETS,
     BASE_TX,
     NEAR_TX,
     QUOTE,
@@ -79,14 +81,23 @@ def run(stub: StubGateway | None, *args: str, key: str | None = "k-1", env: dict
 def test_help_lists_commands_and_exit_codes() -> None:
     result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0
-    for command in ("quote", "swap", "execute", "watch", "list", "get", "cancel", "Exit codes"):
+    for command in ("quote", "swap", "execute", "watch", "list", "get", "cancel", "reveal", "assets", "Exit codes"):
         assert command in result.output
+
+
+@pytest.mark.parametrize("command", ["quote", "swap", "execute", "watch", "list", "get", "cancel", "reveal", "assets"])
+def test_every_command_takes_json_and_none_takes_decimals(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "-h"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "--json" in result.output
+    assert "--decimals" not in result.output and "--dst-decimals" not in result.output
 
 
 def test_quote_in_token_units(stub: StubGateway) -> None:
     stub.reply("POST", "/api/v1/quotes", QUOTE)
-    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5", "--decimals", "6", "--slippage-bps", "50")
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5", "--slippage-bps", "50")
     assert result.exit_code == 0, result.output
+    assert stub.paths() == ["GET /api/v1/assets", "POST /api/v1/quotes"]
     assert stub.bodies("POST", "/api/v1/quotes") == [
         {
             "src": {"chain": "base", "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
@@ -111,19 +122,98 @@ def test_quote_in_token_units(stub: StubGateway) -> None:
         assert expected in out, out
 
 
-def test_quote_in_base_units_by_default(stub: StubGateway) -> None:
+def test_quote_in_base_units_with_the_flag(stub: StubGateway) -> None:
     stub.reply("POST", "/api/v1/quotes", QUOTE)
-    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25500000", "--json")
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25500000", "--base-units", "--json")
     assert result.exit_code == 0, result.output
     assert stub.bodies("POST", "/api/v1/quotes")[0]["src_amount"] == "25500000"
-    assert '"quote_id": "q-1"' in result.stdout
+    assert json.loads(result.stdout)["quote_id"] == "q-1"
 
 
-def test_human_amount_without_decimals_is_a_usage_error(stub: StubGateway) -> None:
-    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5")
+def test_a_fraction_of_base_units_is_a_usage_error(stub: StubGateway) -> None:
+    result = run(stub, "quote", BASE_TUSD, NEAR_TUSD, "25.5", "--base-units")
     assert result.exit_code == 2
-    assert "--decimals" in result.stderr
+    assert "--base-units" in result.stderr
     assert stub.requests == []
+
+
+def test_symbols_name_tokens_and_the_sources_decimals_read_the_amount(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/quotes", QUOTE)
+    for src, dst in (
+        ("base:TUSD", "near:TUSD"),
+        ("base:tusd", "near:token.test.near"),
+        (BASE_TUSD.lower(), "near:TUSD"),
+    ):
+        result = run(stub, "quote", src, dst, "25")
+        assert result.exit_code == 0, result.output
+    for body in stub.bodies("POST", "/api/v1/quotes"):
+        assert body["src"] == {"chain": "base", "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}
+        assert body["dst"] == {"chain": "near", "token": "token.test.near"}
+        assert body["src_amount"] == "25000000"
+    # One request for the token list per command run.
+    assert stub.paths().count("GET /api/v1/assets") == 3
+
+
+def test_near_to_base_native_in_each_tokens_own_decimals(stub: StubGateway) -> None:
+    """1 NEAR is 10^24 yoctoNEAR; the auction is in ETH's 18 decimals (no flag to get wrong)."""
+    native = {
+        **QUOTE,
+        "src": {"chain": "near", "token": "native"},
+        "dst": {"chain": "base", "token": "native"},
+        "src_amount": str(10**24),
+        "auction": {**QUOTE["auction"], "start_amount": "1010000000000000"},
+    }
+    stub.reply("POST", "/api/v1/quotes", native)
+    for src, dst in (("near", "base:ETH"), ("near:NEAR", "base"), ("near:native", "base:native")):
+        result = run(stub, "quote", src, dst, "1")
+        assert result.exit_code == 0, result.output
+        assert "auction start 0.00101 (1010000000000000)" in flat(result.stdout)
+    for body in stub.bodies("POST", "/api/v1/quotes"):
+        assert (body["src"], body["dst"]) == (
+            {"chain": "near", "token": "native"},
+            {"chain": "base", "token": "native"},
+        )
+        assert body["src_amount"] == str(10**24)
+
+
+def test_native_eth_as_source_is_refused_before_anything_is_priced(stub: StubGateway) -> None:
+    for src in ("base", "base:ETH", "base:native"):
+        result = run(stub, "quote", src, "near:TUSD", "1")
+        assert result.exit_code == 2, result.output
+        err = flat(result.stderr)
+        assert err.startswith(f"error: SRC: {src}: ETH on base cannot be what the maker pays"), err
+        assert "ERC-20" in err
+        assert "can be swapped from: base:TUSD (0x5FbD…0aa3), near:NEAR, near:TUSD (token.test.near)" in err
+    # As a destination it is fine.
+    stub.reply("POST", "/api/v1/quotes", QUOTE)
+    assert run(stub, "quote", "near:TUSD", "base:ETH", "1").exit_code == 0
+    assert stub.paths().count("POST /api/v1/quotes") == 1
+
+
+def test_a_token_the_gateway_does_not_list_is_refused(stub: StubGateway) -> None:
+    result = run(stub, "swap", "base:USDC", "near:TUSD", "1", *SWAP_ARGS)
+    assert result.exit_code == 2, result.output
+    assert "DST" not in result.stderr and "SRC: base:USDC is not a token the gateway quotes on base" in flat(
+        result.stderr
+    )
+    assert "quoted: base:TUSD" in flat(result.stderr)
+    dst_wrong = run(stub, "swap", "base:TUSD", "near:0xabc", "1", *SWAP_ARGS)
+    assert dst_wrong.exit_code == 2 and "DST: near:0xabc is not a token" in flat(dst_wrong.stderr)
+    too_fine = run(stub, "swap", "base:TUSD", "near:TUSD", "1.0000001", *SWAP_ARGS)
+    assert too_fine.exit_code == 2 and "AMOUNT: '1.0000001' has more than 6 decimal places" in flat(too_fine.stderr)
+    assert stub.paths() == ["GET /api/v1/assets"] * 3
+
+
+def test_assets_command(stub: StubGateway) -> None:
+    table = run(stub, "assets")
+    assert table.exit_code == 0, table.output
+    rows = [flat(line).strip() for line in table.stdout.splitlines()]
+    assert rows[0] == "type chain token decimals source destination"
+    assert "base:TUSD base 0x5FbDB2315678afecb367f032d93F642f64180aa3 6 yes yes" in rows
+    assert "base:ETH base native 18 no yes" in rows
+    assert "near:NEAR near native 24 yes yes" in rows
+    as_json = run(stub, "assets", "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == ASSETS
 
 
 def test_bad_chain_is_a_usage_error(stub: StubGateway) -> None:
@@ -186,7 +276,7 @@ def test_dev_swap_follows_to_completed(stub: StubGateway) -> None:
             STAY,
         ]
     ]
-    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "25.5", "--decimals", "6", "--dev", *SWAP_ARGS)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "25.5", "--dev", *SWAP_ARGS)
     assert result.exit_code == 0, result.output
     body = stub.bodies("POST", "/api/v1/sessions")[0]
     assert body["src_amount"] == "25500000"
@@ -220,6 +310,28 @@ def test_swap_that_ends_refunded_exits_1(stub: StubGateway) -> None:
     assert "the swap ended refunded: the destination lock failed [DESTINATION_LOCK_FAILED]" in result.stdout
 
 
+def test_a_refunding_swap_shows_when_each_refund_window_opens(stub: StubGateway) -> None:
+    now = int(time.time())
+    steps = ["initialized", "executing", "source_locking", "source_locked", "refunding"]
+    refunding = session(
+        "refunding", steps, version=5, src_cancellation_at=now + 72, dst_cancellation_at=now - 5, src_lock_id="0xab"
+    )
+    refunded = session("refunded", [*steps, "refunded"], version=6, src_cancellation_at=now + 72)
+    stub.reply("GET", "/api/v1/sessions/s-1", refunding)
+    stub.ws_scripts = [[update(refunding, "5-0"), update(refunded, "6-0"), STAY]]
+    watched = run(stub, "watch", "s-1")
+    assert watched.exit_code == 1, watched.output
+    line = next(line for line in watched.stdout.splitlines() if "refund window" in line)
+    opens = time.strftime("%H:%M:%S", time.localtime(now + 72))
+    assert re.fullmatch(
+        rf"source refund window opens {opens} \(in 1m 1\ds\); destination refund window open since \S+", line
+    ), line
+    # Printed once while nothing changes, though the same session came twice.
+    assert len([line for line in watched.stdout.splitlines() if "refund window" in line]) == 1
+    got = run(stub, "get", "s-1")
+    assert re.search(rf"source refund window opens {opens} \(in 1m 1\ds\)", flat(got.stdout)), got.stdout
+
+
 def test_swap_without_dev_prints_the_maker_action(stub: StubGateway, tmp_path: object) -> None:
     stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
     result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--no-wait", "--request-id", "r-7", *SWAP_ARGS)
@@ -230,7 +342,7 @@ def test_swap_without_dev_prints_the_maker_action(stub: StubGateway, tmp_path: o
     assert '"primaryType": "Order"' in out
     assert "spender 0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512" in out
     assert "swapctl execute s-1 --signature" in out
-    assert [r.path for r in stub.requests] == ["/api/v1/sessions"]
+    assert stub.paths() == ["GET /api/v1/assets", "POST /api/v1/sessions"]
 
 
 def test_swap_waits_for_execute_from_elsewhere(stub: StubGateway) -> None:
@@ -338,7 +450,7 @@ def test_list_get_cancel(stub: StubGateway) -> None:
     stub.reply("GET", "/api/v1/sessions/s-1", happy_until("both_locked"))
     stub.reply("POST", "/api/v1/sessions/s-1/cancel", session("cancelled", ["initialized", "cancelled"], version=2))
 
-    listed = run(stub, "list", "--maker", "0xabc", "--page-size", "2", "--decimals", "6")
+    listed = run(stub, "list", "--maker", "0xabc", "--page-size", "2")
     assert listed.exit_code == 0, listed.output
     assert stub.requests[0].query == {"maker": "0xabc", "page_size": "2"}
     assert "s-2" in listed.stdout
@@ -349,12 +461,14 @@ def test_list_get_cancel(stub: StubGateway) -> None:
 
     got = run(stub, "get", "s-1")
     assert got.exit_code == 0, got.output
+    assert "pays 25.5 (25500000)" in flat(got.stdout)
     assert BASE_TX in got.stdout
     assert NEAR_TX in got.stdout
     assert "both_locked" in got.stdout
 
     as_json = run(stub, "get", "s-1", "--json")
     assert '"state": "both_locked"' in as_json.stdout
+    assert stub.paths()[-1] == "GET /api/v1/sessions/s-1"  # JSON needs no token list
 
     cancelled = run(stub, "cancel", "s-1")
     assert cancelled.exit_code == 0, cancelled.output
@@ -468,3 +582,55 @@ def test_a_config_found_in_the_directory_counts_only_when_it_is_the_users_own(
     assert load_config().chains is None  # the chains file others may write is not trusted
     (local / "swapctl.json").chmod(0o666)
     assert load_config() == ClientConfig()  # nor a config others may write
+
+
+def test_a_token_the_list_lacks_shows_in_base_units(stub: StubGateway) -> None:
+    other = {"chain": "near", "token": "usdc.test.near"}
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("completed", dst=other))
+    got = run(stub, "get", "s-1")
+    assert got.exit_code == 0, got.output
+    out = flat(got.stdout)
+    assert "pays 25.5 (25500000)" in out and "receives 25700000" in out
+    # A gateway without the token list: everything in base units, and a note why.
+    del stub.replies[("GET", "/api/v1/assets")]
+    bare = run(stub, "get", "s-1")
+    assert bare.exit_code == 0, bare.output
+    assert "pays 25500000" in flat(bare.stdout) and "amounts in base units" in bare.stderr
+
+
+def test_execute_watch_json(stub: StubGateway) -> None:
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
+    stub.ws_scripts = [[update(happy_until("completed"), "2-0"), STAY]]
+    result = run(stub, "execute", "s-1", "--signature", SIGNATURE, "--watch", "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["state"] for line in result.stdout.splitlines()] == ["executing", "completed"]
+
+
+def test_maker_and_receiver_come_from_the_config_by_chain(stub: StubGateway, tmp_path: Path) -> None:
+    """What `make run` writes: `swapctl swap base:TUSD near:TUSD 25 --dev` works as printed."""
+    config = tmp_path / "swapctl.json"
+    accounts = {
+        "maker": {"base": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "near": "maker.test.near"},
+        "receiver": {"base": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "near": "receiver.test.near"},
+    }
+    config.write_text(json.dumps({"url": stub.url, "api_key": "from-config", **accounts}))
+    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
+    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.ws_scripts = [[update(happy_until("completed"), "3-0"), STAY], [update(happy_until("completed"), "3-0"), STAY]]
+    env = {"COLUMNS": "250", "SWAPCTL_URL": "", "SWAPCTL_API_KEY": "", "SWAPCTL_CONFIG": str(config)}
+    base_near = CliRunner().invoke(
+        app, ["swap", "base:TUSD", "near:TUSD", "25", "--dev", "--secret-mode", "service"], env=env
+    )
+    assert base_near.exit_code == 0, base_near.output
+    near_base = CliRunner().invoke(app, ["swap", "near", "base:ETH", "2", "--dev", "--secret-mode", "service"], env=env)
+    assert near_base.exit_code == 0, near_base.output
+    first, second = stub.bodies("POST", "/api/v1/sessions")
+    assert (first["maker"], first["receiver"]) == (accounts["maker"]["base"], accounts["receiver"]["near"])
+    assert (second["maker"], second["receiver"]) == (accounts["maker"]["near"], accounts["receiver"]["base"])
+    assert second["src_amount"] == str(2 * 10**24)
+    # Without either, the option is named before anything is sent.
+    config.write_text(json.dumps({"url": stub.url}))
+    sent = len(stub.requests)
+    missing = CliRunner().invoke(app, ["swap", "base:TUSD", "near:TUSD", "25", "--dev"], env=env)
+    assert missing.exit_code == 2 and "--maker" in missing.output
+    assert len(stub.requests) == sent

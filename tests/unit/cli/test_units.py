@@ -28,7 +28,7 @@ def test_amounts(text: str, decimals: int | None, expected: int) -> None:
 @pytest.mark.parametrize(
     ("text", "decimals", "says"),
     [
-        ("25.5", None, "--decimals"),
+        ("25.5", None, "--base-units"),
         ("abc", None, "not an amount"),
         ("-5", None, "not an amount"),
         ("0", None, "greater than zero"),
@@ -37,7 +37,7 @@ def test_amounts(text: str, decimals: int | None, expected: int) -> None:
         ("", 6, "not an amount"),
         (".", 6, "not an amount"),
         ("0.000", 6, "greater than zero"),
-        ("1", 99, "--decimals must be"),
+        ("1", 99, "must be between 0 and 77"),
     ],
 )
 def test_bad_amounts(text: str, decimals: int | None, says: str) -> None:
@@ -58,6 +58,7 @@ def test_assets() -> None:
     assert parse_asset("base:0xAbC") == {"chain": "base", "token": "0xAbC"}
     assert parse_asset("NEAR:token.test.near") == {"chain": "near", "token": "token.test.near"}
     assert parse_asset("near") == {"chain": "near", "token": "native"}
+    assert parse_asset("base:TUSD") == {"chain": "base", "token": "TUSD"}  # a symbol, resolved by swapctl.assets
     with pytest.raises(InputError, match="chain must be one of base, near"):
         parse_asset("eth:0x1")
     with pytest.raises(InputError, match="token is missing"):

@@ -32,7 +32,8 @@ def test_defaults_fit_the_chain_services_default_inclusion_bounds() -> None:
     assert s.validity_s == 30
     assert s.prices == {"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)}
     registry = s.registry()
-    assert registry.native(Chain.BASE) == Token(Chain.BASE, NATIVE, "ETH", 18)
+    # BASE source locks hold ERC-20 tokens only: native ETH is a destination only.
+    assert registry.native(Chain.BASE) == Token(Chain.BASE, NATIVE, "ETH", 18, source=False)
     assert registry.native(Chain.NEAR) == Token(Chain.NEAR, NATIVE, "NEAR", 24)
     assert s.swap_terms().safety_deposits == {Chain.BASE: 10**15, Chain.NEAR: 10**22}
     assert s.amount_limits()["TUSD"] == AmountLimit(Decimal("0.1"), Decimal(1_000_000))

@@ -17,9 +17,10 @@ from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 BASE_TUSD = "0xAbCdEf0000000000000000000000000000000001"
 TOKENS = [
     Token(Chain.BASE, BASE_TUSD, "TUSD", 6),
-    Token(Chain.BASE, NATIVE, "ETH", 18),
+    Token(Chain.BASE, NATIVE, "ETH", 18, source=False),
     Token(Chain.NEAR, NATIVE, "NEAR", 24),
     Token(Chain.NEAR, "tusd.test.near", "TUSD", 6),
+    Token(Chain.NEAR, "sink.test.near", "TUSD", 6, destination=False),
 ]
 PLAN = TimelockPlan(Timelocks(2, 60, 120, 180), Timelocks(1, 40, 80, 100), 10)
 TERMS = SwapTerms(
@@ -176,6 +177,25 @@ async def test_amount_too_small(quoter: Quoter, store: MemoryStore) -> None:
     assert q.min_received > 0
 
 
+async def test_a_token_is_refused_on_a_side_it_cannot_be_on(quoter: Quoter, store: MemoryStore) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        await quoter.quote(request(src=(Chain.BASE, NATIVE), dst=(Chain.NEAR, NATIVE), amount=10**16))
+    assert err.value.field == "src.token"
+    assert err.value.description == "native ETH cannot be a swap's source on base: source locks hold ERC-20 tokens"
+    with pytest.raises(InvalidArgument) as err:
+        await quoter.quote(request(dst=(Chain.NEAR, "sink.test.near")))
+    assert err.value.field == "dst.token"
+    assert "cannot be a swap's destination on near" in err.value.description
+    assert store.quotes == {}
+    # Each on the side it can be on.
+    await quoter.quote(request(src=(Chain.NEAR, NATIVE), dst=(Chain.BASE, NATIVE), amount=10**23))
+    await quoter.quote(request(src=(Chain.NEAR, "sink.test.near"), dst=(Chain.BASE, NATIVE)))
+
+
+def test_assets_are_the_registry_in_order(quoter: Quoter) -> None:
+    assert quoter.assets() == TOKENS
+
+
 def test_registry_needs_both_natives() -> None:
     with pytest.raises(ValueError, match="native token of near"):
         TokenRegistry([t for t in TOKENS if t.symbol != "NEAR"])
@@ -184,4 +204,6 @@ def test_registry_needs_both_natives() -> None:
 def test_registry_refuses_conflicting_entries() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         TokenRegistry([*TOKENS, Token(Chain.BASE, BASE_TUSD.lower(), "USDC", 6)])
-    assert len(list(TokenRegistry([*TOKENS, Token(Chain.BASE, BASE_TUSD.lower(), "TUSD", 6)]))) == 4
+    with pytest.raises(ValueError, match="registered twice"):
+        TokenRegistry([*TOKENS, Token(Chain.BASE, BASE_TUSD.lower(), "TUSD", 6, source=False)])
+    assert len(list(TokenRegistry([*TOKENS, Token(Chain.BASE, BASE_TUSD.lower(), "TUSD", 6)]))) == 5

@@ -25,6 +25,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from swap_runtime.singleflight import SingleFlight
 from web3.contract import AsyncContract
 from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -106,6 +107,9 @@ class Escrows:
         self.addresses: list[ChecksumAddress] = [self.src.address, self.dst.address]
         self._allowance_lock = asyncio.Lock()
         self._index: OrderedDict[bytes, _Known] = OrderedDict()
+        # One transaction per step of a lock at a time (a retried or second request joins the one in flight).
+        self._steps: SingleFlight[tuple[str, bytes], tuple[bytes, bool]] = SingleFlight()
+        self._closes: SingleFlight[tuple[str, bytes], TxRef | None] = SingleFlight()
 
     @property
     def resolver(self) -> str:
@@ -290,7 +294,12 @@ class Escrows:
                 "dstEscrowId", lambda: self.dst.functions.dstEscrowId(resolver, params.as_tuple()).call()
             )
         )
-        if dry_run or await self.read(escrow_id) is not None:
+        if dry_run:
+            return escrow_id, False
+        return await self._steps.run(("create", escrow_id), lambda: self._create_dst(escrow_id, params))
+
+    async def _create_dst(self, escrow_id: bytes, params: DstParams) -> tuple[bytes, bool]:
+        if await self.read(escrow_id) is not None:
             return escrow_id, False
         native = params.token == ZERO_ADDRESS
         if not native:
@@ -308,14 +317,23 @@ class Escrows:
         escrow_id = bytes(
             await self._rpc.call("hashOrder", lambda: self.src.functions.hashOrder(order.as_tuple()).call())
         )
-        if dry_run or await self.read(escrow_id) is not None:
+        if dry_run:
+            return escrow_id, False
+        return await self._steps.run(("create", escrow_id), lambda: self._create_src(escrow_id, order, signature))
+
+    async def _create_src(self, escrow_id: bytes, order: SrcOrder, signature: bytes) -> tuple[bytes, bool]:
+        if await self.read(escrow_id) is not None:
             return escrow_id, False
         fn = self.src.functions.createSrcEscrow(order.as_tuple(), signature)
         await self._send(fn, order.safety_deposit, "create lock")
         return escrow_id, True
 
     async def withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
-        """Withdraws with the secret; None when it was withdrawn already (nothing sent)."""
+        """Withdraws with the secret; None when it was withdrawn already (nothing sent). A withdrawal of the
+        same escrow already in flight is joined, not sent again."""
+        return await self._closes.run(("withdraw", escrow_id), lambda: self._withdraw(escrow_id, secret))
+
+    async def _withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
         escrow = await self._active_or_done(escrow_id, State.WITHDRAWN)
         if hashlib.sha256(secret).digest() != escrow.hashlock:
             raise InvalidArgument("secret", "does not match the lock's hashlock")
@@ -331,7 +349,11 @@ class Escrows:
         return tx_ref(await self._send(fn, 0, "withdraw"))
 
     async def cancel(self, escrow_id: bytes) -> TxRef | None:
-        """Cancels (funds back to the depositor); None when it was cancelled already."""
+        """Cancels (funds back to the depositor); None when it was cancelled already. A cancellation of the
+        same escrow already in flight is joined, not sent again."""
+        return await self._closes.run(("cancel", escrow_id), lambda: self._cancel(escrow_id))
+
+    async def _cancel(self, escrow_id: bytes) -> TxRef | None:
         escrow = await self._active_or_done(escrow_id, State.CANCELLED)
         if escrow.state is State.CANCELLED:
             return None

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from py_near import transactions
 from py_near.models import Action
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from swap_runtime.singleflight import SingleFlight
 
 from chain_near.model import (
     NATIVE,
@@ -135,6 +136,9 @@ class Htlc:
         self._registration_lock = asyncio.Lock()
         self._prepaid_lock = asyncio.Lock()
         self._prepaid_in_flight = 0
+        # One transaction per step of a lock at a time (a retried or second request joins the one in flight).
+        self._creates: SingleFlight[str, tuple[str, bool]] = SingleFlight()
+        self._closes: SingleFlight[tuple[str, str], TxRef | None] = SingleFlight()
 
     @property
     def resolver(self) -> str:
@@ -303,8 +307,12 @@ class Htlc:
         return lock_id_for(self.resolver, nonce)
 
     async def create(self, request: LockRequest) -> tuple[str, bool]:
-        """Locks the resolver's funds for a beneficiary. Returns (lock id, whether a tx was sent)."""
+        """Locks the resolver's funds for a beneficiary. Returns (lock id, whether a tx was sent). A request for
+        a lock already being made joins it."""
         lock_id = self.lock_id(request.nonce)
+        return await self._creates.run(lock_id, lambda: self._create(lock_id, request))
+
+    async def _create(self, lock_id: str, request: LockRequest) -> tuple[str, bool]:
         if await self.read(lock_id) is not None:
             return lock_id, False
         if request.token == NATIVE:
@@ -428,7 +436,11 @@ class Htlc:
             self._registered.add((token, account_id))
 
     async def withdraw(self, lock_id: str, secret: bytes) -> TxRef | None:
-        """Withdraws with the secret; None when it was withdrawn already (nothing sent)."""
+        """Withdraws with the secret; None when it was withdrawn already (nothing sent). A withdrawal of the
+        same lock already in flight is joined, not sent again."""
+        return await self._closes.run(("withdraw", lock_id), lambda: self._withdraw(lock_id, secret))
+
+    async def _withdraw(self, lock_id: str, secret: bytes) -> TxRef | None:
         lock = await self._active_or_done(lock_id, State.WITHDRAWN)
         if hashlib.sha256(secret).digest() != lock.hashlock:
             raise InvalidArgument("secret", "does not match the lock's hashlock")
@@ -439,7 +451,11 @@ class Htlc:
         return await self._closed(lock_id, WITHDRAWN, outcome, "withdraw", hide=secret)
 
     async def refund(self, lock_id: str) -> TxRef | None:
-        """Refunds the depositor; None when it was refunded already (nothing sent)."""
+        """Refunds the depositor; None when it was refunded already (nothing sent). A refund of the same lock
+        already in flight is joined, not sent again."""
+        return await self._closes.run(("refund", lock_id), lambda: self._refund(lock_id))
+
+    async def _refund(self, lock_id: str) -> TxRef | None:
         lock = await self._active_or_done(lock_id, State.REFUNDED)
         if lock.state is State.REFUNDED:
             return None

@@ -90,6 +90,11 @@ def bind_session(session_id: str) -> None:
 def api_router(dev_mode: bool) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, dependencies=[Security(api_key_scheme)], responses=ERROR_RESPONSES)
 
+    @router.get("/assets", response_model=schemas.AssetList, summary="The tokens that can be swapped")
+    async def list_assets(b: BackendsDep) -> schemas.AssetList:
+        reply = await b.call("quote", b.quotes.ListAssets, quote_pb2.ListAssetsRequest())
+        return schemas.AssetList(assets=[views.asset_info(a) for a in reply.assets])
+
     @router.post("/quotes", response_model=schemas.Quote, summary="Price a swap")
     async def create_quote(body: schemas.QuoteRequest, b: BackendsDep) -> schemas.Quote:
         request = quote_pb2.GetQuoteRequest(

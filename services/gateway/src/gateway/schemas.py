@@ -127,6 +127,19 @@ class Asset(_Reply):
     token: str
 
 
+class AssetInfo(_Reply):
+    chain: ChainName
+    token: str = Field(description='ERC-20 address / NEP-141 account id, or "native".')
+    symbol: str = Field(description='e.g. "TUSD", "ETH", "NEAR"; tokens on both chains may share one.')
+    decimals: int = Field(description="One whole token is 10^decimals base units.")
+    source: bool = Field(description="Whether the maker can pay it (a quote's or session's src).")
+    destination: bool = Field(description="Whether the receiver can get it (a quote's or session's dst).")
+
+
+class AssetList(_Reply):
+    assets: list[AssetInfo]
+
+
 class Auction(_Reply):
     start_amount: str
     end_amount: str
@@ -230,6 +243,14 @@ class Session(_Reply):
     secret_deadline: int | None = Field(
         description="awaiting_secret only: the destination chain's time (unix seconds) up to which a released "
         "secret is used; later the session refunds."
+    )
+    src_cancellation_at: int | None = Field(
+        description="When the source lock can be cancelled, refunding the maker: a time of the source chain "
+        "(unix seconds); null until the source lock is on chain."
+    )
+    dst_cancellation_at: int | None = Field(
+        description="When the destination lock can be cancelled (the resolver's refund): a time of the "
+        "destination chain (unix seconds); null until the destination lock is on chain."
     )
 
 

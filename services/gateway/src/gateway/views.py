@@ -59,6 +59,18 @@ def asset(a: quote_pb2.Asset) -> schemas.Asset:
     return schemas.Asset(chain=name, token=a.token)
 
 
+def asset_info(a: quote_pb2.AssetInfo) -> schemas.AssetInfo:
+    listed = asset(a.asset)
+    return schemas.AssetInfo(
+        chain=listed.chain,
+        token=listed.token,
+        symbol=a.symbol,
+        decimals=a.decimals,
+        source=a.source,
+        destination=a.destination,
+    )
+
+
 def timelocks(t: common_pb2.Timelocks) -> schemas.Timelocks:
     return schemas.Timelocks(
         withdrawal_after_s=t.withdrawal_after_s,
@@ -154,4 +166,6 @@ def session(s: session_pb2.Session) -> schemas.Session:
         secret_mode=_SECRET_MODE_NAMES.get(s.secret_mode, "service"),
         secret_deadline=s.secret_deadline or None,
         pending_intent=s.pending_intent if s.pending_intent in ("execute", "cancel") else None,
+        src_cancellation_at=s.src_cancellation_at or None,
+        dst_cancellation_at=s.dst_cancellation_at or None,
     )

@@ -26,9 +26,11 @@ class TokenSetting(BaseModel):
     token: str = Field(min_length=1, description='ERC-20 address / NEP-141 account id, or "native".')
     symbol: str = Field(min_length=1, description="Symbol the price source knows the token by.")
     decimals: int = Field(ge=0, le=77)
+    source: bool = Field(True, description="Whether the maker can pay it (a swap's source).")
+    destination: bool = Field(True, description="Whether the receiver can get it (a swap's destination).")
 
     def to_token(self) -> Token:
-        return Token(self.chain, self.token, self.symbol, self.decimals)
+        return Token(self.chain, self.token, self.symbol, self.decimals, self.source, self.destination)
 
 
 class LimitSetting(BaseModel):
@@ -37,7 +39,8 @@ class LimitSetting(BaseModel):
 
 
 DEFAULT_TOKENS = [
-    TokenSetting(chain=Chain.BASE, token=NATIVE, symbol="ETH", decimals=18),
+    # BASE source locks hold ERC-20 tokens only (chain-base refuses a native source): ETH is a destination only.
+    TokenSetting(chain=Chain.BASE, token=NATIVE, symbol="ETH", decimals=18, source=False),
     TokenSetting(chain=Chain.NEAR, token=NATIVE, symbol="NEAR", decimals=24),
 ]
 DEFAULT_PRICES = {"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)}
@@ -58,7 +61,8 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
 
     tokens: list[TokenSetting] = Field(
         default_factory=lambda: list(DEFAULT_TOKENS),
-        description="Token registry (JSON list of {chain, token, symbol, decimals}); must hold both natives.",
+        description="Token registry (JSON list of {chain, token, symbol, decimals, source?, destination?}); must "
+        "hold both natives. source / destination (default true): the sides of a swap the token can be on.",
     )
     evm_deployment_file: Path | None = Field(
         None, description='Devnet EVM deployment JSON (swap_devnet.evm): its "token" is added as the test token.'

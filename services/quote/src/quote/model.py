@@ -24,6 +24,9 @@ class Token:
     token: str  # ERC-20 address / NEP-141 account id, or NATIVE
     symbol: str
     decimals: int
+    # The sides of a swap it can be on: what the maker pays (source) / what the receiver gets (destination).
+    source: bool = True
+    destination: bool = True
 
 
 @dataclass(frozen=True)

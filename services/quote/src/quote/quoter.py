@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from quote.model import Asset, Chain, Clock, Quote, TimelockPlan, Token
+from quote.model import NATIVE, Asset, Chain, Clock, Quote, TimelockPlan, Token
 from quote.price_source import PriceSource
 from quote.pricing import Pricer
 from quote.store import QuoteStore
@@ -55,6 +55,16 @@ class QuoteRequest:
     urgency: float = 0.0
 
 
+def _wrong_side(token: Token, side: str) -> str:
+    role = "source" if side == "src" else "destination"
+    name = f"native {token.symbol}" if token.token == NATIVE else f"{token.symbol} ({token.token})"
+    if side == "src" and token.chain is Chain.BASE and token.token == NATIVE:
+        why = "source locks hold ERC-20 tokens"
+    else:
+        why = f"this service quotes it only as a {'destination' if side == 'src' else 'source'}"
+    return f"{name} cannot be a swap's {role} on {token.chain}: {why}"
+
+
 def new_quote_id() -> str:
     return secrets.token_hex(16)
 
@@ -85,6 +95,8 @@ class Quoter:
         token = self._registry.find(asset.chain, asset.token)
         if token is None:
             raise InvalidArgument(f"{side}.token", f"{asset.token} is not a token quoted on {asset.chain}")
+        if not (token.source if side == "src" else token.destination):
+            raise InvalidArgument(f"{side}.token", _wrong_side(token, side))
         return token
 
     def _check_limits(self, token: Token, amount: int) -> None:
@@ -148,6 +160,10 @@ class Quoter:
             },
         )
         return quote
+
+    def assets(self) -> list[Token]:
+        """The registry's tokens, with the sides of a swap each can be on."""
+        return list(self._registry)
 
     async def lookup(self, quote_id: str) -> Quote:
         if not _QUOTE_ID.fullmatch(quote_id):

@@ -11,7 +11,7 @@ from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.errors import InvalidArgument
 from swap_runtime.validation import parse_amount
 
-from quote.model import Asset, Chain, Quote, Timelocks
+from quote.model import Asset, Chain, Quote, Timelocks, Token
 from quote.quoter import Quoter, QuoteRequest
 
 _CHAIN = {common_pb2.CHAIN_BASE: Chain.BASE, common_pb2.CHAIN_NEAR: Chain.NEAR}
@@ -30,6 +30,16 @@ def _asset(request: quote_pb2.GetQuoteRequest, side: Literal["src", "dst"]) -> A
 
 def _pb_asset(asset: Asset) -> quote_pb2.Asset:
     return quote_pb2.Asset(chain=_PB_CHAIN[asset.chain], token=asset.token)
+
+
+def asset_info_pb(token: Token) -> quote_pb2.AssetInfo:
+    return quote_pb2.AssetInfo(
+        asset=_pb_asset(Asset(token.chain, token.token)),
+        symbol=token.symbol,
+        decimals=token.decimals,
+        source=token.source,
+        destination=token.destination,
+    )
 
 
 def _pb_timelocks(t: Timelocks) -> common_pb2.Timelocks:
@@ -95,3 +105,8 @@ class QuoteServicer(quote_pb2_grpc.QuoteServiceServicer):
             raise InvalidArgument("quote_id", "required")
         quote = await self._quoter.lookup(request.quote_id)
         return quote_pb2.LookupQuoteResponse(quote=quote_to_pb(quote))
+
+    async def ListAssets(
+        self, request: quote_pb2.ListAssetsRequest, context: grpc.aio.ServicerContext
+    ) -> quote_pb2.ListAssetsResponse:
+        return quote_pb2.ListAssetsResponse(assets=[asset_info_pb(t) for t in self._quoter.assets()])

@@ -12,6 +12,10 @@ def _key(chain: Chain, token: str) -> tuple[Chain, str]:
     return (chain, token.lower() if chain is Chain.BASE else token)
 
 
+def _traits(token: Token) -> tuple[str, int, bool, bool]:
+    return (token.symbol, token.decimals, token.source, token.destination)
+
+
 class TokenRegistry:
     def __init__(self, tokens: Iterable[Token]) -> None:
         self._tokens: dict[tuple[Chain, str], Token] = {}
@@ -20,7 +24,7 @@ class TokenRegistry:
             known = self._tokens.get(key)
             if known is None:
                 self._tokens[key] = token
-            elif (known.symbol, known.decimals) != (token.symbol, token.decimals):
+            elif _traits(known) != _traits(token):
                 raise ValueError(f"token {token.token} on {token.chain} is registered twice, differently")
         for chain in Chain:
             if (chain, NATIVE) not in self._tokens:

@@ -30,6 +30,7 @@ class Leg(BaseModel):
     amount: str = ""  # base units; the destination amount is fixed right before its lock is sent
     lock_id: str = ""
     salt: str = ""  # the destination lock's salt / the NEAR maker lock's nonce
+    cancellation_at: int = 0  # the lock's cancellation time (its chain's unix seconds) once seen; shown only
 
 
 class SessionRecord(BaseModel):

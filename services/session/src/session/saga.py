@@ -298,6 +298,10 @@ class Saga:
                 record.steps.append(step)
         with resumed(record.trace_parent, f"saga {record.state.value}"):
             facts = await self.facts(record, lease)
+            # Shown to the maker as when each refund window opens; saved with the session's next write.
+            for leg, lock in ((record.src, facts.src), (record.dst, facts.dst)):
+                if lock.cancellation_at:
+                    leg.cancellation_at = lock.cancellation_at
             if (
                 not record.secret_public
                 and record.sealed_secret

@@ -81,6 +81,8 @@ def to_pb(record: SessionRecord) -> session_pb2.Session:
         secret_mode=SECRET_MODES[record.secret_mode],
         secret_deadline=record.secret_deadline if record.state is State.AWAITING_SECRET else 0,
         pending_intent=pending_intent(record),
+        src_cancellation_at=record.src.cancellation_at,
+        dst_cancellation_at=record.dst.cancellation_at,
     )
     if record.maker_action:
         session.maker_action.CopyFrom(maker_action_of(record))

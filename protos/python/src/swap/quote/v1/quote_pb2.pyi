@@ -9,8 +9,10 @@ Amounts are decimal strings of the token's base units (wei, token base units, yo
 Times are unix seconds.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from swap.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -291,3 +293,80 @@ class LookupQuoteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LookupQuoteResponse: _TypeAlias = LookupQuoteResponse  # noqa: Y015
+
+@_typing.final
+class ListAssetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssetsRequest: _TypeAlias = ListAssetsRequest  # noqa: Y015
+
+@_typing.final
+class AssetInfo(_message.Message):
+    """A token of the registry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSET_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    DECIMALS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    DESTINATION_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    """The symbol the price source knows it by ("TUSD", "ETH", "NEAR"); several chains may share one."""
+    decimals: _builtins.int
+    """One whole token is 10^decimals base units (6 for TUSD, 18 for ETH, 24 for NEAR)."""
+    source: _builtins.bool
+    """Whether it can be what the maker pays (GetQuoteRequest.src): native ETH on BASE cannot, as BASE
+    source locks hold ERC-20 tokens only.
+    """
+    destination: _builtins.bool
+    """Whether it can be what the receiver gets (GetQuoteRequest.dst)."""
+    @_builtins.property
+    def asset(self) -> Global___Asset: ...
+    def __init__(
+        self,
+        *,
+        asset: Global___Asset | None = ...,
+        symbol: _builtins.str = ...,
+        decimals: _builtins.int = ...,
+        source: _builtins.bool = ...,
+        destination: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asset", b"asset", "decimals", b"decimals", "destination", b"destination", "source", b"source", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssetInfo: _TypeAlias = AssetInfo  # noqa: Y015
+
+@_typing.final
+class ListAssetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assets(self) -> _containers.RepeatedCompositeFieldContainer[Global___AssetInfo]:
+        """Every token of the registry, in the order it was configured."""
+
+    def __init__(
+        self,
+        *,
+        assets: _abc.Iterable[Global___AssetInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assets", b"assets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAssetsResponse: _TypeAlias = ListAssetsResponse  # noqa: Y015

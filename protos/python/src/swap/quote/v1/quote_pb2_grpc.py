@@ -44,6 +44,11 @@ class QuoteServiceStub:
                 request_serializer=swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteRequest.SerializeToString,
                 response_deserializer=swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteResponse.FromString,
                 _registered_method=True)
+        self.ListAssets = channel.unary_unary(
+                '/swap.quote.v1.QuoteService/ListAssets',
+                request_serializer=swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsRequest.SerializeToString,
+                response_deserializer=swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsResponse.FromString,
+                _registered_method=True)
 
 
 class QuoteServiceServicer:
@@ -63,6 +68,14 @@ class QuoteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAssets(self, request, context):
+        """The tokens this service quotes, with their decimals and the side of a swap each can be on. GetQuote
+        refuses a token on a side it cannot be on (INVALID_ARGUMENT, field src.token / dst.token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuoteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_QuoteServiceServicer_to_server(servicer, server):
                     servicer.LookupQuote,
                     request_deserializer=swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteRequest.FromString,
                     response_serializer=swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteResponse.SerializeToString,
+            ),
+            'ListAssets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssets,
+                    request_deserializer=swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsRequest.FromString,
+                    response_serializer=swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class QuoteService:
             '/swap.quote.v1.QuoteService/LookupQuote',
             swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteRequest.SerializeToString,
             swap_dot_quote_dot_v1_dot_quote__pb2.LookupQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swap.quote.v1.QuoteService/ListAssets',
+            swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsRequest.SerializeToString,
+            swap_dot_quote_dot_v1_dot_quote__pb2.ListAssetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,10 @@ class QuoteServiceStub:
     """Prices a swap of src_amount and stores the quote for its validity window."""
     LookupQuote: _grpc.UnaryUnaryMultiCallable[_quote_pb2.LookupQuoteRequest, _quote_pb2.LookupQuoteResponse]
     """Returns a stored quote by id; NOT_FOUND once it expired or if it was never issued here."""
+    ListAssets: _grpc.UnaryUnaryMultiCallable[_quote_pb2.ListAssetsRequest, _quote_pb2.ListAssetsResponse]
+    """The tokens this service quotes, with their decimals and the side of a swap each can be on. GetQuote
+    refuses a token on a side it cannot be on (INVALID_ARGUMENT, field src.token / dst.token).
+    """
 
 @_typing.type_check_only
 class QuoteServiceAsyncStub(QuoteServiceStub):
@@ -49,6 +53,10 @@ class QuoteServiceAsyncStub(QuoteServiceStub):
     """Prices a swap of src_amount and stores the quote for its validity window."""
     LookupQuote: _aio.UnaryUnaryMultiCallable[_quote_pb2.LookupQuoteRequest, _quote_pb2.LookupQuoteResponse]  # type: ignore[assignment]
     """Returns a stored quote by id; NOT_FOUND once it expired or if it was never issued here."""
+    ListAssets: _aio.UnaryUnaryMultiCallable[_quote_pb2.ListAssetsRequest, _quote_pb2.ListAssetsResponse]  # type: ignore[assignment]
+    """The tokens this service quotes, with their decimals and the side of a swap each can be on. GetQuote
+    refuses a token on a side it cannot be on (INVALID_ARGUMENT, field src.token / dst.token).
+    """
 
 class QuoteServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -66,5 +74,15 @@ class QuoteServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_quote_pb2.LookupQuoteResponse, _abc.Awaitable[_quote_pb2.LookupQuoteResponse]]:
         """Returns a stored quote by id; NOT_FOUND once it expired or if it was never issued here."""
+
+    @_abc_1.abstractmethod
+    def ListAssets(
+        self,
+        request: _quote_pb2.ListAssetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_quote_pb2.ListAssetsResponse, _abc.Awaitable[_quote_pb2.ListAssetsResponse]]:
+        """The tokens this service quotes, with their decimals and the side of a swap each can be on. GetQuote
+        refuses a token on a side it cannot be on (INVALID_ARGUMENT, field src.token / dst.token).
+        """
 
 def add_QuoteServiceServicer_to_server(servicer: QuoteServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

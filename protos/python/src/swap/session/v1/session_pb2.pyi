@@ -274,6 +274,8 @@ class Session(_message.Message):
     SECRET_MODE_FIELD_NUMBER: _builtins.int
     SECRET_DEADLINE_FIELD_NUMBER: _builtins.int
     PENDING_INTENT_FIELD_NUMBER: _builtins.int
+    SRC_CANCELLATION_AT_FIELD_NUMBER: _builtins.int
+    DST_CANCELLATION_AT_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     state: Global___SessionState.ValueType
     src_amount: _builtins.str
@@ -299,6 +301,14 @@ class Session(_message.Message):
     pending_intent: _builtins.str
     """"execute" or "cancel" while the maker's intent is recorded but the swap has not acted on it yet (the
     state moves a moment later: watch the session); empty otherwise.
+    """
+    src_cancellation_at: _builtins.int
+    """The source lock's cancellation time (Lock.cancellation_at: a time of the source chain, unix seconds):
+    from then the source can be refunded to the maker. 0 until the source lock has been seen on chain.
+    """
+    dst_cancellation_at: _builtins.int
+    """The destination lock's cancellation time on the destination chain (unix seconds): from then the
+    resolver's destination lock can be refunded. 0 until the destination lock has been seen on chain.
     """
     @_builtins.property
     def src(self) -> _quote_pb2.Asset: ...
@@ -337,10 +347,12 @@ class Session(_message.Message):
         secret_mode: Global___SecretMode.ValueType = ...,
         secret_deadline: _builtins.int = ...,
         pending_intent: _builtins.str = ...,
+        src_cancellation_at: _builtins.int = ...,
+        dst_cancellation_at: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "error", b"error", "maker_action", b"maker_action", "quote", b"quote", "src", b"src"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "pending_intent", b"pending_intent", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_cancellation_at", b"dst_cancellation_at", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "pending_intent", b"pending_intent", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_cancellation_at", b"src_cancellation_at", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
