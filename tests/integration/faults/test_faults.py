@@ -110,7 +110,11 @@ async def test_chain_rpc_unreachable_for_a_while(
 @pytest.mark.parametrize("depth", [pytest.param(1, marks=SLOW), 3, pytest.param(5, marks=SLOW)])
 @pytest.mark.parametrize(
     "at",
-    [St.SESSION_STATE_SOURCE_LOCKING, St.SESSION_STATE_REVEALING_SECRET],
+    [
+        St.SESSION_STATE_SOURCE_LOCKING,
+        # make test's chaos run reorgs BASE under load, withdrawals included; the matrix case runs in make faults.
+        pytest.param(St.SESSION_STATE_REVEALING_SECRET, marks=SLOW),
+    ],
     ids=["during-source-lock", "during-withdrawal"],
 )
 async def test_reorg_of_the_base_chain(

@@ -108,11 +108,12 @@ async def run(o: Options) -> dict[str, Any]:
         workload.stop()
         await nemesis.stop_and_heal()
         await faults
-        await load
         await workload.finish()
         log.info("chaos: load stopped after %d swaps; draining", len(workload.swaps))
 
         sessions = await checker.drain(stack, o.drain_timeout_s)
+        await workload.close()
+        await load
         after = await asyncio.to_thread(chains.balances, accounts)
         last = await asyncio.to_thread(chains.heads)
         base_txs = await asyncio.to_thread(chains.base_transactions, first["base"] + 1, last["base"])

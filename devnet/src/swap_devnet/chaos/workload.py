@@ -267,6 +267,7 @@ class Workload:
         self._near_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._closed = asyncio.Event()
 
     def _draw(self) -> Swap:
         rng, p = self.rng, self.parties
@@ -293,10 +294,11 @@ class Workload:
         )
 
     async def run(self) -> None:
-        """Starts swaps while fewer than `in_flight` are open, until stop()."""
-        while not self._stopping.is_set():
+        """Starts swaps while fewer than `in_flight` are open, until stop(); then, until close(), goes on
+        following the open ones (a maker in secret mode maker still releases their secret while the run drains)."""
+        while not self._closed.is_set():
             open_swaps = sum(1 for s in self.swaps if not s.ended)
-            if open_swaps < self.in_flight:
+            if open_swaps < self.in_flight and not self._stopping.is_set():
                 swap = self._draw()
                 self.swaps.append(swap)
                 task = asyncio.create_task(self._drive(swap))
@@ -308,12 +310,16 @@ class Workload:
             await asyncio.sleep(0.5)
 
     def stop(self) -> None:
+        """No new swaps from now on."""
         self._stopping.set()
 
     async def finish(self) -> None:
         """Waits for every swap's driver (their maker steps and calls), not for the swaps to end."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._closed.set()
         await self.driver.close()
 
     async def _poll_open(self) -> None:
