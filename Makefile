@@ -72,8 +72,9 @@ down: ## stop this checkout's stack left running by `make run` (normally Ctrl-C 
 faucet: ## test funds on the devnet of `make run`: BASE=0xADDRESS and/or NEAR=name.test.near [NEAR_KEY=ed25519:PUBLIC]
 	$(PY) -m swap_devnet.faucet $(if $(BASE),--base $(BASE),) $(if $(NEAR),--near $(NEAR),) $(if $(NEAR_KEY),--near-public-key $(NEAR_KEY),)
 
-test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet
-	$(PY) -m pytest $(PYTEST_ARGS)
+TEST_WORKERS ?= 2
+test: setup contracts ## the whole test suite: unit, contracts on anvil, services over gRPC, NEAR devnet (TEST_WORKERS=2 in parallel)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 faults: setup contracts ## the fault-injection matrix (crashes, outages, reorgs) and the long safety-kernel property run
 	HYPOTHESIS_PROFILE=faults $(PY) -m pytest tests/unit/session/test_kernel_properties.py -k TestKernel $(PYTEST_ARGS)

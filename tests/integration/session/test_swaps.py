@@ -619,6 +619,7 @@ async def test_an_ended_session_leaves_no_key_without_an_expiry(
             key = full.removeprefix(prefix)
             if key.startswith(live_indexes) or key.split(":", 1)[-1] in ongoing:
                 continue  # a live index, or a session still running (earlier tests' refunds)
-            assert await client.ttl(full) > 0, f"{key} never expires"
+            # -2: the key went between the scan and this read (a lease released, a short-lived key expiring).
+            assert await client.ttl(full) in range(1, 10**9) or await client.exists(full) == 0, f"{key} never expires"
     finally:
         await client.aclose()
