@@ -121,6 +121,11 @@ async def run(o: Options) -> dict[str, Any]:
         near_txs = await asyncio.to_thread(chains.near_transactions, first["near"] + 1, last["near"], signers)
         lock_states = await asyncio.to_thread(_lock_states, chains, sessions)
         violations = checker.check(sessions, before, after, base_txs, near_txs, lock_states, resolvers)
+        if chains.missing_blocks:
+            # Native balances cannot be explained without every block's fees: the run is not a pass.
+            missing = chains.missing_blocks
+            detail = f"{len(missing)} BASE blocks of the run not served by the node (first {missing[0]})"
+            violations.append(checker.Violation("unchecked_blocks", detail))
         return report(o, time.monotonic() - started, workload, nemesis, sessions, violations, stack)
 
 
