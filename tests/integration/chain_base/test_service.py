@@ -17,10 +17,11 @@ from eth_account.messages import encode_typed_data
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.evm import EvmDeployment, increase_time, mine, sha256_hashlock, sign_order
+from swap_devnet.procs import ServiceProcess
 from web3 import Web3
 from web3.types import Nonce, RPCEndpoint, TxParams, Wei
 
-from tests.fixtures.services import BASE_CONFIRMATIONS
+from tests.fixtures.services import BASE_CONFIRMATIONS, chain_base_env
 from tests.integration.chain_streams import EventStream, next_event
 from tests.integration.rich_status import field_violation
 
@@ -441,3 +442,73 @@ async def test_resolver_tx_reorged_out_leaves_no_nonce_gap(
     )
     assert second.lock.state == chain_pb2.LOCK_STATE_ACTIVE
     assert w3.eth.get_transaction_count(resolver) == w3.eth.get_transaction_count(resolver, "pending")
+
+
+def withdrawals_sent(w3: Web3, escrow: str, escrow_id: bytes, first: int, last: int) -> int:
+    """Transactions calling withdraw(escrow_id, ...) on `escrow` in blocks first..last, reverted ones included."""
+    selector = bytes(Web3.keccak(text="withdraw(bytes32,bytes32)")[:4])
+    count = 0
+    for number in range(first, last + 1):
+        for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+            assert not isinstance(tx, bytes)
+            data = bytes(tx["input"])
+            count += tx["to"] == escrow and data[:4] == selector and data[4:36] == escrow_id
+    return count
+
+
+async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
+    base_chain: EvmDeployment, w3: Web3, redis_url: str, redis_prefix: str, tmp_path: Any
+) -> None:
+    """The withdrawal waits in the mempool (no block is mined) when chain-base is killed. Asked again, the
+    restarted service finds the transaction in its send journal (Redis) and waits for it instead of signing a
+    second one: one withdrawal on chain, one nonce used, the receiver paid once."""
+    deployment_file = tmp_path / "evm.json"
+    base_chain.write(deployment_file)
+    env = {
+        **chain_base_env(deployment_file),
+        "CHAIN_BASE_REDIS_URL": redis_url,
+        "CHAIN_BASE_REDIS_PREFIX": redis_prefix,
+    }
+    first_life = ServiceProcess("chain-base-journal", "chain_base.main", env, tmp_path)
+    env["CHAIN_BASE_PORT"] = str(first_life.port)
+    resolver = base_chain.resolver.address
+    secret = os.urandom(32)
+    with first_life:
+        async with first_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            created = await stub.CreateLock(dst_request(base_chain, sha256_hashlock(secret)))
+            escrow_id = bytes.fromhex(created.lock.lock_id.removeprefix("0x"))
+            increase_time(w3, 10)
+            receiver_before = tusd(w3, base_chain, base_chain.receiver.address)
+            first = w3.eth.block_number + 1
+            nonce_before = w3.eth.get_transaction_count(resolver)
+            w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
+            try:
+                request = chain_pb2.WithdrawRequest(lock_id=created.lock.lock_id, secret=secret)
+                with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+                    await stub.Withdraw(request, timeout=1.5)
+                assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert w3.eth.get_transaction_count(resolver, "pending") == nonce_before + 1
+                first_life.kill()
+                with ServiceProcess(
+                    "chain-base-journal-2", "chain_base.main", env, tmp_path, port=first_life.port
+                ) as second:
+                    async with second.channel() as channel2:
+                        retried = asyncio.ensure_future(
+                            chain_pb2_grpc.ChainServiceStub(channel2).Withdraw(request, timeout=60)
+                        )
+                        await asyncio.sleep(2.0)  # it must wait on the pending one, not sign another
+                        assert w3.eth.get_transaction_count(resolver, "pending") == nonce_before + 1
+                        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
+                        for _ in range(200):
+                            if retried.done():
+                                break
+                            mine(w3)
+                            await asyncio.sleep(0.05)
+                        reply = await asyncio.wait_for(retried, 20)
+            finally:
+                w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
+    assert reply.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert w3.eth.get_transaction_count(resolver) == nonce_before + 1
+    assert withdrawals_sent(w3, base_chain.escrow_dst, escrow_id, first, w3.eth.block_number) == 1
+    assert tusd(w3, base_chain, base_chain.receiver.address) == receiver_before + AMOUNT

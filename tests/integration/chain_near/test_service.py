@@ -493,3 +493,47 @@ async def test_a_withdrawal_retried_while_in_flight_is_sent_once(
     await devnet.afast_forward(delta_height=1)
     last = int(devnet.block()["header"]["height"])
     assert withdrawals_sent(devnet, created.lock.lock_id, first, last) == 1
+
+
+async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
+    chain_near_devnet: NearDevnetProcess, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """The withdrawal waits for a block (a stalled chain) when chain-near is killed. Asked again, the restarted
+    service finds the transaction in its send journal (Redis) and waits for it instead of signing a second
+    one: one withdrawal on chain, and the lock is withdrawn."""
+    devnet = chain_near_devnet
+    deployment_file = tmp_path / "near.json"
+    devnet.deployment.write(deployment_file)
+    env = {
+        "CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file),
+        "CHAIN_NEAR_POLL_INTERVAL_S": "0.05",
+        "CHAIN_NEAR_SIGNER_KEYS": "2",
+        "CHAIN_NEAR_REDIS_URL": redis_url,
+        "CHAIN_NEAR_REDIS_PREFIX": redis_prefix,
+    }
+    first_life = ServiceProcess("chain-near-journal", "chain_near.main", env, tmp_path)
+    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    secret = os.urandom(32)
+    with first_life:
+        async with first_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            created = await stub.CreateLock(lock_request(devnet, sha256(secret)))
+            lock_id = created.lock.lock_id
+            await devnet.afast_forward(delta_seconds=10)
+            first = int(devnet.block()["header"]["height"])
+            devnet.stall_blocks(6)
+            request = chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret)
+            with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+                await stub.Withdraw(request, timeout=1.5)
+            assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        first_life.kill()
+    with ServiceProcess("chain-near-journal-2", "chain_near.main", env, tmp_path, port=first_life.port) as second_life:
+        async with second_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            retried = await stub.Withdraw(request, timeout=60)
+    assert retried.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    await devnet.afast_forward(delta_height=1)
+    last = int(devnet.block()["header"]["height"])
+    assert withdrawals_sent(devnet, lock_id, first, last) == 1
+    lock = await devnet.aview(devnet.htlc.account_id, "get_lock", {"lock_id": lock_id})
+    assert lock["state"] == "withdrawn"

@@ -132,7 +132,9 @@ def test_startup_order(model: dict[str, Any]) -> None:
 
     assert needs("deployer") == {"anvil": "service_healthy", "near-devnet": "service_healthy"}
     for name in ("chain-base", "chain-near"):
-        assert needs(name) == {"deployer": "service_completed_successfully"}
+        # Redis holds their send journal (docs/chain-services.md).
+        assert needs(name) == {"redis": "service_healthy", "deployer": "service_completed_successfully"}
+        assert services[name]["environment"][f"{name.replace('-', '_').upper()}_REDIS_URL"] == "redis://redis:6379/0"
     assert needs("quote") == {"redis": "service_healthy", "deployer": "service_completed_successfully"}
     assert needs("session") == {
         "redis": "service_healthy",

@@ -244,6 +244,13 @@ def test_chain_services_answer_only_the_session_service() -> None:
         assert {"gateway", "envoy"} <= allowed, name
 
 
+def test_chain_services_keep_their_send_journal_in_redis() -> None:
+    found = resources()
+    for name in ("chain-base", "chain-near"):
+        prefix = name.replace("-", "_").upper()
+        assert found[("ConfigMap", name)]["data"][f"{prefix}_REDIS_URL"] == "redis://redis:6379/0", name
+
+
 def test_cert_manager_issues_the_secrets_the_workloads_mount() -> None:
     """Optional cert-manager resources: a private CA, and for each identity a Certificate whose Secret has the
     name the workloads mount, the identity as its common name (what <PREFIX>TLS_CLIENTS lists), the Service's

@@ -41,6 +41,16 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
         description="Worst-case seconds from sending a tx to its inclusion, guaranteed by resending "
         "(GetChainInfo.inclusion_bound_s); must exceed tx_resend_after_s.",
     )
+    redis_url: str = Field(
+        "",
+        description="Redis for the send journal: the transactions sent for lock steps until their receipt is known, "
+        "so a restarted service resumes them instead of sending a step twice. Empty keeps them in memory: a step in "
+        "flight when the service stops may then be sent again (the second transaction reverts, costing its gas).",
+    )
+    redis_prefix: str = Field(
+        "swap:",
+        description='Key prefix; journal entries live under "<prefix>chain-base:<chain id>:<resolver>:sent:<step>".',
+    )
     tx_timeout_s: float = Field(300.0, gt=0, description="Seconds to wait for a tx receipt before giving up.")
     priority_fee_gwei: float = Field(0.01, ge=0, description="EIP-1559 tip when the node suggests none.")
     max_fee_multiplier: float = Field(2.0, ge=1, description="maxFee = base fee x this + tip.")

@@ -306,7 +306,7 @@ class Escrows:
             await self._ensure_allowance(params.token, self.dst.address, params.amount)
         value = params.safety_deposit + (params.amount if native else 0)
         fn = self.dst.functions.createDstEscrow(params.as_tuple())
-        await self._send(fn, value, "create lock")
+        await self._send(fn, value, "create lock", step=f"{escrow_id.hex()}:create")
         return escrow_id, True
 
     async def create_src(self, order: SrcOrder, signature: bytes, dry_run: bool = False) -> tuple[bytes, bool]:
@@ -325,7 +325,7 @@ class Escrows:
         if await self.read(escrow_id) is not None:
             return escrow_id, False
         fn = self.src.functions.createSrcEscrow(order.as_tuple(), signature)
-        await self._send(fn, order.safety_deposit, "create lock")
+        await self._send(fn, order.safety_deposit, "create lock", step=f"{escrow_id.hex()}:create")
         return escrow_id, True
 
     async def withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
@@ -346,7 +346,7 @@ class Escrows:
             if own
             else contract.functions.publicWithdraw(escrow_id, secret)
         )
-        return tx_ref(await self._send(fn, 0, "withdraw"))
+        return tx_ref(await self._send(fn, 0, "withdraw", step=f"{escrow_id.hex()}:withdraw"))
 
     async def cancel(self, escrow_id: bytes) -> TxRef | None:
         """Cancels (funds back to the depositor); None when it was cancelled already. A cancellation of the
@@ -360,7 +360,7 @@ class Escrows:
         contract = self._contract(escrow)
         own = escrow.operator == self.resolver
         fn = contract.functions.cancel(escrow_id) if own else contract.functions.publicCancel(escrow_id)
-        return tx_ref(await self._send(fn, 0, "cancel"))
+        return tx_ref(await self._send(fn, 0, "cancel", step=f"{escrow_id.hex()}:cancel"))
 
     async def _active_or_done(self, escrow_id: bytes, done: State) -> Escrow:
         escrow = await self.read(escrow_id)
@@ -389,7 +389,13 @@ class Escrows:
             log.info("approving escrow for resolver token", extra={"token": token})
             await self._send(erc20.functions.approve(spender, MAX_UINT256), 0, "approve")
 
-    async def _send(self, fn: AsyncContractFunction, value: int, action: str) -> TxReceipt:
+    async def _send(self, fn: AsyncContractFunction, value: int, action: str, step: str | None = None) -> TxReceipt:
+        """Sends a call; with a `step`, a transaction sent for it before (by a process that stopped, or a call that
+        timed out) is resumed instead, and nothing is simulated: the chain may be about to run it."""
+        if step is not None and (resumed := await self._sender.resume(step)) is not None:
+            for entry in resumed["logs"]:
+                self.learn(entry)
+            return resumed
         call: TxParams = {"from": self.resolver, "value": Wei(value)}
         try:
             gas = await self._rpc.call("estimate_gas", lambda: fn.estimate_gas(call))
@@ -399,7 +405,7 @@ class Escrows:
             raise FailedPrecondition(f"{action} would revert: {exc.message}", reason="REVERTED") from None
         data = fn._encode_transaction_data()
         tx: TxParams = {"to": fn.address, "data": data, "value": Wei(value), "gas": int(gas * _GAS_HEADROOM)}
-        receipt = await self._sender.send(tx)
+        receipt = await self._sender.send(tx, step)
         for entry in receipt["logs"]:
             self.learn(entry)
         return receipt

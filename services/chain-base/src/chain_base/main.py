@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from eth_account import Account
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.journal import open_journal
 from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
 from swap_runtime.server import GrpcService
@@ -32,14 +34,18 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
     if chain_id != settings.chain_id:
         await rpc.close()
         raise RuntimeError(f"RPC {settings.rpc_url} serves chain {chain_id}, expected {settings.chain_id}")
+    key = settings.resolver_private_key()
+    resolver = Account.from_key(key).address
+    journal = open_journal(settings.redis_url, f"{settings.redis_prefix}chain-base:{chain_id}:{resolver}:sent")
     sender = TxSender(
         rpc,
-        settings.resolver_private_key(),
+        key,
         chain_id,
         FeePolicy(int(settings.priority_fee_gwei * 10**9), settings.max_fee_multiplier),
         poll_interval_s=settings.poll_interval_s,
         resend_after_s=settings.tx_resend_after_s,
         timeout_s=settings.tx_timeout_s,
+        journal=journal,
     )
     escrows = Escrows(rpc, sender, settings.escrow_src, settings.escrow_dst, settings.start_block)
     watcher = EventWatcher(
@@ -60,6 +66,7 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
     for token in liquidity.tokens:  # a wrong address would otherwise only show as failed reads
         if token != NATIVE and not await escrows.has_code(token):
             await rpc.close()
+            await journal.close()
             raise RuntimeError(f"CHAIN_BASE_TOKENS / CHAIN_BASE_MIN_LIQUIDITY: no contract at {token}")
 
     async def rpc_answers() -> bool:
@@ -77,7 +84,7 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
         metrics_port=settings.metrics_port,
         tls=tls,
         allowed_callers=settings.allowed_callers(),
-        closers=[rpc.close],
+        closers=[rpc.close, journal.close],
         checks=[rpc_answers],
     )
 

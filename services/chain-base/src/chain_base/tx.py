@@ -3,6 +3,11 @@
 Nonces are assigned under a lock so any number of concurrent requests land without a gap or a
 collision. A transaction that vanishes from the node (dropped from the mempool) is signed again with
 the same nonce and a higher fee, so later nonces never wait on a hole.
+
+A send for a lock step is written to the send journal before it is broadcast (swap_runtime.journal),
+with its nonce and every hash signed for it: asked for the step again, by a retry or after a restart, the
+sender waits on that nonce (signing it again if the node dropped it) and signs a new transaction only
+when the nonce went to another one and none of the step's hashes has a receipt.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from functools import partial
 from typing import Any
 
 from eth_account import Account
+from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from swap_runtime.errors import FailedPrecondition, Unavailable
+from swap_runtime.journal import MemoryJournal, SendJournal, settle
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt, Wei
 
@@ -44,6 +51,7 @@ class TxSender:
         poll_interval_s: float,
         resend_after_s: float,
         timeout_s: float,
+        journal: SendJournal | None = None,
     ) -> None:
         self._rpc = rpc
         self.account: LocalAccount = Account.from_key(key)
@@ -54,6 +62,7 @@ class TxSender:
         self._timeout = timeout_s
         self._nonce_lock = asyncio.Lock()
         self._next_nonce: int | None = None
+        self._journal: SendJournal = journal if journal is not None else MemoryJournal()
 
     @property
     def address(self) -> str:
@@ -76,7 +85,7 @@ class TxSender:
             "get_transaction_count", lambda: w3.eth.get_transaction_count(self.account.address, "pending")
         )
 
-    async def _sign_and_send(self, tx: TxParams, nonce: int, bump: int) -> HexBytes:
+    async def _sign(self, tx: TxParams, nonce: int, bump: int) -> SignedTransaction:
         max_fee, tip = await self._fees_now(bump)
         full: dict[str, Any] = {
             **tx,
@@ -87,19 +96,40 @@ class TxSender:
             "maxPriorityFeePerGas": tip,
             "type": 2,
         }
-        signed = self.account.sign_transaction(full)
+        return self.account.sign_transaction(full)
+
+    async def _broadcast(self, signed: SignedTransaction) -> HexBytes:
         w3 = self._rpc.w3
         return await self._rpc.call("send_raw_transaction", lambda: w3.eth.send_raw_transaction(signed.raw_transaction))
 
-    async def send(self, tx: TxParams) -> TxReceipt:
-        """Sends `tx` (to, data, value, gas) from the resolver and waits for its receipt."""
+    async def _journal_put(self, step: str | None, tx: TxParams, nonce: int, hashes: list[HexBytes]) -> None:
+        if step is not None:
+            entry = {"tx": dict(tx), "nonce": nonce, "hashes": [h.to_0x_hex() for h in hashes]}
+            await self._journal.put(step, entry)
+
+    async def resume(self, step: str) -> TxReceipt | None:
+        """The receipt of the transaction already sent for `step`, waiting for it while its nonce is open; None
+        when nothing was sent for the step or what was sent can never execute."""
+        entry = await self._journal.get(step)
+        if entry is None:
+            return None
+        return await settle(self._journal, step, self._resume(entry, step))
+
+    async def send(self, tx: TxParams, step: str | None = None) -> TxReceipt:
+        """Sends `tx` (to, data, value, gas) from the resolver and waits for its receipt. With a `step` (one per
+        lock step) the transaction is journaled until its receipt is known; call `resume` first."""
+        return await settle(self._journal, step, self._send_new(tx, step))
+
+    async def _send_new(self, tx: TxParams, step: str | None) -> TxReceipt:
         async with self._nonce_lock:
             for _ in range(3):
                 if self._next_nonce is None:
                     self._next_nonce = await self._sync_nonce()
                 nonce = self._next_nonce
+                signed = await self._sign(tx, nonce, bump=0)
+                await self._journal_put(step, tx, nonce, [signed.hash])
                 try:
-                    tx_hash = await self._sign_and_send(tx, nonce, bump=0)
+                    tx_hash = await self._broadcast(signed)
                 except Web3RPCError as exc:
                     if any(marker in str(exc).lower() for marker in _NONCE_ERRORS):
                         log.warning("nonce out of step, resyncing", extra={"nonce": nonce, "error": str(exc)})
@@ -111,31 +141,59 @@ class TxSender:
             else:
                 raise Unavailable("could not agree a nonce with the node", reason="NONCE_UNSYNCED")
         log.info("tx sent", extra={"tx_hash": tx_hash.to_0x_hex(), "nonce": nonce})
-        return await self._wait(tx, tx_hash, nonce)
+        return await self._wait(tx, [tx_hash], nonce, step)
 
-    async def _wait(self, tx: TxParams, tx_hash: HexBytes, nonce: int) -> TxReceipt:
+    async def _resume(self, entry: dict[str, Any], step: str) -> TxReceipt | None:
+        """The receipt of a journaled step, waiting for it if its nonce is still open; None when the nonce
+        went to another transaction (the step's never executes)."""
+        tx: TxParams = entry["tx"]
+        nonce = int(entry["nonce"])
+        hashes = [HexBytes(h) for h in entry["hashes"]]
         w3 = self._rpc.w3
-        hashes = [tx_hash]
+        address = self.account.address
+        # The count first: a receipt that appears after it is still found below.
+        mined = await self._rpc.call("get_transaction_count", lambda: w3.eth.get_transaction_count(address))
+        receipt = await self._receipt(hashes)
+        if receipt is not None:
+            return receipt
+        if mined > nonce:
+            return None
+        log.warning("resuming a transaction sent before", extra={"nonce": nonce, "tx_hash": hashes[-1].to_0x_hex()})
+        return await self._wait(tx, hashes, nonce, step)
+
+    async def _receipt(self, hashes: list[HexBytes]) -> TxReceipt | None:
+        w3 = self._rpc.w3
+        for h in hashes:
+            try:
+                receipt = await self._rpc.call("get_receipt", partial(w3.eth.get_transaction_receipt, h))
+            except TransactionNotFound:
+                continue
+            if receipt["status"] != 1:
+                raise FailedPrecondition(f"transaction {h.to_0x_hex()} reverted on chain", reason="TX_REVERTED")
+            return receipt
+        return None
+
+    async def _wait(self, tx: TxParams, hashes: list[HexBytes], nonce: int, step: str | None = None) -> TxReceipt:
+        hashes = list(hashes)
         started = last_sent = time.monotonic()
         bump = 0
         while True:
-            for h in hashes:
-                try:
-                    receipt = await self._rpc.call("get_receipt", partial(w3.eth.get_transaction_receipt, h))
-                except TransactionNotFound:
-                    continue
-                if receipt["status"] != 1:
-                    raise FailedPrecondition(f"transaction {h.to_0x_hex()} reverted on chain", reason="TX_REVERTED")
+            receipt = await self._receipt(hashes)
+            if receipt is not None:
                 return receipt
             now = time.monotonic()
             if now - started > self._timeout:
-                raise Unavailable(f"no receipt for {tx_hash.to_0x_hex()} in {self._timeout:.0f}s", reason="TX_TIMEOUT")
+                waited = f"{self._timeout:.0f}s"
+                raise Unavailable(f"no receipt for {hashes[0].to_0x_hex()} in {waited}", reason="TX_TIMEOUT")
             if now - last_sent > self._resend_after:
                 if not await self._known(hashes[-1]):
                     bump += 1
                     log.warning("tx dropped, signing again", extra={"nonce": nonce, "bump": bump})
+                    signed = await self._sign(tx, nonce, bump)
+                    hashes.append(signed.hash)
+                    await self._journal_put(step, tx, nonce, hashes)
                     try:
-                        hashes.append(await self._sign_and_send(tx, nonce, bump))
+                        await self._broadcast(signed)
                     except Web3RPCError as exc:
                         # "nonce too low": one of our versions was mined meanwhile; the loop finds its receipt.
                         log.info("resend refused", extra={"nonce": nonce, "error": str(exc)})
@@ -159,7 +217,7 @@ class TxSender:
                 log.warning("filling a nonce gap", extra={"nonce": missing})
                 filler: TxParams = {"to": address, "value": Wei(0), "gas": 21_000}
                 try:
-                    await self._sign_and_send(filler, missing, bump=1)
+                    await self._broadcast(await self._sign(filler, missing, bump=1))
                 except Web3RPCError as exc:
                     log.info("gap filler refused", extra={"nonce": missing, "error": str(exc)})
             self._next_nonce = max(self._next_nonce or 0, nonce + 1)

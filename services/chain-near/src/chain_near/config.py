@@ -47,6 +47,15 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
         description="Worst-case seconds from sending a transaction to its inclusion in a block "
         "(GetChainInfo.inclusion_bound_s); must exceed poll_interval_s.",
     )
+    redis_url: str = Field(
+        "",
+        description="Redis for the send journal: the transactions sent for lock steps until their outcome is known, "
+        "so a restarted service resumes them instead of sending a step twice. Empty keeps them in memory: a step in "
+        "flight when the service stops may then be sent again (the second one fails on chain, costing its fee).",
+    )
+    redis_prefix: str = Field(
+        "swap:", description='Key prefix; journal entries live under "<prefix>chain-near:<resolver>:sent:<step>".'
+    )
     tx_timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for a transaction's outcome.")
     rpc_timeout_s: float = Field(30.0, gt=0, description="Seconds one JSON-RPC request may take.")
     rpc_attempts: int = Field(5, ge=1, description="Tries per RPC call on transport faults.")

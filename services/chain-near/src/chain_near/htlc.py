@@ -326,9 +326,10 @@ class Htlc:
                         request.amount + request.safety_deposit,
                     )
                 ],
+                step=f"{lock_id}:create",
             )
         else:
-            outcome = await self._create_ft(request)
+            outcome = await self._create_ft(lock_id, request)
         failure = outcome.failure
         if failure is not None:
             error = to_domain_error(failure, "create lock")
@@ -368,7 +369,7 @@ class Htlc:
         }
         return MakerCall(lock_id, request.token, "ft_transfer_call", args, _ONE_YOCTO, self._gas.ft_call)
 
-    async def _create_ft(self, request: LockRequest) -> Outcome:
+    async def _create_ft(self, lock_id: str, request: LockRequest) -> Outcome:
         await self._ensure_registered(request.token, self.contract)
         await self._ensure_registered(request.token, request.beneficiary)
         async with self._prepaid(request.safety_deposit):
@@ -385,6 +386,7 @@ class Htlc:
                         _ONE_YOCTO,
                     )
                 ],
+                step=f"{lock_id}:create",
             )
 
     @contextlib.asynccontextmanager
@@ -447,7 +449,9 @@ class Htlc:
         if lock.state is State.WITHDRAWN:
             return None
         args = {"lock_id": lock_id, "secret": secret.hex()}
-        outcome = await self._sender.send(self.contract, [_function_call("withdraw", args, self._gas.call, 0)])
+        outcome = await self._sender.send(
+            self.contract, [_function_call("withdraw", args, self._gas.call, 0)], step=f"{lock_id}:withdraw"
+        )
         return await self._closed(lock_id, WITHDRAWN, outcome, "withdraw", hide=secret)
 
     async def refund(self, lock_id: str) -> TxRef | None:
@@ -460,7 +464,9 @@ class Htlc:
         if lock.state is State.REFUNDED:
             return None
         args = {"lock_id": lock_id}
-        outcome = await self._sender.send(self.contract, [_function_call("refund", args, self._gas.call, 0)])
+        outcome = await self._sender.send(
+            self.contract, [_function_call("refund", args, self._gas.call, 0)], step=f"{lock_id}:refund"
+        )
         return await self._closed(lock_id, REFUNDED, outcome, "refund")
 
     async def _closed(self, lock_id: str, kind: str, outcome: Outcome, action: str, hide: bytes | None = None) -> TxRef:

@@ -7,6 +7,7 @@ import logging
 
 from loguru import logger as loguru_logger
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap_runtime.journal import open_journal
 from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
 from swap_runtime.server import GrpcService
@@ -30,6 +31,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
     tls = settings.transport()
     rpc = Rpc(settings.rpc_url, attempts=settings.rpc_attempts, timeout_s=settings.rpc_timeout_s)
     await rpc.start()
+    journal = open_journal(settings.redis_url, f"{settings.redis_prefix}chain-near:{settings.resolver_account}:sent")
     try:
         status = await rpc.status()
         network_id = str(status["chain_id"])
@@ -41,6 +43,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
             derive_seeds(settings.resolver_secret_key(), settings.signer_keys),
             tx_timeout_s=settings.tx_timeout_s,
             poll_interval_s=settings.poll_interval_s,
+            journal=journal,
         )
         await sender.ensure_keys()
         htlc = Htlc(
@@ -58,6 +61,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
                 raise RuntimeError(f"CHAIN_NEAR_TOKENS / CHAIN_NEAR_MIN_LIQUIDITY: {token} is not a NEP-141 token")
     except BaseException:
         await rpc.close()
+        await journal.close()
         raise
     watcher = EventWatcher(htlc, settings.poll_interval_s, settings.event_batch)
     servicer = ChainNearServicer(htlc, watcher, network_id, settings.inclusion_bound_s)
@@ -82,7 +86,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         metrics_port=settings.metrics_port,
         tls=tls,
         allowed_callers=settings.allowed_callers(),
-        closers=[rpc.close],
+        closers=[rpc.close, journal.close],
         checks=[rpc_answers],
     )
 

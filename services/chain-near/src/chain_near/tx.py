@@ -8,6 +8,11 @@ the resolver's key, so they are the same after every restart, and added to the a
 
 A transport fault during a send re-submits the same signed bytes (same hash, so the chain executes it
 at most once) and, if the node has moved past its nonce meanwhile, looks the transaction up by hash.
+
+A send for a lock step is written to the send journal before it is broadcast (swap_runtime.journal): asked
+for the step again, by a retry or after a restart, the sender resumes that transaction (looked up, then
+submitted again as the same bytes) and signs a new one only when the old one can never execute: refused for
+its nonce without having landed, expired, or refused outright.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from py_near import transactions
 from py_near.exceptions.provider import Expired, InvalidNonce, JsonProviderError
 from py_near.models import Action
 from swap_runtime.errors import FailedPrecondition, Unavailable
+from swap_runtime.journal import MemoryJournal, SendJournal, settle
 
 from chain_near.rpc import Rpc, error_cause
 
@@ -155,6 +161,7 @@ class TxSender:
         tx_timeout_s: float,
         poll_interval_s: float,
         block_hash_ttl_s: float = 10.0,
+        journal: SendJournal | None = None,
     ) -> None:
         if not seeds:
             raise ValueError("at least one signing key is required")
@@ -168,6 +175,7 @@ class TxSender:
         self._poll = poll_interval_s
         self._hash_ttl = block_hash_ttl_s
         self._block_hash: tuple[bytes, float] | None = None
+        self._journal: SendJournal = journal if journal is not None else MemoryJournal()
 
     @property
     def key_count(self) -> int:
@@ -194,13 +202,35 @@ class TxSender:
     async def _present_keys(self) -> set[str]:
         return {str(k["public_key"]) for k in await self._rpc.access_keys(self.account_id)}
 
-    async def send(self, receiver_id: str, actions: list[Action]) -> Outcome:
-        """Signs and submits `actions` to `receiver_id` with a free key; returns once executed."""
+    async def send(self, receiver_id: str, actions: list[Action], step: str | None = None) -> Outcome:
+        """Signs and submits `actions` to `receiver_id` with a free key; returns once executed. With a `step`
+        (one per lock step), a transaction already sent for it is resumed instead of signing another."""
+        if step is not None and (entry := await self._journal.get(step)) is not None:
+            resumed = await settle(self._journal, step, self._resume(entry))
+            if resumed is not None:
+                return resumed
         signer = await self._free.get()
         try:
-            return await self._send_with(signer, receiver_id, actions)
+            return await settle(self._journal, step, self._send_with(signer, receiver_id, actions, step))
         finally:
             self._free.put_nowait(signer)
+
+    async def _resume(self, entry: dict[str, Any]) -> Outcome | None:
+        """The outcome of a journaled transaction, submitting it again if the node does not know it; None
+        when it can never execute."""
+        tx_hash = str(entry["tx_hash"])
+        log.warning("resuming a transaction sent before", extra={"tx_hash": tx_hash})
+        landed = await self._rpc.tx_status(tx_hash, self.account_id)
+        if landed is not None:
+            return Outcome.parse(landed)
+        try:
+            result = await self._submit(str(entry["signed"]), tx_hash)
+        except InvalidNonce:  # its nonce is used: by itself (landed meanwhile) or by another transaction
+            landed = await self._rpc.tx_status(tx_hash, self.account_id)
+            return None if landed is None else Outcome.parse(landed)
+        except (Expired, FailedPrecondition):
+            return None
+        return Outcome.parse(result)
 
     async def _recent_block_hash(self, refresh: bool = False) -> bytes:
         now = time.monotonic()
@@ -209,7 +239,9 @@ class TxSender:
             self._block_hash = (base58.b58decode(header["hash"]), now)
         return self._block_hash[0]
 
-    async def _send_with(self, signer: _Signer, receiver_id: str, actions: list[Action]) -> Outcome:
+    async def _send_with(
+        self, signer: _Signer, receiver_id: str, actions: list[Action], step: str | None = None
+    ) -> Outcome:
         refresh = False
         for _ in range(_SEND_TRIES):
             if signer.nonce is None:
@@ -219,6 +251,8 @@ class TxSender:
             args = (self.account_id, signer.secret, receiver_id, nonce, actions, block_hash)
             signed = transactions.sign_and_serialize_transaction(*args)
             tx_hash = transactions.calc_trx_hash(*args)
+            if step is not None:
+                await self._journal.put(step, {"tx_hash": tx_hash, "signed": signed, "nonce": nonce})
             try:
                 result = await self._submit(signed, tx_hash)
             except InvalidNonce:
