@@ -25,6 +25,7 @@ from gateway import schemas
 from gateway.backends import Backends
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError, from_http_status, from_rpc_error, from_validation_errors, invalid_request
+from gateway.fanout import Hub
 from gateway.metrics import Metrics
 from gateway.middleware import (
     API_KEY,
@@ -50,17 +51,22 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def create_app(settings: GatewaySettings) -> FastAPI:
     metrics = Metrics()
     holder: dict[str, Backends] = {}
+    hubs: dict[str, Hub] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backends = Backends(settings)
+        hub = Hub(backends.sessions, metrics)
         holder["backends"] = backends
+        hubs["ws"] = hub
         app.state.backends = backends
         try:
             yield
         finally:
             holder.clear()
+            hubs.clear()
             app.state.backends = None
+            await hub.close()
             await backends.close()
 
     app = FastAPI(
@@ -158,11 +164,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.websocket("/ws")
     async def websocket(ws: WebSocket) -> None:
-        backends = holder.get("backends")
-        if backends is None:
+        backends, hub = holder.get("backends"), hubs.get("ws")
+        if backends is None or hub is None:
             await ws.close(code=1013)
             return
-        await Connection(ws, backends, metrics).run()
+        await Connection(ws, backends, hub, metrics).run()
 
     @app.get(
         "/health",

@@ -102,6 +102,12 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
         20.0, gt=0, description="Seconds between WebSocket pings; a peer silent as long is closed."
     )
     ws_max_subscriptions: int = Field(50, ge=1, description="Sessions one WebSocket connection may watch at once.")
+    ws_queue_messages: int = Field(
+        256,
+        ge=1,
+        description="Messages a WebSocket connection may have waiting to be sent; a client that lets more pile "
+        "up (it does not read) is closed with code 1013, SLOW_CONSUMER, and never slows the others.",
+    )
 
     def page_chains(self) -> dict[str, Any]:
         """The page's chains ({} when none are configured, and the page then offers service mode only)."""

@@ -30,6 +30,16 @@ class Metrics:
         self.ws_subscriptions = Gauge(
             "gateway_ws_subscriptions", "Sessions watched over WebSocket connections.", registry=self.registry
         )
+        self.ws_upstreams = Gauge(
+            "gateway_ws_upstreams",
+            "WatchSession streams read for WebSocket subscribers (one per watched session, shared by its subscribers).",
+            registry=self.registry,
+        )
+        self.ws_dropped = Counter(
+            "gateway_ws_slow_consumers_dropped",
+            "WebSocket connections closed because the client did not read its messages in time (1013).",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = {"method": method, "route": route, "status": str(status)}
