@@ -144,12 +144,15 @@ async def test_native_lock_watch_withdraw(
     assert wrong_secret.hex() not in (wrong.value.details() or "")
     assert secret.hex() not in (wrong.value.details() or "")
 
+    # A call the HTLC would refuse in the latest block is refused without sending a transaction (no gas spent).
+    resolver_before_early = await devnet.abalance(resolver)
     with pytest.raises(grpc.aio.AioRpcError) as early:
         await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock.lock_id, secret=secret))
     assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(early.value) == "WINDOW_NOT_OPEN"
     assert "not opened" in (early.value.details() or "")
     assert secret.hex() not in (early.value.details() or "")
+    assert await devnet.abalance(resolver) == resolver_before_early
 
     receiver_before = await devnet.abalance(receiver)
     await devnet.afast_forward(delta_seconds=10)
@@ -218,10 +221,13 @@ async def test_refund_after_timeout(chain_near: Stub, chain_near_devnet: NearDev
     created = await chain_near.CreateLock(lock_request(devnet, sha256(os.urandom(32)), token=token, amount=amount))
     lock_id = created.lock.lock_id
 
+    native_before_early = await devnet.abalance(resolver)
     with pytest.raises(grpc.aio.AioRpcError) as early:
         await chain_near.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
     assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(early.value) == "WINDOW_NOT_OPEN"
     assert "not opened" in (early.value.details() or "")
+    assert await devnet.abalance(resolver) == native_before_early  # refused before sending: no gas burnt
 
     await devnet.afast_forward(delta_seconds=100)
     native_before = await devnet.abalance(resolver)

@@ -448,6 +448,7 @@ class Htlc:
             raise InvalidArgument("secret", "does not match the lock's hashlock")
         if lock.state is State.WITHDRAWN:
             return None
+        await self._in_window(lock, "withdraw", hide=secret)
         args = {"lock_id": lock_id, "secret": secret.hex()}
         outcome = await self._sender.send(
             self.contract, [_function_call("withdraw", args, self._gas.call, 0)], step=f"{lock_id}:withdraw"
@@ -463,11 +464,21 @@ class Htlc:
         lock = await self._active_or_done(lock_id, State.REFUNDED)
         if lock.state is State.REFUNDED:
             return None
+        await self._in_window(lock, "refund")
         args = {"lock_id": lock_id}
         outcome = await self._sender.send(
             self.contract, [_function_call("refund", args, self._gas.call, 0)], step=f"{lock_id}:refund"
         )
         return await self._closed(lock_id, REFUNDED, outcome, "refund")
+
+    async def _in_window(self, lock: Lock, action: str, hide: bytes | None = None) -> None:
+        """Refuses, without sending, a call the HTLC would refuse in the latest block: the transaction lands in
+        that block or a later one, whose time is no earlier, so a window still closed now costs a failed
+        transaction. (A withdrawal may still find its window closed by the time it lands.)"""
+        _, now_ns = await self.head()
+        panic = lock.window_panic(action, self.resolver, now_ns)
+        if panic is not None:
+            raise to_domain_error(panic, action, hide=hide)
 
     async def _closed(self, lock_id: str, kind: str, outcome: Outcome, action: str, hide: bytes | None = None) -> TxRef:
         if outcome.value is False:  # on_payout's answer: the payout failed and the lock is active again

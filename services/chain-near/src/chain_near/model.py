@@ -106,6 +106,26 @@ class Lock:
         """Unix second in which a window `offset_ns` after the lock opens."""
         return (self.locked_at + offset_ns) // NS_PER_S
 
+    def window_panic(self, action: str, caller: str, now_ns: int) -> str | None:
+        """The panic the HTLC raises for `caller`'s "withdraw" or "refund" in a block of time `now_ns`
+        (docs/near-htlc.md, "Window panics"); None when the call is in its window."""
+        t = self.timelocks
+        if action == "withdraw":
+            private, public, closes = t.withdrawal, t.public_withdrawal, t.cancellation
+            if now_ns >= self.locked_at + closes:
+                return f"too late: closed at {self.locked_at + closes}"
+        else:
+            private, public = t.cancellation, t.public_cancellation
+        private_opens, public_opens = self.locked_at + private, self.locked_at + public
+        if caller == self.operator:
+            return f"too early: opens at {private_opens}" if now_ns < private_opens else None
+        if now_ns >= public_opens:
+            return None
+        if now_ns >= private_opens:
+            verb = "withdraw" if action == "withdraw" else "refund"
+            return f"only the operator can {verb} until {public_opens}"
+        return f"too early: opens at {public_opens}"
+
 
 @dataclass(frozen=True)
 class LockView:
