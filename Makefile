@@ -49,9 +49,10 @@ web-bundle-check: node_modules/.installed ## fail when the committed near-api-js
 abi-check: contracts ## fail when the ABIs chain-base ships differ from the compiled contracts
 	$(PY) scripts/export_abis.py --check
 
-contracts: node_modules/.installed .venv/.synced ## compile the Solidity contracts into contracts/build; export ABIs
+contracts: node_modules/.installed .venv/.synced ## compile the Solidity contracts into contracts/build; export ABIs; build the NEAR wasm contracts (checked against contracts/near/artifacts.sha256)
 	node contracts/compile.mjs
 	$(PY) scripts/export_abis.py
+	scripts/build_near_contracts.sh
 
 lint: setup proto-check abi-check web-bundle-check ## ruff, ruff format, mypy --strict, buf lint, stale stubs / ABIs / env example / page bundle
 	$(PY) scripts/gen_env_example.py --check
