@@ -31,6 +31,7 @@ _MEANING: list[tuple[str, str | None, str, str]] = [
     ("invalid beneficiary", "terms.beneficiary", "INVALID_BENEFICIARY", "is not a valid account id"),
     ("token not accepted", "terms.token", "TOKEN_NOT_ACCEPTED", "the HTLC does not accept this token"),
     ("amount must be positive", "terms.amount", "INVALID_AMOUNT", "must be greater than zero"),
+    ("below the minimum lock amount", "terms.amount", "INVALID_AMOUNT", "is below the HTLC's minimum lock amount"),
     ("insufficient native balance", None, "INSUFFICIENT_BALANCE", "the prepaid safety deposit is too low"),
     ("enough balance", None, "INSUFFICIENT_BALANCE", "the resolver's token balance is too low"),
     ("is not registered", None, "TOKEN_NOT_REGISTERED", "an account is not registered with the token"),
