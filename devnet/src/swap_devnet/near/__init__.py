@@ -1,4 +1,5 @@
-"""A local NEAR JSON-RPC devnet speaking nearcore's protocol, with the swap's contracts as Python models.
+"""A local NEAR JSON-RPC devnet speaking nearcore's protocol: it runs wasm contracts (with wasmtime) and the
+swap's contracts as Python models.
 
 `python -m swap_devnet.near serve` runs it; `NearDevnetProcess` (a child process) and `ThreadedDevnet`
 (a background thread) run it from Python; `DevnetServer` plus `bootstrap` run it in the current event loop.

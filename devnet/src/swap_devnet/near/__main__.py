@@ -38,6 +38,7 @@ async def _serve(args: argparse.Namespace) -> int:
         root_key=role_key(args.seed, args.root),
         block_interval=args.block_interval,
         block_time=args.block_time,
+        enforce_storage_staking=not args.no_storage_staking,
     )
     server = DevnetServer(Chain(config), host=args.host, port=args.port, wait_timeout=args.wait_timeout)
     stop = asyncio.Event()
@@ -82,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument(
         "--wait-timeout", type=float, default=10.0, help="seconds broadcast_tx_commit waits before TIMEOUT_ERROR"
+    )
+    serve.add_argument(
+        "--no-storage-staking",
+        action="store_true",
+        help="let accounts store more than their balance stakes (nearcore fails such receipts: LackBalanceForState)",
     )
     serve.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
     serve.add_argument("--log-level", default="INFO")

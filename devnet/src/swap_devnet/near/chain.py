@@ -45,6 +45,7 @@ from swap_devnet.near.runtime import (
     derive_id,
     permission_problem,
     receipt_gas_budget,
+    storage_stake_shortfall,
     total_deposit,
 )
 from swap_devnet.near.state import (
@@ -106,6 +107,10 @@ class ChainConfig:
     gas_price: int = fees.GAS_PRICE
     final_lag: int = 2
     nonce_gap_wait: float = 0.5
+    # nearcore's storage staking: an account must keep 10^19 yoctoNEAR per byte it stores (accounts of at most
+    # 770 bytes excepted). A transaction that would leave its signer short is rejected (LackBalanceForState),
+    # and so fails a receipt that leaves an account it wrote short.
+    enforce_storage_staking: bool = True
 
 
 @dataclass
@@ -322,6 +327,10 @@ class Chain:
             raise InvalidTransaction(
                 {"NotEnoughBalance": {"signer_id": tx.signer_id, "balance": str(signer.amount), "cost": str(cost)}}
             )
+        if self.config.enforce_storage_staking:
+            shortfall = storage_stake_shortfall(replace(signer, amount=signer.amount - cost))
+            if shortfall:
+                raise InvalidTransaction({"LackBalanceForState": {"signer_id": tx.signer_id, "amount": str(shortfall)}})
         permission = key.permission
         if permission is not None:
             if permission.allowance is not None and permission.allowance < gas_cost:
@@ -616,6 +625,7 @@ class Chain:
             inputs,
             registrar_id=self.config.root_account_id,
             gas_price=self.config.gas_price,
+            enforce_storage_staking=self.config.enforce_storage_staking,
         )
         outcome = result.outcome
         if "Failure" not in outcome.status:

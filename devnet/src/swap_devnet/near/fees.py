@@ -1,6 +1,8 @@
 """Gas and its price. The action fees are nearcore's mainnet runtime fees, so outcomes burn familiar amounts
 (a plain transfer burns 223182562500 gas at conversion and again at execution); contract execution is
-approximated with a fixed cost per call plus nearcore's host-function costs for storage and logs."""
+approximated with a fixed cost per call plus nearcore's host-function costs for storage and logs. Wasm
+contracts also pay nearcore's `wasm_regular_op_cost` per executed instruction and the remaining host-function
+costs (`ExtCosts`: memory and register traffic, UTF-8 decoding, hashing) from nearcore's parameter table."""
 
 from __future__ import annotations
 
@@ -66,6 +68,38 @@ LOG_BYTE = 13_198_791
 SHA256_BASE = 4_540_970_250
 SHA256_BYTE = 24_117_351
 PROMISE_RETURN = 560_152_386
+
+# The rest of nearcore's ExtCosts (core/parameters/res/runtime_configs/parameters.snap), charged by the wasm
+# executor only: the models keep the flat CONTRACT_EXECUTION_BASE above.
+REGULAR_OP_COST = 822_756  # `wasm_regular_op_cost`: gas per executed wasm instruction (one wasmtime fuel unit)
+WASM_BASE = 264_768_111  # `base`: every host-function call
+READ_MEMORY_BASE = 2_609_863_200
+READ_MEMORY_BYTE = 3_801_333
+WRITE_MEMORY_BASE = 2_803_794_861
+WRITE_MEMORY_BYTE = 2_723_772
+READ_REGISTER_BASE = 2_517_165_186
+READ_REGISTER_BYTE = 98_562
+WRITE_REGISTER_BASE = 2_865_522_486
+WRITE_REGISTER_BYTE = 3_801_564
+UTF8_DECODING_BASE = 3_111_779_061
+UTF8_DECODING_BYTE = 291_580_479
+UTF16_DECODING_BASE = 3_543_313_050
+UTF16_DECODING_BYTE = 163_577_493
+KECCAK256_BASE = 5_879_491_275
+KECCAK256_BYTE = 21_471_105
+KECCAK512_BASE = 5_811_388_236
+KECCAK512_BYTE = 36_649_701
+RIPEMD160_BASE = 853_675_086
+RIPEMD160_BLOCK = 680_107_584
+ED25519_VERIFY_BASE = 210_000_000_000
+ED25519_VERIFY_BYTE = 9_000_000
+STORAGE_WRITE_EVICTED_BYTE = 32_117_307
+STORAGE_REMOVE_RET_VALUE_BYTE = 11_531_556
+STORAGE_HAS_KEY_BASE = 54_039_896_625
+STORAGE_HAS_KEY_BYTE = 30_790_845
+PROMISE_AND_BASE = 1_465_013_400
+PROMISE_AND_PER_PROMISE = 5_452_176
+DATA_RECEIPT_CREATION_PER_BYTE = Fee(17_212_011, 17_212_011)
 
 
 def action_fee(action: Action) -> Fee:

@@ -4,7 +4,9 @@ A transaction becomes one action receipt; a function call may create promises, w
 receipts (executed in later blocks) wired together with data receipts, so `a.then(b)` runs `b` once `a`'s
 result arrives. A receipt's actions are atomic: any failure drops all of the receipt's state changes and
 promises, refunds its attached deposits to the predecessor and sends a failed result to whoever waits on it.
-Unused gas goes back to the signer as a refund receipt, like nearcore's.
+Unused gas goes back to the signer as a refund receipt, like nearcore's. Contract code is either a wasm module,
+executed by swap_devnet.near.wasm, or the id of a Python contract model (contracts/). After a receipt, every
+account it wrote must still hold the balance its storage stakes, or the receipt fails (LackBalanceForState).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from swap_devnet.near.ids import (
 )
 from swap_devnet.near.keys import b58decode, b58encode, crypto_hash, verify_signature
 from swap_devnet.near.state import (
+    STORAGE_PRICE_PER_BYTE,
+    ZERO_BALANCE_ACCOUNT_STORAGE_LIMIT,
     AccessKeyRecord,
     AccountRecord,
     StateUpdate,
@@ -56,6 +60,8 @@ from swap_devnet.near.state import (
 log = logging.getLogger(__name__)
 
 SYSTEM_ACCOUNT = "system"
+# Code starting with these bytes is a wasm module, run by swap_devnet.near.wasm; other code names a model.
+WASM_MAGIC = b"\0asm"
 # Access key nonces start at (block height - 1) * this, so a key added later never accepts an old nonce.
 NONCE_RANGE_MULTIPLIER = 1_000_000
 ZERO_PUBLIC_KEY = PublicKey.ed25519(bytes(32))
@@ -244,17 +250,88 @@ def gas_exceeded_failure() -> FunctionCallFailure:
     return FunctionCallFailure({"ExecutionError": "Exceeded the prepaid gas."}, "HostError(GasExceeded)")
 
 
+# nearcore's Display of its HostError kinds: a receipt outcome carries the text (nearcore collapses host errors
+# and wasm traps into `ExecutionError` strings), a failed view call the Debug form.
+_HOST_ERROR_TEXT = {
+    "BadUTF16": "String encoding is bad UTF-16 sequence.",
+    "BadUTF8": "String encoding is bad UTF-8 sequence.",
+    "GasExceeded": "Exceeded the prepaid gas.",
+    "GasLimitExceeded": "Exceeded the maximum amount of gas allowed to burn per contract.",
+    "BalanceExceeded": "Exceeded the account balance.",
+    "EmptyMethodName": "Tried to call an empty method name.",
+    "GuestPanic": "Smart contract panicked: {panic_msg}",
+    "IntegerOverflow": "Integer overflow.",
+    "InvalidPromiseIndex": "{promise_idx} does not correspond to existing promises",
+    "CannotAppendActionToJointPromise": "Actions can only be appended to non-joint promise.",
+    "CannotReturnJointPromise": "Returning joint promise is currently prohibited.",
+    "InvalidPromiseResultIndex": "Accessed invalid promise result index: {result_idx}",
+    "InvalidRegisterId": "Accessed invalid register id: {register_id}",
+    "MemoryAccessViolation": "Accessed memory outside the bounds.",
+    "InvalidAccountId": "VM Logic returned an invalid account id",
+    "InvalidMethodName": "VM Logic returned an invalid method name",
+    "InvalidPublicKey": "VM Logic provided an invalid public key",
+    "ProhibitedInView": "{method_name} is not allowed in view calls",
+    "NumberOfLogsExceeded": "The number of logs will exceed the limit {limit}",
+    "KeyLengthExceeded": "The length of a storage key {length} exceeds the limit {limit}",
+    "ValueLengthExceeded": "The length of a storage value {length} exceeds the limit {limit}",
+    "TotalLogLengthExceeded": "The length of a log message {length} exceeds the limit {limit}",
+    "NumberPromisesExceeded": "The number of promises within a FunctionCall {number_of_promises} exceeds the "
+    "limit {limit}",
+    "NumberInputDataDependenciesExceeded": "The number of input data dependencies "
+    "{number_of_input_data_dependencies} exceeds the limit {limit}",
+    "ReturnedValueLengthExceeded": "The length of a returned value {length} exceeds the limit {limit}",
+    "ContractSizeExceeded": "The size of a contract code in DeployContract action {size} exceeds the limit {limit}",
+    "Deprecated": "Attempted to call deprecated host function {method_name}",
+    "Ed25519VerifyInvalidInput": "ED25519 signature verification error: {msg}",
+}
+
+
 def host_failure(name: str, **fields: Any) -> FunctionCallFailure:
+    """nearcore's HostError `name`: `ExecutionError` with its Display text in an outcome, Debug in a view."""
+    text = _HOST_ERROR_TEXT.get(name, name).format(**fields)
     if not fields:
-        return FunctionCallFailure({"HostError": name}, f"HostError({name})")
+        return FunctionCallFailure({"ExecutionError": text}, f"HostError({name})")
     debug_fields = ", ".join(
         f"{key}: {_rust_str(value) if isinstance(value, str) else value}" for key, value in fields.items()
     )
-    return FunctionCallFailure({"HostError": {name: fields}}, f"HostError({name} {{ {debug_fields} }})")
+    return FunctionCallFailure({"ExecutionError": text}, f"HostError({name} {{ {debug_fields} }})")
 
 
 def prohibited_in_view(method_name: str) -> FunctionCallFailure:
     return host_failure("ProhibitedInView", method_name=method_name)
+
+
+# nearcore's WasmTrap kinds and their Display text.
+WASM_TRAP_TEXT = {
+    "Unreachable": "An `unreachable` opcode was executed.",
+    "IncorrectCallIndirectSignature": "Call indirect incorrect signature trap.",
+    "MemoryOutOfBounds": "Memory out of bounds trap.",
+    "CallIndirectOOB": "Call indirect out of bounds trap.",
+    "IllegalArithmetic": "An arithmetic exception, e.g. divided by zero.",
+    "MisalignedAtomicAccess": "Misaligned atomic access trap.",
+    "IndirectCallToNull": "Indirect call to null.",
+    "StackOverflow": "Stack overflow.",
+    "GenericTrap": "Generic trap.",
+}
+
+
+def wasm_trap_failure(kind: str) -> FunctionCallFailure:
+    return FunctionCallFailure({"ExecutionError": f"WebAssembly trap: {WASM_TRAP_TEXT[kind]}"}, f"WasmTrap({kind})")
+
+
+def link_failure(message: str) -> FunctionCallFailure:
+    return FunctionCallFailure(
+        {"ExecutionError": f"Link Error: {message}"}, f"LinkError {{ msg: {_rust_str(message)} }}"
+    )
+
+
+def method_resolve_failure(kind: str) -> FunctionCallFailure:
+    """`MethodNotFound`, `MethodEmptyName` or `MethodInvalidSignature`."""
+    return FunctionCallFailure({"MethodResolveError": kind}, f"MethodResolveError({kind})")
+
+
+def prepare_failure(kind: str = "Deserialization") -> FunctionCallFailure:
+    return FunctionCallFailure({"CompilationError": {"PrepareError": kind}}, f"CompilationError(PrepareError({kind}))")
 
 
 class _GasExceeded(Exception):
@@ -292,6 +369,7 @@ class CallContext:
         block: BlockContext,
         receipt_id: str,
         promise_results: Sequence[bytes | None] = (),
+        data_receivers: Sequence[str] = (),
     ) -> None:
         self.state = state
         self.is_view = is_view
@@ -303,8 +381,12 @@ class CallContext:
         self.prepaid_gas = prepaid_gas
         self.block_height = block.height
         self.block_timestamp = block.timestamp
+        # nearcore's `random_seed` is the block's VRF output; the devnet derives it from the block hash.
+        self.random_seed = crypto_hash(b"random_seed" + block.hash_bytes)
         self.receipt_id = receipt_id
         self._promise_results = list(promise_results)
+        # Accounts waiting for this call's result (data receipts it will send).
+        self.data_receivers = list(data_receivers)
         self.logs: list[str] = []
         self.promises: list[PendingPromise] = []
         self.burnt = 0
@@ -337,6 +419,15 @@ class CallContext:
         account = self.state.account(self.current_account_id)
         return 0 if account is None else account.amount
 
+    def account_locked_balance(self) -> int:
+        account = self.state.account(self.current_account_id)
+        return 0 if account is None else account.locked
+
+    def storage_usage(self) -> int:
+        """Bytes the current account stores (account record, keys, code, data), kept by the state update."""
+        account = self.state.account(self.current_account_id)
+        return 0 if account is None else account.storage_usage
+
     def storage_read(self, key: bytes) -> bytes | None:
         self.burn(fees.STORAGE_READ_BASE + len(key) * fees.STORAGE_READ_KEY_BYTE, "STORAGE_READ_BASE")
         value = self.state.data(self.current_account_id, key)
@@ -345,6 +436,10 @@ class CallContext:
         return value
 
     def storage_write(self, key: bytes, value: bytes) -> bool:
+        return self.storage_replace(key, value) is not None
+
+    def storage_replace(self, key: bytes, value: bytes) -> bytes | None:
+        """Write `value` under `key`; returns the value it replaced."""
         state = self._writable("storage_write")
         self.burn(
             fees.STORAGE_WRITE_BASE
@@ -352,17 +447,25 @@ class CallContext:
             + len(value) * fees.STORAGE_WRITE_VALUE_BYTE,
             "STORAGE_WRITE_BASE",
         )
-        existed = state.data(self.current_account_id, key) is not None
+        old = state.data(self.current_account_id, key)
         state.put_record(data_key(self.current_account_id, key), value)
-        return existed
+        return old
 
     def storage_remove(self, key: bytes) -> bool:
+        return self.storage_take(key) is not None
+
+    def storage_take(self, key: bytes) -> bytes | None:
+        """Remove `key`; returns the value it held."""
         state = self._writable("storage_remove")
         self.burn(fees.STORAGE_REMOVE_BASE + len(key) * fees.STORAGE_REMOVE_KEY_BYTE, "STORAGE_REMOVE_BASE")
-        if state.data(self.current_account_id, key) is None:
-            return False
-        state.put_record(data_key(self.current_account_id, key), None)
-        return True
+        old = state.data(self.current_account_id, key)
+        if old is not None:
+            state.put_record(data_key(self.current_account_id, key), None)
+        return old
+
+    def storage_has_key(self, key: bytes) -> bool:
+        self.burn(fees.STORAGE_HAS_KEY_BASE + len(key) * fees.STORAGE_HAS_KEY_BYTE, "STORAGE_HAS_KEY_BASE")
+        return self.state.data(self.current_account_id, key) is not None
 
     def log(self, message: str) -> None:
         self.burn(fees.LOG_BASE + len(message.encode()) * fees.LOG_BYTE, "LOG_BASE")
@@ -384,20 +487,48 @@ class CallContext:
         if not is_valid_account_id(account_id):
             raise host_failure("InvalidAccountId")
         deposit = actions_deposit([action])
-        if deposit:
-            account = state.account(self.current_account_id)
-            assert account is not None
-            if account.amount < deposit:
-                raise host_failure("BalanceExceeded")
-            state.set_account(self.current_account_id, replace(account, amount=account.amount - deposit))
-        fee = fees.receipt_fees([action])
-        self.burn(fee.send, "NEW_ACTION_RECEIPT")
-        self.use(fee.execution + fees.prepaid_gas([action]))
+        account = state.account(self.current_account_id)
+        if deposit and (account is None or account.amount < deposit):
+            raise host_failure("BalanceExceeded")
+        index = self.promise_batch_create(account_id, after)
+        self.promise_batch_action(index, action, gas_weight)
+        return index
+
+    def promise_batch_create(self, account_id: str, after: Sequence[int] = ()) -> int:
+        """A new receipt to `account_id` without actions, run once the receipts `after` have their results;
+        pays the receipt's send fee (burnt) and execution fee (used), and the data receipts' fees."""
+        self._writable("promise_batch_then" if after else "promise_batch_create")
+        if not is_valid_account_id(account_id):
+            raise host_failure("InvalidAccountId")
+        for index in after:
+            if not 0 <= index < len(self.promises):
+                raise host_failure("InvalidPromiseIndex", promise_idx=index)
+        self.burn(fees.ACTION_RECEIPT_CREATION.send, "NEW_ACTION_RECEIPT")
+        self.use(fees.ACTION_RECEIPT_CREATION.execution)
         for _ in after:
             data_fee = fees.DATA_RECEIPT_CREATION_BASE
             self.burn(data_fee.send + data_fee.execution, "NEW_DATA_RECEIPT_BASE")
-        self.promises.append(PendingPromise(account_id, [action], [gas_weight], after))
+        self.promises.append(PendingPromise(account_id, [], [], list(after)))
         return len(self.promises) - 1
+
+    def promise_batch_action(self, index: int, action: Action, gas_weight: int = 0) -> None:
+        """Append `action` to the receipt `index`: pays its send fee (burnt), its execution fee and attached gas
+        (used), and takes its deposit from the current account."""
+        state = self._writable("promise_batch_action")
+        if not 0 <= index < len(self.promises):
+            raise host_failure("InvalidPromiseIndex", promise_idx=index)
+        fee = fees.action_fee(action)
+        self.burn(fee.send, "NEW_ACTION_RECEIPT")
+        self.use(fee.execution + fees.prepaid_gas([action]))
+        deposit = actions_deposit([action])
+        if deposit:
+            account = state.account(self.current_account_id)
+            if account is None or account.amount < deposit:
+                raise host_failure("BalanceExceeded")
+            state.set_account(self.current_account_id, replace(account, amount=account.amount - deposit))
+        promise = self.promises[index]
+        promise.actions.append(action)
+        promise.gas_weights.append(gas_weight)
 
     def promise_function_call(
         self, account_id: str, method_name: str, args: bytes, deposit: int, gas: int, gas_weight: int = 1
@@ -449,21 +580,24 @@ class CallContext:
 
 
 def run_method(ctx: CallContext, code: bytes | None, method_name: str, args: bytes) -> bytes | PromiseRef:
-    """Run `method_name` of the contract model `code`; raises FunctionCallFailure."""
+    """Run `method_name` of the contract `code`: a wasm module (swap_devnet.near.wasm) or a contract model;
+    raises FunctionCallFailure."""
     if code is None:
         raise FunctionCallFailure(
             {"CompilationError": {"CodeDoesNotExist": {"account_id": ctx.current_account_id}}},
             f'CompilationError(CodeDoesNotExist {{ account_id: AccountId("{ctx.current_account_id}") }})',
         )
+    if code.startswith(WASM_MAGIC):
+        # Imported here: the executor builds on CallContext and the failures above.
+        from swap_devnet.near.wasm import run_wasm  # noqa: PLC0415
+
+        return run_wasm(ctx, code, method_name, args)
     contract_class = contract_for_code(code)
     if contract_class is None:
-        raise FunctionCallFailure(
-            {"CompilationError": {"PrepareError": "Deserialization"}},
-            "CompilationError(PrepareError(Deserialization))",
-        )
+        raise prepare_failure()
     spec = contract_class.method(method_name)
     if spec is None:
-        raise FunctionCallFailure({"MethodResolveError": "MethodNotFound"}, "MethodResolveError(MethodNotFound)")
+        raise method_resolve_failure("MethodNotFound")
     try:
         ctx.burn(fees.CONTRACT_EXECUTION_BASE, "CONTRACT_LOADING_BASE")
         if spec.kind == "call":
@@ -766,6 +900,7 @@ class ReceiptApplication:
             block=self.block,
             receipt_id=self.receipt.receipt_id,
             promise_results=self.input_data,
+            data_receivers=[receiver.receiver_id for receiver in self.receipt.output_data_receivers],
         )
         try:
             result = run_method(ctx, account.code, action.method_name, action.args)
@@ -838,7 +973,12 @@ def system_transfer(
 
 
 def _profile_view(profile: Counter[str]) -> list[dict[str, str]]:
-    action_costs = set(ACTION_COST_NAMES.values()) | {"NEW_ACTION_RECEIPT", "NEW_DATA_RECEIPT_BASE", "ACTION"}
+    action_costs = set(ACTION_COST_NAMES.values()) | {
+        "NEW_ACTION_RECEIPT",
+        "NEW_DATA_RECEIPT_BASE",
+        "NEW_DATA_RECEIPT_BYTE",
+        "ACTION",
+    }
     return [
         {
             "cost_category": "ACTION_COST" if cost in action_costs else "WASM_HOST_COST",
@@ -858,9 +998,14 @@ def apply_action_receipt(
     *,
     registrar_id: str,
     gas_price: int,
+    enforce_storage_staking: bool = True,
 ) -> ReceiptResult:
     """Apply `receipt` on `update` (left uncommitted: the caller commits it, or drops it on failure —
-    a failed receipt leaves only its refunds behind, which this function writes into a fresh update)."""
+    a failed receipt leaves only its refunds behind, which this function writes into a fresh update).
+
+    With `enforce_storage_staking`, a receipt whose actions all succeeded still fails, like nearcore's, with
+    `LackBalanceForState` (action index null) when an account it wrote no longer holds the balance its storage
+    needs (see `storage_stake_shortfall`)."""
     if receipt.is_refund:
         return _apply_refund(receipt, block, update)
 
@@ -873,6 +1018,8 @@ def apply_action_receipt(
         except ActionFailure as exc:
             failure = {"ActionError": {"index": index, "kind": exc.kind}}
             break
+    if failure is None and enforce_storage_staking:
+        failure = _storage_staking_failure(update)
 
     budget = receipt_gas_budget(receipt.actions)
     outgoing: list[Receipt] = []
@@ -918,6 +1065,29 @@ def apply_action_receipt(
         metadata={"version": 3, "gas_profile": _profile_view(app.profile)},
     )
     return ReceiptResult(outcome, outgoing)
+
+
+def storage_stake_shortfall(account: AccountRecord) -> int:
+    """yoctoNEAR `account` lacks to pay for its storage (nearcore's `check_storage_stake`): every byte of
+    `storage_usage` locks STORAGE_PRICE_PER_BYTE of the balance (liquid and staked), except for zero-balance
+    accounts (NEP-448: at most ZERO_BALANCE_ACCOUNT_STORAGE_LIMIT bytes), which need none."""
+    required = account.storage_usage * STORAGE_PRICE_PER_BYTE
+    available = account.amount + account.locked
+    if available >= required or account.storage_usage <= ZERO_BALANCE_ACCOUNT_STORAGE_LIMIT:
+        return 0
+    return required - available
+
+
+def _storage_staking_failure(update: StateUpdate) -> dict[str, Any] | None:
+    for account_id in update.written_accounts():
+        account = update.account(account_id)
+        if account is None:
+            continue
+        shortfall = storage_stake_shortfall(account)
+        if shortfall:
+            kind = {"LackBalanceForState": {"account_id": account_id, "amount": str(shortfall)}}
+            return {"ActionError": {"index": None, "kind": kind}}
+    return None
 
 
 def _data_receipts(app: ReceiptApplication, data: bytes | None) -> list[Receipt]:

@@ -18,7 +18,9 @@ from swap_devnet.near.codec import Permission, PublicKey
 # Bytes of storage an account record takes (nearcore's `num_bytes_account`) and the per-record overhead.
 ACCOUNT_RECORD_BYTES = 100
 STORAGE_RECORD_OVERHEAD = 40
-STORAGE_PRICE_PER_BYTE = 10**19
+STORAGE_PRICE_PER_BYTE = 10**19  # nearcore's `storage_amount_per_byte`, in yoctoNEAR
+# NEP-448: an account storing at most this many bytes needs no balance for its storage.
+ZERO_BALANCE_ACCOUNT_STORAGE_LIMIT = 770
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,17 @@ def data_key(account_id: str, key: bytes) -> DataKey:
 
 
 def record_size(key: StateKey, value: StateValue) -> int:
-    """Storage bytes a record adds to its account (nearcore's storage usage config)."""
+    """Storage bytes a record adds to its account (nearcore's storage usage config): the borsh sizes of the
+    key and the value plus the per-record overhead. An access key is its public key (type byte + key) and an
+    AccessKey (nonce, permission), so a full-access ed25519 key takes 82 bytes."""
     if key[0] == "access_key":
         assert isinstance(value, AccessKeyRecord)
-        size = len(key[2].data) + 1 + 8 + STORAGE_RECORD_OVERHEAD
-        if value.permission is not None:
-            permission = value.permission
-            size += len(permission.receiver_id) + sum(len(m) + 4 for m in permission.method_names) + 17
+        size = 1 + len(key[2].data) + 8 + 1 + STORAGE_RECORD_OVERHEAD
+        permission = value.permission
+        if permission is not None:
+            size += 1 + (16 if permission.allowance is not None else 0)  # Option<u128>
+            size += 4 + len(permission.receiver_id.encode())
+            size += 4 + sum(4 + len(name.encode()) for name in permission.method_names)
         return size
     if key[0] == "data":
         assert isinstance(value, bytes)
@@ -132,6 +138,10 @@ class StateUpdate:
             else:
                 keys.add(key)
         return keys
+
+    def written_accounts(self) -> list[str]:
+        """Accounts whose record this update (not its parent) wrote, in the order of their first write."""
+        return [key[1] for key in self._writes if key[0] == "account"]
 
     def merge_into_parent(self) -> None:
         if self._parent is None:
