@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 # once), so the dev stack promises short inclusion bounds and uses a short timelock plan that fits them
 # (docs/safety.md works through its budget). Production defaults are longer on both counts.
 _FAST_BASE = {"CHAIN_BASE_TX_RESEND_AFTER_S": "3", "CHAIN_BASE_INCLUSION_BOUND_S": "8"}
-_FAST_NEAR = {"CHAIN_NEAR_INCLUSION_BOUND_S": "8"}
+NEAR_INCLUSION_BOUND_S = 8
+_FAST_NEAR = {"CHAIN_NEAR_INCLUSION_BOUND_S": str(NEAR_INCLUSION_BOUND_S)}
 # The resolver's TUSD floor on each chain (swap_resolver_liquidity_floor; an operator sets the largest swap the
 # quote service allows): 10 000 TUSD, well under the 1 000 000 the devnet mints the resolver, so a devnet that
 # has run a few swaps does not page anyone.

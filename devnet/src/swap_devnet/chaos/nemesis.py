@@ -9,8 +9,14 @@ one may start while others last. `heal()` ends them all and brings every process
 | `stream_delay` | every byte between the session replicas and a chain service waits 0.1-1.5 s, for 5-30 s |
 | `stream_drop` | the connections between the session replicas and a chain service are reset once |
 | `reorg` | the last 1-5 BASE blocks are replaced (anvil_reorg) |
-| `near_stall` | the NEAR devnet produces no block for 1-20 s (its RPC keeps answering) |
+| `near_stall` | the NEAR devnet produces no block for 1-6 s, within the NEAR inclusion bound (below) |
 | `skew` | a chain's clock jumps 1-2 s ahead (within the session service's SESSION_CLOCK_SKEW_S bound) |
+
+A NEAR stall lasts less than the inclusion bound chain-near states (CHAIN_NEAR_INCLUSION_BOUND_S, 8 s in the
+local stack): the session's safety rules take that bound as given, as they take a reorg no deeper than the
+confirmations. A longer stall lets a maker's lock sent before a cancel land after the session concluded that
+nothing was locked (seed 6, docs/faults.md): the lock stays the maker's to refund through the HTLC's public
+cancellation.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from web3.types import RPCEndpoint
 
 from swap_devnet.evm import increase_time
 from swap_devnet.redis_server import PersistentRedis
-from swap_devnet.stack import LocalStack
+from swap_devnet.stack import NEAR_INCLUSION_BOUND_S, LocalStack
 
 log = logging.getLogger(__name__)
 
+# Longest NEAR stall: under the local stack's NEAR inclusion bound (swap_devnet.stack) by two blocks' time.
+NEAR_STALL_MAX_S = NEAR_INCLUSION_BOUND_S - 2.0
 FAULTS = ("kill", "redis", "rpc_cut", "stream_delay", "stream_drop", "reorg", "near_stall", "skew")
 WEIGHTS = (30, 6, 14, 10, 10, 12, 10, 8)
 KILLABLE = ("session", "session-2", "quote", "chain-base", "chain-near", "gateway")
@@ -104,7 +112,7 @@ class Nemesis:
         elif kind == "reorg":
             fault = Fault(kind, "base", at, detail={"depth": rng.randint(1, 5)})
         elif kind == "near_stall":
-            fault = Fault(kind, "near", at, round(rng.uniform(1.0, 20.0), 1))
+            fault = Fault(kind, "near", at, round(rng.uniform(1.0, NEAR_STALL_MAX_S), 1))
         else:
             fault = Fault(kind, rng.choice(("base", "near")), at, detail={"seconds": rng.randint(1, self.skew_bound_s)})
         if fault.target in self._busy and kind in ("kill", "redis", "rpc_cut", "stream_delay", "near_stall"):
