@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chain_base, chain_near, memory, quotes, swap, throughput, ws_fanout
+from bench import chain_base, chain_near, goals, memory, quotes, swap, throughput, ws_fanout
 from bench.edge import SharedStack
 
 log = logging.getLogger("bench")
@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             edge.stop()
     report["elapsed_s"] = round(time.monotonic() - start, 1)
     report["ok"] = all_ok
+    report["goals"] = goals.judge(report)
+    log.info("%s", goals.table(report["goals"]))
     sys.stdout.write(to_json(report) + "\n")
     return 0 if all_ok else 1
 
