@@ -38,6 +38,8 @@ from swap_devnet.stack import NEAR_INCLUSION_BOUND_S, LocalStack
 
 log = logging.getLogger(__name__)
 
+# Deepest BASE reorg: within the stack's confirmations (6), and the setup's transactions are mined deeper first.
+MAX_REORG_DEPTH = 5
 # Longest NEAR stall: under the local stack's NEAR inclusion bound (swap_devnet.stack) by two blocks' time.
 NEAR_STALL_MAX_S = NEAR_INCLUSION_BOUND_S - 2.0
 FAULTS = ("kill", "redis", "rpc_cut", "stream_delay", "stream_drop", "reorg", "near_stall", "skew")
@@ -110,7 +112,7 @@ class Nemesis:
         elif kind == "stream_drop":
             fault = Fault(kind, rng.choice(("chain-base", "chain-near")), at)
         elif kind == "reorg":
-            fault = Fault(kind, "base", at, detail={"depth": rng.randint(1, 5)})
+            fault = Fault(kind, "base", at, detail={"depth": rng.randint(1, MAX_REORG_DEPTH)})
         elif kind == "near_stall":
             fault = Fault(kind, "near", at, round(rng.uniform(1.0, NEAR_STALL_MAX_S), 1))
         else:

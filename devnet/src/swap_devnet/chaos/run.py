@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from swap_devnet.chaos import checker
-from swap_devnet.chaos.nemesis import Nemesis
+from swap_devnet.chaos.nemesis import MAX_REORG_DEPTH, Nemesis
 from swap_devnet.chaos.workload import Workload, make_parties
+from swap_devnet.evm import mine
 from swap_devnet.redis_server import PersistentRedis
 from swap_devnet.stack import LocalStack, StackOptions
 
@@ -90,6 +91,9 @@ async def run(o: Options) -> dict[str, Any]:
         assert stack.evm is not None and stack.near is not None
         log.info("chaos: stack up in %.0f s; making accounts", time.monotonic() - started)
         parties = await make_parties(stack, rng, o.makers, o.receivers)
+        # Bury the accounts' funding below the deepest reorg: anvil_reorg drops the transactions of the blocks it
+        # replaces, which would take a maker's funds away before the run has begun.
+        await asyncio.to_thread(mine, stack.evm.web3(), MAX_REORG_DEPTH + 1)
         resolvers = {"base": stack.evm.resolver.address, "near": stack.near.resolver.account_id}
         accounts = parties.accounts()
         accounts["base"].append(resolvers["base"])
