@@ -3,6 +3,8 @@
 - gateway_vs_transcoder: one JSON request at a time with one httpx client, alternating between the gateway's
   REST route (POST /api/v1/quotes, X-API-Key) and Envoy's grpc_json_transcoder (POST
   /swap.quote.v1.QuoteService/GetQuote, the request as proto3 JSON); both end at the same quote service.
+  Then the same two routes under load: 16 requests in flight (16 keep-alive connections), in alternating
+  time slices, for requests per second and the latency under load.
 - quote_vs_noop: one grpc.aio channel, a fixed number of calls in flight, alternating time slices between
   the real quote service and a constant-reply servicer (bench.noop_quote) on the same server setup.
 """
@@ -45,7 +47,46 @@ def _with_p99(samples: list[float]) -> dict[str, Any]:
     return {**summary(samples), "p99_ms": round(percentile(samples, 0.99), 2) if samples else None}
 
 
-async def _gateway_vs_transcoder(stack: LocalStack, rounds: int) -> dict[str, Any]:
+LOADED_IN_FLIGHT = 16
+
+
+async def _loaded(
+    client: httpx.AsyncClient, call: Any, names: list[str], slices: int, slice_s: float
+) -> dict[str, Any]:
+    """LOADED_IN_FLIGHT callers per route, each calling again as soon as its reply arrives, in alternating
+    time slices: requests per second over the time spent on each route, and the latency under that load."""
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    busy_s: dict[str, float] = dict.fromkeys(names, 0.0)
+
+    async def one_slice(name: str, seconds: float) -> list[float]:
+        deadline = time.perf_counter() + seconds
+        got: list[float] = []
+
+        async def caller() -> None:
+            while time.perf_counter() < deadline:
+                got.append(await call(name))
+
+        await asyncio.gather(*(caller() for _ in range(LOADED_IN_FLIGHT)))
+        return got
+
+    for name in names:  # warm: every connection opened
+        await one_slice(name, 0.5)
+    for n in range(slices):
+        for name in names if n % 2 == 0 else list(reversed(names)):
+            start = time.perf_counter()
+            got = await one_slice(name, slice_s)
+            busy_s[name] += time.perf_counter() - start
+            samples[name].extend(got)
+    rps = {name: round(len(samples[name]) / busy_s[name], 1) for name in names}
+    return {
+        "in_flight": LOADED_IN_FLIGHT,
+        "requests_per_s": rps,
+        "latency_ms": {name: _with_p99(values) for name, values in samples.items()},
+        "p99_ms": {name: round(percentile(values, 0.99), 2) for name, values in samples.items() if values},
+    }
+
+
+async def _gateway_vs_transcoder(stack: LocalStack, rounds: int, slices: int, slice_s: float) -> dict[str, Any]:
     assert stack.gateway is not None and stack.envoy is not None and stack.evm is not None and stack.near is not None
     base_token, near_token = stack.evm.token, stack.near.token.account_id
     rest_body = {
@@ -69,7 +110,8 @@ async def _gateway_vs_transcoder(stack: LocalStack, rounds: int) -> dict[str, An
         ),
     }
     samples: dict[str, list[float]] = {name: [] for name in routes}
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    limits = httpx.Limits(max_connections=2 * LOADED_IN_FLIGHT, max_keepalive_connections=2 * LOADED_IN_FLIGHT)
+    async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
 
         async def call(name: str) -> float:
             url, body, headers, key = routes[name]
@@ -87,19 +129,26 @@ async def _gateway_vs_transcoder(stack: LocalStack, rounds: int) -> dict[str, An
             order = list(routes) if n % 2 == 0 else list(reversed(routes))
             for name in order:
                 samples[name].append(await call(name))
+        loaded = await _loaded(client, call, list(routes), slices, slice_s)
     rest, transcoded = samples["gateway_rest"], samples["envoy_transcoder"]
     compared = comparison(rest, transcoded, ("gateway_rest", "envoy_transcoder"))
     compared["gateway_rest"] = _with_p99(rest)
     compared["envoy_transcoder"] = _with_p99(transcoded)
     compared["ratio_p99"] = ratio(percentile(rest, 0.99), percentile(transcoded, 0.99))
+    compared["under_load"] = loaded
+    compared["ratio_rps_16"] = ratio(
+        loaded["requests_per_s"]["gateway_rest"], loaded["requests_per_s"]["envoy_transcoder"]
+    )
     return compared
 
 
 def run_gateway_vs_transcoder(stack: LocalStack, options: Options) -> dict[str, Any]:
-    result = asyncio.run(_gateway_vs_transcoder(stack, options.rounds))
+    result = asyncio.run(_gateway_vs_transcoder(stack, options.rounds, options.slices, options.slice_s))
     return {
         "setup": {
             "client": "one httpx.AsyncClient (HTTP/1.1 keep-alive), one request at a time, routes alternating",
+            "under_load": f"{LOADED_IN_FLIGHT} in flight, {options.slices} slices of {options.slice_s} s per route, "
+            "alternating; ratio_rps_16 = gateway_rest over envoy_transcoder requests/s",
             "request": "GetQuote 10 TUSD BASE -> NEAR",
             "rounds": options.rounds,
             "ratios": "gateway_rest over envoy_transcoder",
