@@ -60,9 +60,43 @@ class Fault:
         return {k: v for k, v in asdict(self).items() if v not in ("", {}, None)}
 
 
+class Miner:
+    """Mines a BASE block every `interval_s` (anvil runs without a miner of its own), so that a reorg happens
+    between two blocks: anvil's own interval miner races anvil_reorg, which then numbers the replacement blocks
+    after the one mined meanwhile and leaves the replaced numbers unserved."""
+
+    def __init__(self, w3: Web3, interval_s: float) -> None:
+        self.w3 = w3
+        self.interval_s = interval_s
+        self.lock = asyncio.Lock()
+
+    def _call(self, method: str, params: list[Any]) -> None:
+        reply = self.w3.provider.make_request(RPCEndpoint(method), params)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._call, "evm_setAutomine", [False])
+        while True:
+            async with self.lock:
+                with contextlib.suppress(Exception):  # the node answers again after a fault; keep mining
+                    await asyncio.to_thread(self._call, "evm_mine", [])
+            await asyncio.sleep(self.interval_s)
+
+    async def reorg(self, depth: int) -> None:
+        async with self.lock:
+            await asyncio.to_thread(self._call, "anvil_reorg", [depth, []])
+
+
 class Nemesis:
     def __init__(
-        self, stack: LocalStack, redis: PersistentRedis, rng: random.Random, mean_gap_s: float, skew_bound_s: int
+        self,
+        stack: LocalStack,
+        redis: PersistentRedis,
+        rng: random.Random,
+        mean_gap_s: float,
+        skew_bound_s: int,
+        miner: Miner,
     ) -> None:
         assert stack.evm is not None and stack.near_devnet is not None
         self.stack = stack
@@ -72,6 +106,7 @@ class Nemesis:
         self.skew_bound_s = skew_bound_s
         self.faults: list[Fault] = []
         self.w3 = Web3(Web3.HTTPProvider(stack.evm.rpc_url))
+        self.miner = miner
         self._started = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -161,11 +196,7 @@ class Nemesis:
         elif fault.kind == "stream_drop":
             stack.proxies[fault.target].drop()
         elif fault.kind == "reorg":
-            reply = await asyncio.to_thread(
-                self.w3.provider.make_request, RPCEndpoint("anvil_reorg"), [fault.detail["depth"], []]
-            )
-            if "error" in reply:
-                raise RuntimeError(str(reply["error"]))
+            await self.miner.reorg(int(fault.detail["depth"]))
         elif fault.kind == "near_stall":
             await asyncio.to_thread(stack.near_devnet.stall_blocks, fault.length_s)
             await self._sleep(fault.length_s)

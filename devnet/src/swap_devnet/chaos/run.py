@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from swap_devnet.chaos import checker
-from swap_devnet.chaos.nemesis import MAX_REORG_DEPTH, Nemesis
+from swap_devnet.chaos.nemesis import MAX_REORG_DEPTH, Miner, Nemesis
 from swap_devnet.chaos.workload import Workload, make_parties
 from swap_devnet.evm import mine
 from swap_devnet.redis_server import PersistentRedis
@@ -22,6 +22,7 @@ from swap_devnet.stack import LocalStack, StackOptions
 log = logging.getLogger(__name__)
 
 SKEW_BOUND_S = 2  # the session service's SESSION_CLOCK_SKEW_S
+BLOCK_TIME_S = 0.5  # BASE: a block every half second, mined by the run (chaos.nemesis.Miner)
 # Timelocks long enough that an RPC cut of up to 60 s is survivable, short enough for the drain to be quick.
 PLAN = {
     "QUOTE_VALIDITY_S": "60",
@@ -61,7 +62,7 @@ def stack_options(o: Options, redis_url: str) -> StackOptions:
     }
     return StackOptions(
         work_dir=o.work_dir,
-        anvil_block_time=0.5,
+        anvil_block_time=0,  # automine until the run's Miner takes over (a block every BLOCK_TIME_S)
         poll_interval_s=0.2,
         redis_url=redis_url,
         # Deeper than the deepest reorg the nemesis makes (5).
@@ -90,47 +91,60 @@ async def run(o: Options) -> dict[str, Any]:
     ):
         assert stack.evm is not None and stack.near is not None
         log.info("chaos: stack up in %.0f s; making accounts", time.monotonic() - started)
-        parties = await make_parties(stack, rng, o.makers, o.receivers)
-        # Bury the accounts' funding below the deepest reorg: anvil_reorg drops the transactions of the blocks it
-        # replaces, which would take a maker's funds away before the run has begun.
-        await asyncio.to_thread(mine, stack.evm.web3(), MAX_REORG_DEPTH + 1)
-        resolvers = {"base": stack.evm.resolver.address, "near": stack.near.resolver.account_id}
-        accounts = parties.accounts()
-        accounts["base"].append(resolvers["base"])
-        accounts["near"].append(resolvers["near"])
-        chains = checker.Chains(stack)
-        before = await asyncio.to_thread(chains.balances, accounts)
-        first = await asyncio.to_thread(chains.heads)
+        miner = Miner(stack.evm.web3(), BLOCK_TIME_S)
+        mining = asyncio.create_task(miner.run())
+        try:
+            return await _run_load(o, rng, started, redis, stack, miner)
+        finally:
+            mining.cancel()
+            await asyncio.gather(mining, return_exceptions=True)
 
-        workload = Workload(stack, parties, rng, o.in_flight)
-        nemesis_rng = random.Random(rng.random())  # noqa: S311
-        nemesis = Nemesis(stack, redis, nemesis_rng, o.mean_fault_gap_s, SKEW_BOUND_S)
-        log.info("chaos: seed %d, %g min, %d in flight", o.seed, o.minutes, o.in_flight)
-        load = asyncio.create_task(workload.run())
-        faults = asyncio.create_task(nemesis.run())
-        await asyncio.sleep(o.minutes * 60)
-        workload.stop()
-        await nemesis.stop_and_heal()
-        await faults
-        await workload.finish()
-        log.info("chaos: load stopped after %d swaps; draining", len(workload.swaps))
 
-        sessions = await checker.drain(stack, o.drain_timeout_s)
-        await workload.close()
-        await load
-        after = await asyncio.to_thread(chains.balances, accounts)
-        last = await asyncio.to_thread(chains.heads)
-        base_txs = await asyncio.to_thread(chains.base_transactions, first["base"] + 1, last["base"])
-        signers = set(accounts["near"])
-        near_txs = await asyncio.to_thread(chains.near_transactions, first["near"] + 1, last["near"], signers)
-        lock_states = await asyncio.to_thread(_lock_states, chains, sessions)
-        violations = checker.check(sessions, before, after, base_txs, near_txs, lock_states, resolvers)
-        if chains.missing_blocks:
-            # Native balances cannot be explained without every block's fees: the run is not a pass.
-            missing = chains.missing_blocks
-            detail = f"{len(missing)} BASE blocks of the run not served by the node (first {missing[0]})"
-            violations.append(checker.Violation("unchecked_blocks", detail))
-        return report(o, time.monotonic() - started, workload, nemesis, sessions, violations, stack)
+async def _run_load(
+    o: Options, rng: random.Random, started: float, redis: PersistentRedis, stack: LocalStack, miner: Miner
+) -> dict[str, Any]:
+    assert stack.evm is not None and stack.near is not None
+    parties = await make_parties(stack, rng, o.makers, o.receivers)
+    # Bury the accounts' funding below the deepest reorg: anvil_reorg drops the transactions of the blocks it
+    # replaces, which would take a maker's funds away before the run has begun.
+    await asyncio.to_thread(mine, stack.evm.web3(), MAX_REORG_DEPTH + 1)
+    resolvers = {"base": stack.evm.resolver.address, "near": stack.near.resolver.account_id}
+    accounts = parties.accounts()
+    accounts["base"].append(resolvers["base"])
+    accounts["near"].append(resolvers["near"])
+    chains = checker.Chains(stack)
+    before = await asyncio.to_thread(chains.balances, accounts)
+    first = await asyncio.to_thread(chains.heads)
+
+    workload = Workload(stack, parties, rng, o.in_flight)
+    nemesis_rng = random.Random(rng.random())  # noqa: S311
+    nemesis = Nemesis(stack, redis, nemesis_rng, o.mean_fault_gap_s, SKEW_BOUND_S, miner)
+    log.info("chaos: seed %d, %g min, %d in flight", o.seed, o.minutes, o.in_flight)
+    load = asyncio.create_task(workload.run())
+    faults = asyncio.create_task(nemesis.run())
+    await asyncio.sleep(o.minutes * 60)
+    workload.stop()
+    await nemesis.stop_and_heal()
+    await faults
+    await workload.finish()
+    log.info("chaos: load stopped after %d swaps; draining", len(workload.swaps))
+
+    sessions = await checker.drain(stack, o.drain_timeout_s)
+    await workload.close()
+    await load
+    after = await asyncio.to_thread(chains.balances, accounts)
+    last = await asyncio.to_thread(chains.heads)
+    base_txs = await asyncio.to_thread(chains.base_transactions, first["base"] + 1, last["base"])
+    signers = set(accounts["near"])
+    near_txs = await asyncio.to_thread(chains.near_transactions, first["near"] + 1, last["near"], signers)
+    lock_states = await asyncio.to_thread(_lock_states, chains, sessions)
+    violations = checker.check(sessions, before, after, base_txs, near_txs, lock_states, resolvers)
+    if chains.missing_blocks:
+        # Native balances cannot be explained without every block's fees: the run is not a pass.
+        missing = chains.missing_blocks
+        detail = f"{len(missing)} BASE blocks of the run not served by the node (first {missing[0]})"
+        violations.append(checker.Violation("unchecked_blocks", detail))
+    return report(o, time.monotonic() - started, workload, nemesis, sessions, violations, stack)
 
 
 def _lock_states(chains: checker.Chains, sessions: list[Any]) -> dict[str, dict[str, str]]:
