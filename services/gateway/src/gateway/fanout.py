@@ -64,6 +64,8 @@ class Outbox:
         self._metrics = metrics
         self.dropped = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._closed = False
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write())
@@ -78,6 +80,8 @@ class Outbox:
             log.warning("slow WebSocket client dropped", extra={"queued": self._queue.qsize()})
             self._metrics.ws_dropped.inc()
             self.dropped.set()
+            # Closing ends the connection's receive loop too (the disconnect follows the close).
+            self._closer = asyncio.create_task(self.close())
 
     async def _write(self) -> None:
         while True:
@@ -89,6 +93,9 @@ class Outbox:
 
     async def close(self) -> None:
         """Stops the writer; a dropped client is then closed with SLOW_CONSUMER (never waiting on it long)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)

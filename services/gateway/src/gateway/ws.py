@@ -73,17 +73,10 @@ class Connection:
         await self.ws.accept()
         self.metrics.ws_connections.inc()
         self.outbox.start()
-        dropped = asyncio.create_task(self.outbox.dropped.wait())
         try:
             while True:
-                receiving = asyncio.create_task(self.ws.receive())
-                await asyncio.wait({receiving, dropped}, return_when=asyncio.FIRST_COMPLETED)
-                if not receiving.done():  # the client let its queue fill: it is closed below
-                    receiving.cancel()
-                    await asyncio.gather(receiving, return_exceptions=True)
-                    return
-                message = receiving.result()
-                if message["type"] == "websocket.disconnect":
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect" or self.outbox.dropped.is_set():
                     return
                 text = message.get("text")
                 if text is None:
@@ -99,7 +92,6 @@ class Connection:
         except WebSocketDisconnect:
             return
         finally:
-            dropped.cancel()
             for session_id in list(self.subscriptions):
                 self._stop(session_id)
             self.metrics.ws_connections.dec()
