@@ -112,7 +112,7 @@ class Member(Protocol):
     def feed_ended(self, session_id: str, error: list[dict[str, str]] | None) -> None: ...
 
 
-OnUpdate = Callable[[str, str], None]  # (cursor, encoded update event)
+OnUpdate = Callable[[str], None]  # the encoded update event
 
 
 async def follow(
@@ -135,7 +135,7 @@ async def follow(
                 cursor = update.cursor
                 pause, gave_up_at = _RETRY_FIRST_S, time.monotonic() + _RETRY_BUDGET_S
                 session = views.session(update.session).model_dump(mode="json")
-                deliver(cursor, event("update", [{"cursor": cursor, "session": session}]))
+                deliver(event("update", [{"cursor": cursor, "session": session}]))
             return None
         except grpc.aio.AioRpcError as err:
             if err.code() in _RETRYABLE and time.monotonic() + pause < gave_up_at:
@@ -160,7 +160,7 @@ class Feed:
         self.latest: str | None = None
         self.task: asyncio.Task[None] | None = None
 
-    def deliver(self, cursor: str, text: str) -> None:
+    def deliver(self, text: str) -> None:
         self.latest = text
         for member in self.members:
             member.outbox.put(text)
@@ -237,7 +237,7 @@ def resumed(
     async def run() -> None:
         error: list[dict[str, str]] | None
         try:
-            error = await follow(sessions, session_id, cursor, lambda _cursor, text: member.outbox.put(text))
+            error = await follow(sessions, session_id, cursor, member.outbox.put)
         except asyncio.CancelledError:
             raise
         except Exception:
