@@ -246,21 +246,35 @@ def sign_base_order(session: dict[str, Any], chains: dict[str, Any], evm_key: st
 
 
 async def make_near_lock(session: dict[str, Any], rpc_url: str, account_id: str, key: str, hashlock: str) -> None:
-    """The maker's NEAR call: ft_transfer_call on the token (or lock_native on the HTLC) as the session says."""
-    call = session["maker_action"]["near_call"]
+    """The maker's NEAR calls as the session says: the deposit_native top-up first when there is one (a NEP-141
+    lock's storage fee is NEAR prepaid on the HTLC), then ft_transfer_call on the token (or lock_native on the
+    HTLC)."""
+    action = session["maker_action"]
+    call = action["near_call"]
     args = call["args"]
     terms = json.loads(args["msg"]) if "msg" in args else args
     if terms["hashlock"] != hashlock or args.get("amount", session["src_amount"]) != session["src_amount"]:
         raise SystemExit("the NEAR call does not lock what was asked: not calling")
+    prepay = action.get("near_prepay")
+    if prepay is not None and (prepay["method"] != "deposit_native" or prepay["contract"] != terms_contract(call)):
+        raise SystemExit("the NEAR top-up is not a deposit on the HTLC: not calling")
     maker = NearAccount(account_id, key, rpc_url)
     await maker.startup()
     try:
-        result = await maker.function_call(call["contract"], call["method"], args, call["gas"], int(call["deposit"]))
+        for each in [prepay, call] if prepay else [call]:
+            result = await maker.function_call(
+                each["contract"], each["method"], each["args"], each["gas"], int(each["deposit"])
+            )
+            if "Failure" in (result.status or {}):
+                raise SystemExit(f"the NEAR call {each['method']} failed: {result.status['Failure']}")
+            say(f"  {each['method']} on {each['contract']}: {result.transaction.hash}")
     finally:
         await maker.shutdown()
-    if "Failure" in (result.status or {}):
-        raise SystemExit(f"the NEAR call failed: {result.status['Failure']}")
-    say(f"  {call['method']} on {call['contract']}: {result.transaction.hash}")
+
+
+def terms_contract(call: dict[str, Any]) -> str:
+    """The HTLC the lock call goes to: the call's contract for lock_native, the receiver of ft_transfer_call."""
+    return str(call["args"].get("receiver_id", call["contract"]))
 
 
 # --- Balances ----------------------------------------------------------------------------------------------

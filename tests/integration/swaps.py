@@ -8,6 +8,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2, session_pb2_grpc
@@ -95,3 +96,24 @@ async def execute_base(sessions: session_pb2_grpc.SessionServiceStub, stack: Loc
             session_id=session.session_id, signature=sign(session, stack.evm.maker.private_key)
         )
     )
+
+
+async def make_near_maker_calls(stack: LocalStack, action: session_pb2.MakerAction) -> list[Any]:
+    """The devnet maker makes the session's NEAR calls with py-near, as a wallet would: the prepaid top-up
+    first when there is one, then the lock. Returns the outcomes."""
+    assert stack.near is not None
+    maker = stack.near.maker
+    account = NearAccount(maker.account_id, maker.private_key, stack.near.rpc_url)
+    await account.startup()
+    calls = [action.near_prepay, action.near_call] if action.HasField("near_prepay") else [action.near_call]
+    outcomes = []
+    try:
+        for call in calls:
+            result = await account.function_call(
+                call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit)
+            )
+            assert "Failure" not in (result.status or {}), (call.method, result.status)
+            outcomes.append(result)
+    finally:
+        await account.shutdown()
+    return outcomes

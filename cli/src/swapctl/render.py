@@ -346,7 +346,19 @@ def maker_action_view(session: Json) -> RenderableType:
         return Group(*parts)
     call = action.get("near_call")
     if isinstance(call, dict):
+        prepay = action.get("near_prepay")
+        first: list[Text] = []
+        if isinstance(prepay, dict):
+            first.append(
+                Text.assemble(
+                    ("First, the maker calls ", "bold"),
+                    f"{prepay.get('contract', '?')}.{prepay.get('method', '?')} with a deposit of "
+                    f"{prepay.get('deposit', '0')} yoctoNEAR and {prepay.get('gas', '?')} gas, no arguments: the "
+                    "lock's storage fee, prepaid on the HTLC.",
+                )
+            )
         return Group(
+            *first,
             Text.assemble(
                 ("The maker calls the NEAR contract ", "bold"),
                 f"{call.get('contract', '?')}.{call.get('method', '?')} from ",

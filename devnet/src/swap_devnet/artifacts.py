@@ -50,6 +50,14 @@ def load_artifact(name: str, root: Path | None = None) -> ContractArtifact:
     return ContractArtifact(name=name, abi=abi, bytecode=bytecode)
 
 
+def near_wasm(name: str, root: Path | None = None) -> bytes:
+    """A NEAR contract built from contracts/near (`swap_htlc` or `swap_token`)."""
+    path = build_dir(root) / "near" / f"{name}.wasm"
+    if not path.is_file():
+        raise ArtifactError(f"NEAR contract {path} not found: run `make contracts` first")
+    return path.read_bytes()
+
+
 def anvil_binary(root: Path | None = None) -> Path:
     """The native anvil binary installed by npm (`$ANVIL_BIN` overrides it).
 

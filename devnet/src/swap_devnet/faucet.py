@@ -29,8 +29,7 @@ from web3 import Web3
 from web3.types import TxParams, Wei
 
 from swap_devnet.evm import EvmDeployment, send_transaction
-from swap_devnet.near.bootstrap import NearDeployment
-from swap_devnet.near.contracts.nep141 import STORAGE_BALANCE_MIN
+from swap_devnet.near.bootstrap import STORAGE_BALANCE_MIN, NearDeployment
 from swap_devnet.near.fees import TGAS
 from swap_devnet.near.ids import is_valid_account_id
 

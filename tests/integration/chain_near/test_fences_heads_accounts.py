@@ -16,6 +16,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.near import NEAR, NearDevnetProcess
 
+from tests.integration.chain_near.helpers import htlc_storage
 from tests.integration.chain_streams import EventStream, next_event, next_item, next_tick
 from tests.integration.rich_status import error_reason, field_violation
 
@@ -76,7 +77,7 @@ async def _chain_snapshot(devnet: NearDevnetProcess) -> tuple[int, int, Any]:
     return (
         await devnet.abalance(devnet.resolver.account_id),
         await devnet.abalance(devnet.receiver.account_id),
-        await devnet.aview(devnet.htlc.account_id, "events_count"),
+        await htlc_storage(devnet),
     )
 
 

@@ -21,6 +21,7 @@ from swap.common.v1 import common_pb2
 from swap_devnet.near import NEAR, NearDevnetProcess, lock_id_for
 from swap_devnet.procs import ServiceProcess
 
+from tests.integration.chain_near.helpers import STORAGE_FEE, htlc_storage
 from tests.integration.chain_streams import EventStream, next_event
 from tests.integration.rich_status import error_reason, field_violation
 
@@ -117,7 +118,8 @@ async def test_native_lock_watch_withdraw(
     assert lock.withdrawal_at == lock.locked_at + 10 and lock.public_cancellation_at == lock.locked_at + 200
     assert lock.created.tx_hash and lock.created.block_number and lock.created.block_hash
     spent = resolver_before - await devnet.abalance(resolver)
-    assert NATIVE_AMOUNT + DEPOSIT <= spent < NATIVE_AMOUNT + DEPOSIT + GAS_BOUND
+    # The lock takes amount, safety deposit and the HTLC's storage fee (most of it comes back when it ends).
+    assert NATIVE_AMOUNT + DEPOSIT + STORAGE_FEE <= spent < NATIVE_AMOUNT + DEPOSIT + STORAGE_FEE + GAS_BOUND
 
     # Repeating the request finds the lock and sends nothing.
     resolver_after_lock = await devnet.abalance(resolver)
@@ -173,7 +175,14 @@ async def test_native_lock_watch_withdraw(
     # A stream resumed from the first event's cursor starts right after it.
     resumed = watch(lock_id=lock.lock_id, cursor=event.cursor)
     assert (await next_event(resumed)).cursor == withdrawn.cursor
-    assert int(withdrawn.cursor) > int(event.cursor)
+
+    # Cursors are "<height>:<n>": the n-th HTLC event of that block.
+    def position(cursor: str) -> tuple[int, int]:
+        height, ordinal = cursor.split(":")
+        return int(height), int(ordinal)
+
+    assert position(withdrawn.cursor) > position(event.cursor)
+    assert position(event.cursor)[0] == event.tx.block_number
 
 
 async def test_token_lock_withdraw(
@@ -273,7 +282,8 @@ async def test_maker_locks_directly(chain_near: Stub, chain_near_devnet: NearDev
     )
     call = prepared.near_call
     assert prepared.lock_id == lock_id_for(maker.account_id, nonce)
-    assert (call.contract, call.method, call.deposit) == (devnet.htlc.account_id, "lock_native", str(NATIVE_AMOUNT))
+    deposit = str(NATIVE_AMOUNT + STORAGE_FEE)  # amount + safety deposit (none) + the HTLC's storage fee
+    assert (call.contract, call.method, call.deposit) == (devnet.htlc.account_id, "lock_native", deposit)
     absent = await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=prepared.lock_id))
     assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
 
@@ -290,8 +300,9 @@ async def test_maker_locks_directly(chain_near: Stub, chain_near_devnet: NearDev
 
 
 async def test_maker_token_lock_prepays_the_deposit(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
-    """A NEP-141 source lock with a safety deposit: PrepareMakerLock first asks for the deposit_native
-    top-up, then for the ft_transfer_call that makes the lock."""
+    """A NEP-141 source lock: PrepareMakerLock gives the ft_transfer_call that makes the lock and, while the
+    maker's prepaid NEAR on the HTLC falls short of the storage fee and safety deposit, the deposit_native
+    top-up to make first."""
     devnet = chain_near_devnet
     maker, token = devnet.maker, devnet.token.account_id
     request = chain_pb2.PrepareMakerLockRequest(
@@ -305,13 +316,16 @@ async def test_maker_token_lock_prepays_the_deposit(chain_near: Stub, chain_near
         maker=maker.account_id,
         nonce=str(next(_salts)),
     )
-    top_up = await chain_near.PrepareMakerLock(request)
-    assert (top_up.near_call.contract, top_up.near_call.method) == (devnet.htlc.account_id, "deposit_native")
-    await maker_calls(devnet, top_up.near_call)
-
     prepared = await chain_near.PrepareMakerLock(request)
-    assert prepared.lock_id == top_up.lock_id
+    # The storage fee and the safety deposit come from NEAR prepaid on the HTLC: the top-up comes first.
+    top_up = prepared.near_prepay
+    assert (top_up.contract, top_up.method) == (devnet.htlc.account_id, "deposit_native")
+    assert int(top_up.deposit) == DEPOSIT + STORAGE_FEE
     assert (prepared.near_call.contract, prepared.near_call.method) == (token, "ft_transfer_call")
+    await maker_calls(devnet, top_up)
+    again = await chain_near.PrepareMakerLock(request)
+    assert again.lock_id == prepared.lock_id and not again.HasField("near_prepay")
+    assert again.near_call == prepared.near_call
     tokens_before = await devnet.atoken_balance(maker.account_id)
     await maker_calls(devnet, prepared.near_call)
     assert await devnet.atoken_balance(maker.account_id) == tokens_before - TOKEN_AMOUNT
@@ -391,7 +405,7 @@ async def test_bad_input_names_the_field_and_sends_nothing(
     devnet = chain_near_devnet
     resolver = devnet.resolver.account_id
     balance = await devnet.abalance(resolver)
-    events = await devnet.aview(devnet.htlc.account_id, "events_count")
+    stored = await htlc_storage(devnet)
     for field, mutate in _mutations(devnet):
         request = lock_request(devnet, sha256(os.urandom(32)))
         mutate(request)
@@ -420,7 +434,7 @@ async def test_bad_input_names_the_field_and_sends_nothing(
     finally:
         stream.close()
     assert await devnet.abalance(resolver) == balance
-    assert await devnet.aview(devnet.htlc.account_id, "events_count") == events
+    assert await htlc_storage(devnet) == stored
 
 
 async def test_fifty_concurrent_locks_all_land(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
@@ -428,16 +442,17 @@ async def test_fifty_concurrent_locks_all_land(chain_near: Stub, chain_near_devn
     resolver = devnet.resolver.account_id
     amount = NEAR // 1000
     balance_before = await devnet.abalance(resolver)
-    events_before = await devnet.aview(devnet.htlc.account_id, "events_count")
     replies = await asyncio.gather(
         *(chain_near.CreateLock(lock_request(devnet, sha256(os.urandom(32)), amount=amount)) for _ in range(50))
     )
     assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
     assert len({r.lock.lock_id for r in replies}) == 50
     assert len({r.lock.created.tx_hash for r in replies}) == 50
-    assert await devnet.aview(devnet.htlc.account_id, "events_count") == events_before + 50
+    for reply in replies:
+        on_chain = await devnet.aview(devnet.htlc.account_id, "get_lock", {"lock_id": reply.lock.lock_id})
+        assert (on_chain["state"], on_chain["amount"]) == ("active", str(amount))
     spent = balance_before - await devnet.abalance(resolver)
-    assert 50 * (amount + DEPOSIT) <= spent < 50 * (amount + DEPOSIT + GAS_BOUND)
+    assert 50 * (amount + DEPOSIT + STORAGE_FEE) <= spent < 50 * (amount + DEPOSIT + STORAGE_FEE + GAS_BOUND)
 
 
 async def test_rpc_outage_is_unavailable(tmp_path: Path) -> None:

@@ -146,6 +146,9 @@ async def test_near_to_base_swap_through_the_gateway(
     call = session["maker_action"]["near_call"]
     assert call["method"] == "ft_transfer_call" and call["contract"] == stack.near.token.account_id
     assert isinstance(call["args"], dict) and call["args"]["amount"] == str(AMOUNT)
+    # A NEP-141 lock's storage fee is NEAR prepaid on the HTLC: the top-up the maker makes first.
+    prepay = session["maker_action"]["near_prepay"]
+    assert (prepay["contract"], prepay["method"], prepay["args"]) == (stack.near.htlc.account_id, "deposit_native", {})
 
     seen: list[dict[str, Any]] = []
     async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as ws:

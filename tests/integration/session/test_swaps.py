@@ -14,7 +14,6 @@ import grpc
 import pytest
 import redis
 import redis.asyncio as aioredis
-from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2, session_pb2_grpc
@@ -30,6 +29,7 @@ from tests.integration.swaps import (
     St,
     create_base_to_near,
     execute_base,
+    make_near_maker_calls,
     sign,
     watch_until,
 )
@@ -175,11 +175,11 @@ async def test_near_to_base_swap_completes(sessions: session_pb2_grpc.SessionSer
     session = created.session
     call = session.maker_action.near_call
     assert call.method == "ft_transfer_call" and call.contract == stack.near.token.account_id
+    # The lock's storage fee comes from NEAR the maker prepays on the HTLC: the top-up comes first.
+    prepay = session.maker_action.near_prepay
+    assert (prepay.contract, prepay.method) == (stack.near.htlc.account_id, "deposit_native")
     await sessions.ExecuteSession(session_pb2.ExecuteSessionRequest(session_id=session.session_id))
-
-    account = NearAccount(maker.account_id, maker.private_key, stack.near.rpc_url)
-    await account.startup()
-    await account.function_call(call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit))
+    await make_near_maker_calls(stack, session.maker_action)
 
     done, seen = await watch_until(sessions, session.session_id, TERMINAL)
     assert done.state == St.SESSION_STATE_COMPLETED, (seen, done.error)
@@ -231,10 +231,7 @@ async def test_a_makers_near_lock_cancelled_before_execute_is_refunded_to_the_ma
         )
     )
     session = created.session
-    call = session.maker_action.near_call
-    account = NearAccount(maker.account_id, maker.private_key, stack.near.rpc_url)
-    await account.startup()
-    await account.function_call(call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit))
+    await make_near_maker_calls(stack, session.maker_action)
     assert balances.near_tusd(maker.account_id) == before - AMOUNT
 
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=session.session_id))

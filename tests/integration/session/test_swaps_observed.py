@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -50,7 +51,13 @@ async def test_metrics_describe_the_swaps_that_ran(
     await execute_base(sessions, stack, created)
     done, _ = await watch_until(sessions, created.session_id, TERMINAL)
     assert done.state == session_pb2.SESSION_STATE_COMPLETED
-    session = scrape(stack, "session")
+    # The saga counts an ended session just after persisting it, and watchers may hear of the write first:
+    # like a Prometheus scrape, read the counters a moment later if they lag.
+    for _ in range(50):
+        session = scrape(stack, "session")
+        if sample(session, "swap_sessions_ended_total", state="completed") >= 1:
+            break
+        await asyncio.sleep(0.1)
     assert sample(session, "swap_sessions_initiated_total") >= 1
     assert sample(session, "swap_sessions_ended_total", state="completed") >= 1
     assert sample(session, "swap_session_step_seconds_count", state="revealing_secret") >= 1

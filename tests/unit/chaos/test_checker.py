@@ -10,7 +10,7 @@ from typing import Any
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2
-from swap_devnet.chaos.checker import check, near_native_costs, sent_twice
+from swap_devnet.chaos.checker import NEAR_TOMBSTONE_FEE, check, near_native_costs, sent_twice
 from web3 import Web3
 
 St = session_pb2.SessionState
@@ -35,14 +35,22 @@ def session(state: int, sid: str = "s1", src_amount: int = 10, dst_amount: int =
     )
 
 
-def books(maker: int, resolver_b: int, receiver: int, resolver_n: int) -> dict[str, dict[str, dict[str, int]]]:
+def books(
+    maker: int, resolver_b: int, receiver: int, resolver_n: int, locks_ended: int = 1
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Balances; the resolver's NEAR is less the tombstone fee of each NEAR lock of its that ended."""
+    resolver_native = 10**24 - locks_ended * NEAR_TOMBSTONE_FEE
     return {
         "base": {MAKER: {"token": maker, "native": 10**18}, RESOLVER_B: {"token": resolver_b, "native": 10**18}},
-        "near": {RECEIVER: {"token": receiver, "native": 10**24}, RESOLVER_N: {"token": resolver_n, "native": 10**24}},
+        "near": {
+            RECEIVER: {"token": receiver, "native": 10**24},
+            RESOLVER_N: {"token": resolver_n, "native": resolver_native},
+        },
     }
 
 
-BEFORE = books(100, 1000, 0, 1000)
+BEFORE = books(100, 1000, 0, 1000, locks_ended=0)
+ENDED_NOTHING_MOVED = books(100, 1000, 0, 1000)
 WITHDRAWN = {"s1": {"source": "withdrawn", "destination": "withdrawn"}}
 CANCELLED = {"s1": {"source": "cancelled", "destination": "cancelled"}}
 
@@ -57,7 +65,14 @@ def test_a_completed_swap_that_moved_exactly_its_amounts_passes() -> None:
 
 
 def test_a_refunded_swap_that_moved_nothing_passes() -> None:
-    assert check([session(St.SESSION_STATE_REFUNDED)], BEFORE, BEFORE, [], [], CANCELLED, RESOLVERS) == []
+    assert check([session(St.SESSION_STATE_REFUNDED)], BEFORE, ENDED_NOTHING_MOVED, [], [], CANCELLED, RESOLVERS) == []
+
+
+def test_the_htlc_keeps_a_tombstone_fee_per_ended_near_lock() -> None:
+    """The resolver's NEAR lock ended: the HTLC keeps its tombstone fee, no more and no less."""
+    unexplained = check([session(St.SESSION_STATE_REFUNDED)], BEFORE, BEFORE, [], [], CANCELLED, RESOLVERS)
+    assert kinds(unexplained) == ["native_balance"]
+    assert f"unexplained {NEAR_TOMBSTONE_FEE}" in unexplained[0].detail
 
 
 def test_a_receiver_short_by_one_unit_is_named() -> None:
@@ -76,7 +91,7 @@ def test_money_moved_by_a_refunded_swap_is_a_violation() -> None:
 
 def test_a_refunded_swap_whose_lock_was_withdrawn_leaked_its_secret() -> None:
     locks = {"s1": {"source": "cancelled", "destination": "withdrawn"}}
-    found = check([session(St.SESSION_STATE_REFUNDED)], BEFORE, BEFORE, [], [], locks, RESOLVERS)
+    found = check([session(St.SESSION_STATE_REFUNDED)], BEFORE, ENDED_NOTHING_MOVED, [], [], locks, RESOLVERS)
     assert kinds(found) == ["lock_state"]
     assert "the secret reached a chain" in found[0].detail
 
@@ -89,7 +104,7 @@ def test_a_lock_left_active_and_a_session_left_open_are_violations() -> None:
 
 def test_base_native_must_be_explained_by_fees() -> None:
     tx = {"hash": "0x1", "from": RESOLVER_B, "to": "", "input": "0x", "value": 0, "fee": 21_000, "status": 1}
-    after = books(100, 1000, 0, 1000)
+    after = books(100, 1000, 0, 1000, locks_ended=0)
     after["base"][RESOLVER_B]["native"] -= 21_000
     assert check([], BEFORE, after, [tx], [], {}, RESOLVERS) == []
     after["base"][RESOLVER_B]["native"] -= 1

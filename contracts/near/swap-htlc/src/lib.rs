@@ -30,8 +30,8 @@ pub const NATIVE: &str = "native";
 pub const STORAGE_PRICE_PER_BYTE: Balance = 10_000_000_000_000_000_000;
 /// Paid with every lock: 0.01 NEAR, the staking of up to 1000 bytes.
 pub const LOCK_STORAGE_FEE: Balance = 10_000_000_000_000_000_000_000;
-/// Kept when a lock ends, for its tombstone: 0.0011 NEAR (a withdrawn lock's tombstone takes 106 bytes).
-pub const TOMBSTONE_FEE: Balance = 1_100_000_000_000_000_000_000;
+/// Kept when a lock ends, for its tombstone: 0.0012 NEAR (a withdrawn lock's tombstone takes 114 bytes).
+pub const TOMBSTONE_FEE: Balance = 1_200_000_000_000_000_000_000;
 /// The default smallest native lock: 0.001 NEAR.
 pub const DEFAULT_MIN_LOCK_AMOUNT: Balance = 1_000_000_000_000_000_000_000;
 

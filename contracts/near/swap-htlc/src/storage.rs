@@ -7,7 +7,7 @@
 //! | `a`                    | token allowlist, account ids joined by `\n` (absent: any)    |
 //! | `n` + account id       | prepaid native balance, u128 LE (absent when zero)           |
 //! | `l` + lock id (32)     | lock record (see [`Lock::encode`])                           |
-//! | `t` + lock id (32)     | tombstone of an ended lock: state byte (+ 32-byte secret)    |
+//! | `t` + lock id (32)     | tombstone: state byte, locked_height u64 LE (+ 32-byte secret)|
 //! | `c`                    | number of active locks, u64 LE                               |
 //! | `i` + position (u64 BE)| lock id of the active lock at that position                  |
 //!
@@ -244,23 +244,33 @@ pub fn write_lock(lock: &Lock) {
     env::storage_write(&key(LOCK, &lock.id), &lock.encode());
 }
 
-/// The lock has ended: its record goes, a tombstone with its final state (and secret) stays.
+/// The lock has ended: its record goes, a tombstone with its final state, the height it was locked at (where
+/// its terms can still be read from the chain's history) and its secret stays.
 pub fn end_lock(lock: &Lock) {
     env::storage_remove(&key(LOCK, &lock.id));
     let mut tombstone = vec![lock.state.code()];
+    tombstone.extend_from_slice(&lock.locked_height.to_le_bytes());
     if let Some(secret) = &lock.secret {
         tombstone.extend_from_slice(secret);
     }
     env::storage_write(&key(TOMBSTONE, &lock.id), &tombstone);
 }
 
-/// The final state and secret of an ended lock.
-pub fn read_tombstone(id: &LockId) -> Option<(State, Option<[u8; 32]>)> {
+/// What is left of an ended lock.
+pub struct Tombstone {
+    pub state: State,
+    pub locked_height: u64,
+    pub secret: Option<[u8; 32]>,
+}
+
+/// The final state, lock height and secret of an ended lock.
+pub fn read_tombstone(id: &LockId) -> Option<Tombstone> {
     let bytes = env::storage_read(&key(TOMBSTONE, id))?;
     let mut reader = Reader { bytes: &bytes };
     let state = State::from_code(reader.u8());
+    let locked_height = reader.u64();
     let secret = if reader.bytes.is_empty() { None } else { Some(reader.bytes32()) };
-    Some((state, secret))
+    Some(Tombstone { state, locked_height, secret })
 }
 
 /// A lock with this id exists or existed.

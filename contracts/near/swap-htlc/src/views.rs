@@ -4,7 +4,7 @@ use near_host::json::{self, Object};
 use near_host::{hex, Args, Output};
 
 use crate::locks::lock_id_for;
-use crate::storage::{self, Lock, LockId, State};
+use crate::storage::{self, Lock, LockId, Tombstone};
 use crate::{DEFAULT_PAGE, HTLC_STANDARD, HTLC_VERSION, LOCK_STORAGE_FEE, MAX_PAGE};
 
 /// The lock's view: lock_id, depositor, operator, beneficiary, token ("native" or the NEP-141 account),
@@ -33,12 +33,14 @@ pub fn lock_view(lock: &Lock) -> Object {
         .opt_str("secret", lock.secret.as_ref().map(|secret| hex::encode(secret)).as_deref())
 }
 
-/// What is left of an ended lock: `{"lock_id", "state", "secret", "ended": true}`.
-fn ended_view(id: &LockId, state: State, secret: Option<[u8; 32]>) -> String {
+/// What is left of an ended lock: `{"lock_id", "state", "locked_height", "secret", "ended": true}`; its terms
+/// are in the full view at block `locked_height`.
+fn ended_view(id: &LockId, tombstone: &Tombstone) -> String {
     Object::new()
         .str("lock_id", &hex::encode(id))
-        .str("state", state.name())
-        .opt_str("secret", secret.map(|secret| hex::encode(&secret)).as_deref())
+        .str("state", tombstone.state.name())
+        .number("locked_height", tombstone.locked_height)
+        .opt_str("secret", tombstone.secret.map(|secret| hex::encode(&secret)).as_deref())
         .bool("ended", true)
         .finish()
 }
@@ -65,7 +67,7 @@ pub fn get_lock(args: &Args) -> Output {
         Some(id) => match storage::read_lock(&id) {
             Some(lock) => lock_view(&lock).finish(),
             None => match storage::read_tombstone(&id) {
-                Some((state, secret)) => ended_view(&id, state, secret),
+                Some(tombstone) => ended_view(&id, &tombstone),
                 None => "null".to_string(),
             },
         },

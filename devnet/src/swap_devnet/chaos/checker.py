@@ -8,7 +8,8 @@ Invariants (each violation names the sessions or accounts involved):
   the maker to the resolver and `dst_amount` from the resolver to the receiver; any other end moves nothing.
 - `native_balance`: native balances change by exactly the gas and deposits of the account's own transactions
   (BASE: every transaction's fee from its receipt; NEAR: the tokens burnt by the transaction and its
-  receipts, and deposits kept by the contract called), found by scanning every block of the run.
+  receipts, deposits kept by the contract called, and the HTLC's tombstone fee of each ended lock), found
+  by scanning every block of the run.
 - `lock_left_active` / `lock_state`: every lock a session announced has ended, withdrawn for a completed
   swap and cancelled otherwise: a refunded swap's secret never reached a chain.
 - `sent_twice`: no lock, withdrawal or cancellation of one lock was sent in two transactions.
@@ -288,6 +289,8 @@ def check(
             )
 
     near_costs = near_native_costs(near_txs)
+    for account, kept in near_storage_kept(sessions, lock_states, resolvers).items():
+        near_costs[account] = near_costs.get(account, 0) + kept
     for account, was in before["near"].items():
         want = was["native"] - near_costs.get(account, 0)
         native = after["near"][account]["native"]
@@ -329,6 +332,28 @@ def check(
         violation.sessions = [by_lock[lock]] if lock in by_lock else []
         found.append(violation)
     return found
+
+
+# What the NEAR HTLC keeps of a lock's storage fee once it has ended, for its tombstone (swap-htlc's
+# TOMBSTONE_FEE); the rest of the fee goes back to the depositor.
+NEAR_TOMBSTONE_FEE = 12 * 10**20
+
+
+def near_storage_kept(
+    sessions: list[session_pb2.Session], lock_states: dict[str, dict[str, str]], resolvers: dict[str, str]
+) -> dict[str, int]:
+    """The NEAR the HTLC keeps from each depositor for its ended locks' tombstones: the maker's of a NEAR
+    source lock, the resolver's of a NEAR destination lock."""
+    kept: dict[str, int] = defaultdict(int)
+    for s in sessions:
+        locks = lock_states.get(s.session_id, {})
+        for which, chain, depositor in (
+            ("source", s.src.chain, s.maker),
+            ("destination", s.dst.chain, resolvers["near"]),
+        ):
+            if CHAINS.get(chain) == "near" and locks.get(which) in ("withdrawn", "cancelled"):
+                kept[depositor] += NEAR_TOMBSTONE_FEE
+    return kept
 
 
 def near_native_costs(near_txs: list[dict[str, Any]]) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""A local NEAR JSON-RPC devnet speaking nearcore's protocol: it runs wasm contracts (with wasmtime) and the
-swap's contracts as Python models.
+"""A local NEAR JSON-RPC devnet speaking nearcore's protocol: it runs wasm contracts (with wasmtime), the swap's
+HTLC and test token being the wasm built from contracts/near.
 
 `python -m swap_devnet.near serve` runs it; `NearDevnetProcess` (a child process) and `ThreadedDevnet`
 (a background thread) run it from Python; `DevnetServer` plus `bootstrap` run it in the current event loop.
@@ -17,7 +17,7 @@ from swap_devnet.near.bootstrap import (
     bootstrap,
 )
 from swap_devnet.near.chain import NEAR, Chain, ChainConfig
-from swap_devnet.near.contracts.htlc import lock_id_for
+from swap_devnet.near.ids import lock_id_for
 from swap_devnet.near.keys import KeyPair
 from swap_devnet.near.process import DevnetControls, DevnetError, NearDevnetProcess, ThreadedDevnet
 from swap_devnet.near.rpc import DevnetServer, RpcError

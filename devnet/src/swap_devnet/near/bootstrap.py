@@ -1,9 +1,10 @@
 """The accounts the swap stack expects on the devnet, and the JSON file that describes them.
 
 Under the root account (`test.near`): `token` runs the NEP-141 test token (TUSD, 6 decimals like the EVM
-TestToken), `htlc` the swap HTLC (accepting that token), and `maker`, `resolver` and `receiver` are users
-registered with the token; the maker and the resolver hold minted tokens. Every account has one
-full-access ed25519 key derived from the seed, so a devnet restarted with the same seed has the same keys.
+TestToken), `htlc` the swap HTLC (accepting that token), both the wasm built from contracts/near, and
+`maker`, `resolver` and `receiver` are users registered with the token; the maker and the resolver hold
+minted tokens. Every account has one full-access ed25519 key derived from the seed, so a devnet restarted
+with the same seed has the same keys.
 All of it goes through ordinary signed transactions.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from swap_devnet.artifacts import near_wasm
 from swap_devnet.near.chain import NEAR, Chain, InvalidTransaction
 from swap_devnet.near.codec import (
     Action,
@@ -27,8 +29,6 @@ from swap_devnet.near.codec import (
     Transaction,
     Transfer,
 )
-from swap_devnet.near.contracts.base import contract_code
-from swap_devnet.near.contracts.nep141 import STORAGE_BALANCE_MIN
 from swap_devnet.near.fees import TGAS
 from swap_devnet.near.keys import KeyPair
 
@@ -39,6 +39,8 @@ FT_SYMBOL = "TUSD"
 FT_NAME = "Test USD"
 DEFAULT_MINT = 1_000_000 * 10**TOKEN_DECIMALS
 ROLES = ("token", "htlc", "maker", "resolver", "receiver")
+# The test token's storage_balance_bounds().min: what registering an account costs.
+STORAGE_BALANCE_MIN = 1_250_000_000_000_000_000_000
 
 
 class BootstrapError(RuntimeError):
@@ -202,14 +204,14 @@ async def bootstrap(
         signers["token"].send(
             ids["token"],
             [
-                DeployContract(contract_code("nep141")),
+                DeployContract(near_wasm("swap_token")),
                 _call("new", {"owner_id": ids["token"], "total_supply": "0", "metadata": metadata}),
             ],
         ),
         signers["htlc"].send(
             ids["htlc"],
             [
-                DeployContract(contract_code("swap_htlc")),
+                DeployContract(near_wasm("swap_htlc")),
                 _call("new", {"owner_id": ids["htlc"], "token_allowlist": [ids["token"]]}),
             ],
         ),

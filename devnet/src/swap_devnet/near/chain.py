@@ -50,8 +50,11 @@ from swap_devnet.near.runtime import (
 )
 from swap_devnet.near.state import (
     ACCOUNT_RECORD_BYTES,
+    INITIAL_STATE,
+    MIGRATION,
     AccessKeyRecord,
     AccountRecord,
+    ChangeCause,
     StateUpdate,
     StateView,
     VersionedStore,
@@ -207,7 +210,7 @@ class Chain:
             access_key_key(config.root_account_id, PublicKey.ed25519(config.root_key.public_key)),
             AccessKeyRecord(0, None),
         )
-        update.commit(GENESIS_HEIGHT)
+        update.commit(GENESIS_HEIGHT, INITIAL_STATE)
         self.total_supply = config.root_balance
         block.total_supply = self.total_supply
         self._append(block)
@@ -477,7 +480,8 @@ class Chain:
                 if not patch.done.done():
                     patch.done.set_exception(exc)
                 continue
-            update.commit(height)
+            # State patched outside transactions: nearcore's sandbox patch_state commits it as a migration.
+            update.commit(height, MIGRATION)
 
         outgoing: list[Receipt] = []
         local: list[Receipt] = []
@@ -563,7 +567,7 @@ class Chain:
         if key.permission is not None and key.permission.allowance is not None:
             key = replace(key, permission=replace(key.permission, allowance=key.permission.allowance - charge.gas_cost))
         update.put_record(access_key_key(tx.signer_id, tx.public_key), key)
-        update.commit(block.height)
+        update.commit(block.height, ChangeCause.transaction(record.hash))
         receipt = ActionReceipt(
             receipt_id=derive_id(record.hash, block.hash_bytes, 0),
             predecessor_id=tx.signer_id,
@@ -629,7 +633,12 @@ class Chain:
         )
         outcome = result.outcome
         if "Failure" not in outcome.status:
-            update.commit(block.height)
+            receiver = update.account(receipt.receiver_id)
+            if receiver is not None:
+                # nearcore writes the receiver's account after every successful action receipt, so each one
+                # shows among the block's account changes.
+                update.set_account(receipt.receiver_id, receiver)
+            update.commit(block.height, ChangeCause.receipt(receipt.receipt_id))
         else:
             log.debug("receipt %s on %s failed: %s", receipt.receipt_id, receipt.receiver_id, outcome.status)
         self.outcomes[receipt.receipt_id] = outcome

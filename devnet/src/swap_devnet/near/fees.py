@@ -54,7 +54,7 @@ DELETE_ACCOUNT = Fee(147_489_000_000, 147_489_000_000)
 DELEGATE = Fee(200_000_000_000, 200_000_000_000)
 
 # Host-function costs (nearcore ExtCosts) charged by the contract context.
-CONTRACT_EXECUTION_BASE = 1 * TGAS  # loading the contract and running its code, flat
+CONTRACT_EXECUTION_BASE = 1 * TGAS  # loading the contract, flat; its instructions are REGULAR_OP_COST each
 STORAGE_WRITE_BASE = 64_196_736_000
 STORAGE_WRITE_KEY_BYTE = 70_482_867
 STORAGE_WRITE_VALUE_BYTE = 31_018_539
@@ -70,7 +70,7 @@ SHA256_BYTE = 24_117_351
 PROMISE_RETURN = 560_152_386
 
 # The rest of nearcore's ExtCosts (core/parameters/res/runtime_configs/parameters.snap), charged by the wasm
-# executor only: the models keep the flat CONTRACT_EXECUTION_BASE above.
+# executor (swap_devnet.near.wasm).
 REGULAR_OP_COST = 822_756  # `wasm_regular_op_cost`: gas per executed wasm instruction (one wasmtime fuel unit)
 WASM_BASE = 264_768_111  # `base`: every host-function call
 READ_MEMORY_BASE = 2_609_863_200

@@ -1,7 +1,8 @@
-"""NEAR account id rules."""
+"""NEAR account id rules, and the swap HTLC's lock ids."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _ACCOUNT_ID = re.compile(r"^(([a-z\d]+[-_])*[a-z\d]+\.)*([a-z\d]+[-_])*[a-z\d]+$")
@@ -29,3 +30,9 @@ def is_sub_account(parent: str, account_id: str) -> bool:
 
 def is_top_level(account_id: str) -> bool:
     return "." not in account_id
+
+
+def lock_id_for(depositor: str, nonce: str) -> str:
+    """The swap HTLC's id of the lock `depositor` made with `nonce`: hex(sha256("<depositor>:<nonce>")), what its
+    `lock_id_for` view answers (contracts/near/swap-htlc)."""
+    return hashlib.sha256(f"{depositor}:{nonce}".encode()).hexdigest()

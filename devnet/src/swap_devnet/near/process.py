@@ -117,10 +117,13 @@ class DevnetControls:
     # Views --------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _view_params(contract_id: str, method: str, args: dict[str, Any] | None, finality: str) -> dict[str, Any]:
+    def _view_params(
+        contract_id: str, method: str, args: dict[str, Any] | None, finality: str, block_id: int | str | None = None
+    ) -> dict[str, Any]:
+        at: dict[str, Any] = {"finality": finality} if block_id is None else {"block_id": block_id}
         return {
             "request_type": "call_function",
-            "finality": finality,
+            **at,
             "account_id": contract_id,
             "method_name": method,
             "args_base64": base64.b64encode(json.dumps(args or {}).encode()).decode(),
@@ -140,9 +143,15 @@ class DevnetControls:
         return self._view_result(contract_id, method, result)
 
     async def aview(
-        self, contract_id: str, method: str, args: dict[str, Any] | None = None, finality: str = "optimistic"
+        self,
+        contract_id: str,
+        method: str,
+        args: dict[str, Any] | None = None,
+        finality: str = "optimistic",
+        block_id: int | str | None = None,
     ) -> Any:
-        result = await self.arpc("query", self._view_params(contract_id, method, args, finality))
+        """A view call at `finality`, or at the block `block_id` (height or hash) when given."""
+        result = await self.arpc("query", self._view_params(contract_id, method, args, finality, block_id))
         return self._view_result(contract_id, method, result)
 
     def balance(self, account_id: str) -> int:
@@ -187,9 +196,7 @@ class DevnetControls:
         """No block for `seconds`; the RPC keeps answering (a stalled network)."""
         self.rpc("devnet_stall_blocks", {"seconds": seconds})
 
-    def _account_params(
-        self, name: str | None, balance: int, keys: Sequence[KeyPair], contract: str | None
-    ) -> tuple[str, dict[str, Any]]:
+    def _account_params(self, name: str | None, balance: int, keys: Sequence[KeyPair]) -> tuple[str, dict[str, Any]]:
         label = name or "user"
         account_id = f"{label}-{next(_names)}-{secrets.token_hex(3)}.{self.root.account_id}"
         params: dict[str, Any] = {
@@ -197,8 +204,6 @@ class DevnetControls:
             "public_keys": [key.public_key_text for key in keys],
             "balance": str(balance),
         }
-        if contract is not None:
-            params["contract"] = contract
         return account_id, params
 
     def create_account(
@@ -207,12 +212,11 @@ class DevnetControls:
         *,
         balance: int = DEFAULT_FUNDING,
         keys: Sequence[KeyPair] | None = None,
-        contract: str | None = None,
     ) -> NearAccount:
         """A fresh funded account `<name>-<n>-<random>.<root>` with full-access `keys` (one new key by
         default), described by its first key."""
         keys = list(keys) if keys else [KeyPair.generate()]
-        account_id, params = self._account_params(name, balance, keys, contract)
+        account_id, params = self._account_params(name, balance, keys)
         self.rpc("devnet_create_account", params)
         return NearAccount.from_key(account_id, keys[0])
 
@@ -222,10 +226,9 @@ class DevnetControls:
         *,
         balance: int = DEFAULT_FUNDING,
         keys: Sequence[KeyPair] | None = None,
-        contract: str | None = None,
     ) -> NearAccount:
         keys = list(keys) if keys else [KeyPair.generate()]
-        account_id, params = self._account_params(name, balance, keys, contract)
+        account_id, params = self._account_params(name, balance, keys)
         await self.arpc("devnet_create_account", params)
         return NearAccount.from_key(account_id, keys[0])
 

@@ -12,7 +12,7 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiohttp import web
@@ -27,18 +27,20 @@ from swap_devnet.near.chain import (
     WaitUntil,
 )
 from swap_devnet.near.codec import DecodeError, PublicKey, decode_signed_transaction
-from swap_devnet.near.contracts.base import contract_code, known_models
 from swap_devnet.near.ids import is_valid_account_id
 from swap_devnet.near.keys import b58decode, decode_public_key
 from swap_devnet.near.runtime import FunctionCallFailure, view_call
+from swap_devnet.near.state import Column, StateChange, select_changes, trie_order
 from swap_devnet.near.views import (
     access_key_view,
     account_view,
     base64_text,
     block_view,
+    change_kind_view,
     chunk_view,
     outcome_view,
     pending_view,
+    state_change_view,
     status_view,
 )
 
@@ -138,6 +140,29 @@ def _block_id_text(block_id: int | str) -> str:
     return f"Height({block_id})" if isinstance(block_id, int) else f"Hash({block_id})"
 
 
+def _account_id(value: Any) -> str:
+    if not isinstance(value, str) or not is_valid_account_id(value):
+        raise parse_error(f"invalid account id {value!r}")
+    return value
+
+
+def _list(params: dict[str, Any], name: str) -> list[Any]:
+    value = params.get(name)
+    if not isinstance(value, list):
+        raise parse_error(f"missing field `{name}`" if value is None else f"`{name}` must be a list")
+    return value
+
+
+# nearcore's `changes_type`s by the column of records each selects (single_access_key_changes: one key).
+CHANGES_COLUMNS: dict[str, Column] = {
+    "account_changes": "account",
+    "single_access_key_changes": "access_key",
+    "all_access_key_changes": "access_key",
+    "contract_code_changes": "contract_code",
+    "data_changes": "data",
+}
+
+
 class RpcHandler:
     """Dispatches JSON-RPC requests to the chain."""
 
@@ -159,6 +184,11 @@ class RpcHandler:
             "tx": self.tx,
             "EXPERIMENTAL_tx_status": self.experimental_tx_status,
             "EXPERIMENTAL_receipt": self.experimental_receipt,
+            "EXPERIMENTAL_changes": self.experimental_changes,
+            "EXPERIMENTAL_changes_in_block": self.experimental_changes_in_block,
+            # nearcore's stable names for the same two methods
+            "changes": self.experimental_changes,
+            "block_effects": self.experimental_changes_in_block,
             "sandbox_fast_forward": self.sandbox_fast_forward,
             "devnet_create_account": self.devnet_create_account,
             "devnet_stall_blocks": self.devnet_stall_blocks,
@@ -495,6 +525,64 @@ class RpcHandler:
             )
         return receipt.view()
 
+    # State changes --------------------------------------------------------------------------------------------
+
+    def _changes_block(self, params: dict[str, Any]) -> Block:
+        """The block a state changes request refers to; an unknown one fails as nearcore's
+        RpcStateChangesError does, its `info` (the message is not serialized) also in `data`."""
+        try:
+            return self._reference(params)
+        except RpcError as error:
+            if error.body.get("cause", {}).get("name") != "UNKNOWN_BLOCK":
+                raise
+            raise handler_error("UNKNOWN_BLOCK", {}, {"name": "UNKNOWN_BLOCK", "info": {}}) from None
+
+    def _changes_request(self, params: dict[str, Any]) -> Callable[[Sequence[StateChange]], list[StateChange]]:
+        """nearcore's StateChangesRequestView (`changes_type` and its fields) as a selection of a block's
+        changes: per requested account (or key) in request order, each by trie key, then as committed."""
+        changes_type = _string(params, "changes_type")
+        if changes_type == "single_access_key_changes":
+            keys: list[tuple[str, PublicKey]] = []
+            for item in _list(params, "keys"):
+                if not isinstance(item, dict):
+                    raise parse_error("`keys` must hold objects with `account_id` and `public_key`")
+                keys.append((_account_id(item.get("account_id")), self._public_key_param(item)))
+            return lambda changes: [
+                change
+                for account_id, public_key in keys
+                for change in select_changes(changes, "access_key", account_id, public_key=public_key)
+            ]
+        column = CHANGES_COLUMNS.get(changes_type)
+        if column is None:
+            expected = ", ".join(f"`{name}`" for name in CHANGES_COLUMNS)
+            raise parse_error(f"unknown variant `{changes_type}`, expected one of {expected}")
+        account_ids = [_account_id(value) for value in _list(params, "account_ids")]
+        prefix = b""
+        if changes_type == "data_changes":
+            if "key_prefix_base64" not in params:
+                raise parse_error("missing field `key_prefix_base64`")
+            prefix = self._base64_param(params, "key_prefix_base64")
+        return lambda changes: [
+            change
+            for account_id in account_ids
+            for change in select_changes(changes, column, account_id, prefix=prefix)
+        ]
+
+    async def experimental_changes(self, params: Params) -> Any:
+        """The changes of the requested kind and accounts that a block made, each with its cause."""
+        params = _object(params, "EXPERIMENTAL_changes")
+        select = self._changes_request(params)
+        block = self._changes_block(params)
+        changes = select(self.chain.store.changes_at(block.height))
+        return {"block_hash": block.hash, "changes": [state_change_view(change) for change in changes]}
+
+    async def experimental_changes_in_block(self, params: Params) -> Any:
+        """Which kind of record of which account a block changed: one entry per record, by trie key."""
+        params = _object(params, "EXPERIMENTAL_changes_in_block")
+        block = self._changes_block(params)
+        keys = sorted({change.key for change in self.chain.store.changes_at(block.height)}, key=trie_order)
+        return {"block_hash": block.hash, "changes": [change_kind_view(key) for key in keys]}
+
     # Devnet controls ------------------------------------------------------------------------------------------
 
     async def sandbox_fast_forward(self, params: Params) -> Any:
@@ -526,8 +614,8 @@ class RpcHandler:
         return {}
 
     async def devnet_create_account(self, params: Params) -> Any:
-        """`{"account_id", "public_key" | "public_keys", "balance", "contract"?}`: a funded account with
-        full-access keys, optionally running one of the contract models, in the next block."""
+        """`{"account_id", "public_key" | "public_keys", "balance"}`: a funded account with full-access keys, in
+        the next block. It has no contract: deploy one with a DeployContract transaction, as on a network."""
         params = _object(params, "devnet_create_account")
         account_id = _string(params, "account_id")
         if not is_valid_account_id(account_id):
@@ -542,15 +630,10 @@ class RpcHandler:
         balance = params.get("balance", "0")
         if not (isinstance(balance, int) or (isinstance(balance, str) and balance.isdigit())):
             raise parse_error("`balance` must be a yoctoNEAR amount")
-        code = None
-        model = params.get("contract")
-        if model is not None:
-            try:
-                code = contract_code(str(model))
-            except KeyError:
-                raise parse_error(f"unknown contract {model!r}; known: {', '.join(known_models())}") from None
+        if "contract" in params:
+            raise parse_error("`contract` is not supported: deploy the wasm with a DeployContract transaction")
         try:
-            block = await self.chain.create_account(account_id, keys, int(balance), code)
+            block = await self.chain.create_account(account_id, keys, int(balance))
         except ValueError as exc:
             raise handler_error("ACCOUNT_ALREADY_EXISTS", {"account_id": account_id}, str(exc)) from None
         return {

@@ -4,16 +4,14 @@ A transaction becomes one action receipt; a function call may create promises, w
 receipts (executed in later blocks) wired together with data receipts, so `a.then(b)` runs `b` once `a`'s
 result arrives. A receipt's actions are atomic: any failure drops all of the receipt's state changes and
 promises, refunds its attached deposits to the predecessor and sends a failed result to whoever waits on it.
-Unused gas goes back to the signer as a refund receipt, like nearcore's. Contract code is either a wasm module,
-executed by swap_devnet.near.wasm, or the id of a Python contract model (contracts/). After a receipt, every
-account it wrote must still hold the balance its storage stakes, or the receipt fails (LackBalanceForState).
+Unused gas goes back to the signer as a refund receipt, like nearcore's. Contract code is a wasm module, executed
+by swap_devnet.near.wasm. After a receipt, every account it wrote must still hold the balance its storage stakes,
+or the receipt fails (LackBalanceForState).
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -37,7 +35,6 @@ from swap_devnet.near.codec import (
     actions_deposit,
     delegate_action_hash,
 )
-from swap_devnet.near.contracts.base import Args, ContractPanic, PromiseRef, contract_for_code
 from swap_devnet.near.ids import (
     MIN_OPEN_TOP_LEVEL_LEN,
     is_implicit,
@@ -57,10 +54,8 @@ from swap_devnet.near.state import (
     data_key,
 )
 
-log = logging.getLogger(__name__)
-
 SYSTEM_ACCOUNT = "system"
-# Code starting with these bytes is a wasm module, run by swap_devnet.near.wasm; other code names a model.
+# Code starting with these bytes is a wasm module, run by swap_devnet.near.wasm; other code fails to prepare.
 WASM_MAGIC = b"\0asm"
 # Access key nonces start at (block height - 1) * this, so a key added later never accepts an old nonce.
 NONCE_RANGE_MULTIPLIER = 1_000_000
@@ -343,6 +338,14 @@ class _GasExceeded(Exception):
 # --------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PromiseRef:
+    """A call's result that is a promise (`promise_return`): the index of the receipt whose result becomes the
+    call's."""
+
+    index: int
+
+
 @dataclass
 class PendingPromise:
     receiver_id: str
@@ -353,7 +356,7 @@ class PendingPromise:
 
 class CallContext:
     """near-sdk's `env` for one function call, over the receipt's state update (or a block's state, read-only,
-    for view calls). Implements contracts.base.HostContext."""
+    for view calls); swap_devnet.near.wasm's host functions call it."""
 
     def __init__(
         self,
@@ -405,9 +408,6 @@ class CallContext:
         if self.used > self.prepaid_gas:
             raise _GasExceeded
 
-    def used_gas(self) -> int:
-        return self.used
-
     # Environment ----------------------------------------------------------------------------------------------
 
     def _writable(self, host_function: str) -> StateUpdate:
@@ -435,9 +435,6 @@ class CallContext:
             self.burn(len(value) * fees.STORAGE_READ_VALUE_BYTE, "STORAGE_READ_VALUE_BYTE")
         return value
 
-    def storage_write(self, key: bytes, value: bytes) -> bool:
-        return self.storage_replace(key, value) is not None
-
     def storage_replace(self, key: bytes, value: bytes) -> bytes | None:
         """Write `value` under `key`; returns the value it replaced."""
         state = self._writable("storage_write")
@@ -450,9 +447,6 @@ class CallContext:
         old = state.data(self.current_account_id, key)
         state.put_record(data_key(self.current_account_id, key), value)
         return old
-
-    def storage_remove(self, key: bytes) -> bool:
-        return self.storage_take(key) is not None
 
     def storage_take(self, key: bytes) -> bytes | None:
         """Remove `key`; returns the value it held."""
@@ -481,18 +475,6 @@ class CallContext:
         return list(self._promise_results)
 
     # Promises -----------------------------------------------------------------------------------------------
-
-    def _new_promise(self, account_id: str, action: Action, gas_weight: int, after: list[int]) -> int:
-        state = self._writable("promise_batch_create")
-        if not is_valid_account_id(account_id):
-            raise host_failure("InvalidAccountId")
-        deposit = actions_deposit([action])
-        account = state.account(self.current_account_id)
-        if deposit and (account is None or account.amount < deposit):
-            raise host_failure("BalanceExceeded")
-        index = self.promise_batch_create(account_id, after)
-        self.promise_batch_action(index, action, gas_weight)
-        return index
 
     def promise_batch_create(self, account_id: str, after: Sequence[int] = ()) -> int:
         """A new receipt to `account_id` without actions, run once the receipts `after` have their results;
@@ -530,28 +512,6 @@ class CallContext:
         promise.actions.append(action)
         promise.gas_weights.append(gas_weight)
 
-    def promise_function_call(
-        self, account_id: str, method_name: str, args: bytes, deposit: int, gas: int, gas_weight: int = 1
-    ) -> int:
-        return self._new_promise(account_id, FunctionCall(method_name, args, gas, deposit), gas_weight, [])
-
-    def promise_then(
-        self,
-        after: int,
-        account_id: str,
-        method_name: str,
-        args: bytes,
-        deposit: int,
-        gas: int,
-        gas_weight: int = 1,
-    ) -> int:
-        if not 0 <= after < len(self.promises):
-            raise host_failure("InvalidPromiseIndex", promise_idx=after)
-        return self._new_promise(account_id, FunctionCall(method_name, args, gas, deposit), gas_weight, [after])
-
-    def promise_transfer(self, account_id: str, amount: int) -> int:
-        return self._new_promise(account_id, Transfer(amount), 0, [])
-
     def distribute_unused_gas(self) -> None:
         """Share the gas left after the call among the promises' function calls by weight (near-sdk's
         default weight 1), the way nearcore does after execution."""
@@ -580,52 +540,19 @@ class CallContext:
 
 
 def run_method(ctx: CallContext, code: bytes | None, method_name: str, args: bytes) -> bytes | PromiseRef:
-    """Run `method_name` of the contract `code`: a wasm module (swap_devnet.near.wasm) or a contract model;
-    raises FunctionCallFailure."""
+    """Run `method_name` of the wasm contract `code` (swap_devnet.near.wasm); raises FunctionCallFailure, also
+    for a missing contract and for code that is not a wasm module."""
     if code is None:
         raise FunctionCallFailure(
             {"CompilationError": {"CodeDoesNotExist": {"account_id": ctx.current_account_id}}},
             f'CompilationError(CodeDoesNotExist {{ account_id: AccountId("{ctx.current_account_id}") }})',
         )
-    if code.startswith(WASM_MAGIC):
-        # Imported here: the executor builds on CallContext and the failures above.
-        from swap_devnet.near.wasm import run_wasm  # noqa: PLC0415
-
-        return run_wasm(ctx, code, method_name, args)
-    contract_class = contract_for_code(code)
-    if contract_class is None:
+    if not code.startswith(WASM_MAGIC):
         raise prepare_failure()
-    spec = contract_class.method(method_name)
-    if spec is None:
-        raise method_resolve_failure("MethodNotFound")
-    try:
-        ctx.burn(fees.CONTRACT_EXECUTION_BASE, "CONTRACT_LOADING_BASE")
-        if spec.kind == "call":
-            if ctx.is_view:
-                raise prohibited_in_view("attached_deposit")
-            if spec.private and ctx.predecessor_account_id != ctx.current_account_id:
-                raise ContractPanic(f"Method {method_name} is private")
-            if not spec.payable and ctx.attached_deposit:
-                raise ContractPanic(f"Method {method_name} doesn't accept deposit")
-        result = spec.func(contract_class(ctx), Args.parse(args))
-        if isinstance(result, PromiseRef):
-            ctx.burn(fees.PROMISE_RETURN, "PROMISE_RETURN")
-            return result
-        return b"" if result is None else _json_bytes(result)
-    except ContractPanic as exc:
-        raise panic_failure(exc.message) from None
-    except _GasExceeded:
-        raise gas_exceeded_failure() from None
-    except FunctionCallFailure:
-        raise
-    except Exception as exc:
-        # A bug in a model must not take the node down; it fails the call like a wasm trap would.
-        log.exception("contract %s method %s raised", ctx.current_account_id, method_name)
-        raise panic_failure(f"{type(exc).__name__}: {exc}") from None
+    # Imported here: the executor builds on CallContext and the failures above.
+    from swap_devnet.near.wasm import run_wasm  # noqa: PLC0415
 
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return run_wasm(ctx, code, method_name, args)
 
 
 # --------------------------------------------------------------------------------------------------------------

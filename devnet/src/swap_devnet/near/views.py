@@ -1,4 +1,4 @@
-"""nearcore's JSON views of the chain: status, blocks, chunks and transaction outcomes."""
+"""nearcore's JSON views of the chain: status, blocks, chunks, transaction outcomes and state changes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from swap_devnet.near.chain import EMPTY_HASH, PROTOCOL_VERSION, Block, Chain, T
 from swap_devnet.near.codec import Permission, permission_view, transaction_view
 from swap_devnet.near.keys import b58encode, crypto_hash, encode_signature
 from swap_devnet.near.runtime import ActionReceipt
-from swap_devnet.near.state import AccessKeyRecord, AccountRecord
+from swap_devnet.near.state import AccessKeyRecord, AccountRecord, ChangeKey, StateChange
 
 VERSION = "swap-devnet/0.1.0"
 CHUNK_GAS_LIMIT = 1_000 * 10**12
@@ -139,7 +139,8 @@ def chunk_view(chain: Chain, block: Block) -> dict[str, Any]:
     }
 
 
-def account_view(account: AccountRecord, block: Block) -> dict[str, Any]:
+def account_fields(account: AccountRecord) -> dict[str, Any]:
+    """nearcore's AccountView."""
     code_hash = b58encode(crypto_hash(account.code)) if account.code is not None else EMPTY_HASH
     return {
         "amount": str(account.amount),
@@ -147,9 +148,12 @@ def account_view(account: AccountRecord, block: Block) -> dict[str, Any]:
         "code_hash": code_hash,
         "storage_usage": account.storage_usage,
         "storage_paid_at": 0,
-        "block_height": block.height,
-        "block_hash": block.hash,
     }
+
+
+def account_view(account: AccountRecord, block: Block) -> dict[str, Any]:
+    """The `view_account` query result: the AccountView at a block."""
+    return {**account_fields(account), "block_height": block.height, "block_hash": block.hash}
 
 
 def access_key_view(record: AccessKeyRecord) -> dict[str, Any]:
@@ -176,6 +180,38 @@ def outcome_view(chain: Chain, record: TxRecord, *, with_receipts: bool = False)
             if not (isinstance(receipt, ActionReceipt) and receipt.receiver_id == receipt.predecessor_id)
         ]
     return view
+
+
+def state_change_view(change: StateChange) -> dict[str, Any]:
+    """nearcore's StateChangeWithCauseView: `cause`, plus the change as `type` and `change`."""
+    key, value = change.key, change.value
+    account_id = key[1]
+    body: dict[str, Any] = {"account_id": account_id}
+    if key[0] == "account":
+        kind = "account"
+        if isinstance(value, AccountRecord):
+            body.update(account_fields(value))
+    elif key[0] == "access_key":
+        kind = "access_key"
+        body["public_key"] = key[2].text
+        if isinstance(value, AccessKeyRecord):
+            body["access_key"] = access_key_view(value)
+    elif key[0] == "data":
+        kind = "data"
+        body["key_base64"] = base64_text(key[2])
+        if isinstance(value, bytes):
+            body["value_base64"] = base64_text(value)
+    else:
+        kind = "contract_code"
+        if isinstance(value, bytes):
+            body["code_base64"] = base64_text(value)
+    suffix = "deletion" if value is None else "update"
+    return {"cause": change.cause.view(), "type": f"{kind}_{suffix}", "change": body}
+
+
+def change_kind_view(key: ChangeKey) -> dict[str, Any]:
+    """nearcore's StateChangeKindView: which kind of record of which account a block touched."""
+    return {"type": f"{key[0]}_touched", "account_id": key[1]}
 
 
 def pending_view(status: WaitUntil) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""NEAR wasm contracts on the devnet: code that starts with `\\0asm` runs here, with wasmtime, against the same
-CallContext (state, promises, logs, gas) as the Python contract models.
+"""NEAR wasm contracts on the devnet: code that starts with `\\0asm` runs here, with wasmtime, against the
+runtime's CallContext (state, promises, logs, gas).
 
 A call compiles the module (compiled modules are cached by code hash), links it against nearcore's host
 functions (module `env`, nearcore's exact signatures: every pointer, length, register id and amount an i64,
@@ -37,7 +37,7 @@ nearcore does not have, or one with another signature, fails the call with a lin
 host functions nearcore refuses there (signer, predecessor, gas, storage writes, promises) fail with
 `ProhibitedInView`, as on nearcore.
 
-Gas: a call pays CONTRACT_EXECUTION_BASE (as a model call does), every executed wasm instruction
+Gas: a call pays CONTRACT_EXECUTION_BASE (loading the contract), every executed wasm instruction
 `wasm_regular_op_cost` (822,756 gas: wasmtime fuel, one unit per instruction, priced at REGULAR_OP_COST), and
 every host function nearcore's costs: `base` per call, memory and register traffic per byte, UTF-8/16
 decoding, hashing, storage, logs, and the promise fees CallContext charges (receipt and action send fees burnt,
@@ -55,7 +55,7 @@ nearcore do, gets nearcore's 1024 initial pages (when its import allows it), and
 nearcore's 2048 pages.
 
 Storage staking is not the executor's business: after every receipt the runtime checks that the accounts it
-wrote still hold 10^19 yoctoNEAR per stored byte (runtime.storage_stake_shortfall), for wasm and models alike.
+wrote still hold 10^19 yoctoNEAR per stored byte (runtime.storage_stake_shortfall).
 """
 
 from __future__ import annotations
@@ -99,12 +99,12 @@ from swap_devnet.near.codec import (
     Stake,
     Transfer,
 )
-from swap_devnet.near.contracts.base import PromiseRef
 from swap_devnet.near.ids import is_valid_account_id
 from swap_devnet.near.keys import ED25519_KEY_TYPE, b58decode, crypto_hash, verify_signature
 from swap_devnet.near.runtime import (
     CallContext,
     FunctionCallFailure,
+    PromiseRef,
     _GasExceeded,
     gas_exceeded_failure,
     host_failure,

@@ -36,7 +36,13 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
         8, ge=1, le=64, description="Access keys sending in parallel (derived from the resolver key)."
     )
     poll_interval_s: float = Field(1.0, gt=0, description="Seconds between polls of the final head.")
-    event_batch: int = Field(200, ge=1, le=1000, description="Most events per get_events view.")
+    event_batch: int = Field(200, ge=1, le=1000, description="Most events a stream hands on between waits.")
+    start_block: int = Field(
+        0,
+        ge=0,
+        description="Block from which the HTLC's storage changes are followed for events (the block the HTLC was "
+        "deployed in, or later). 0: the final block when the service starts, so earlier events are not reported.",
+    )
     call_gas_tgas: int = Field(
         100, ge=50, le=300, description="TGas attached to HTLC calls (a payout and its callback need 50)."
     )
@@ -79,6 +85,7 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
             self.rpc_url = data.get("rpc_url", self.rpc_url)
             self.network_id = self.network_id or str(data.get("chain_id", ""))
             self.htlc_account = self.htlc_account or data["htlc"]["account_id"]
+            self.start_block = self.start_block or int(data.get("bootstrap_height", 0))
             resolver = data["resolver"]
             self.resolver_account = self.resolver_account or resolver["account_id"]
             if self.resolver_key is None and self.resolver_key_file is None:

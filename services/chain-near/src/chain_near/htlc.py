@@ -31,6 +31,7 @@ from py_near.models import Action
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from swap_runtime.singleflight import SingleFlight
 
+from chain_near.feed import CREATED, REFUNDED, WITHDRAWN, LockFeed
 from chain_near.model import (
     NATIVE,
     STATES,
@@ -50,14 +51,10 @@ from chain_near.tx import Outcome, TxSender
 
 log = logging.getLogger(__name__)
 
-CREATED = "lock_created"
-WITHDRAWN = "lock_withdrawn"
-REFUNDED = "lock_refunded"
 EVENT_PREFIX = "EVENT_JSON:"
 HTLC_STANDARD = "swap_htlc"
 TGAS = 10**12
 _STORAGE_GAS = 30 * TGAS
-_INDEX_PAGE = 500
 # Blocks searched back from an event for the transaction behind it (a transaction's receipts run within a
 # few blocks of it: the call, the payout, the callback).
 _ATTRIBUTION_DEPTH = 6
@@ -118,7 +115,15 @@ class _Recent(OrderedDict[K, V]):
 
 
 class Htlc:
-    def __init__(self, rpc: Rpc, sender: TxSender, contract: str, gas: Gas) -> None:
+    def __init__(
+        self,
+        rpc: Rpc,
+        sender: TxSender,
+        contract: str,
+        gas: Gas,
+        start_height: int = 0,
+        poll_interval_s: float = 1.0,
+    ) -> None:
         self._rpc = rpc
         self._sender = sender
         self.contract = contract
@@ -130,8 +135,9 @@ class Htlc:
         self._sent: _Recent[tuple[str, str], TxRef] = _Recent()
         self._seen: _Recent[tuple[str, str], HtlcEvent] = _Recent()
         self._receipt_tx: _Recent[str, str] = _Recent()
-        self._indexed_to = 0
-        self._index_lock = asyncio.Lock()
+        self._ended: _Recent[str, dict[str, Any]] = _Recent()
+        self._fee: int | None = None
+        self.feed = LockFeed(rpc, contract, start_height, poll_interval_s, on_event=self.remember)
         self._registered: set[tuple[str, str]] = set()
         self._registration_lock = asyncio.Lock()
         self._prepaid_lock = asyncio.Lock()
@@ -168,8 +174,31 @@ class Htlc:
         return block_hash
 
     async def read(self, lock_id: str, finality: str = "optimistic") -> Lock | None:
+        """The lock, terms included. An ended lock's record is gone from the HTLC (a tombstone keeps its state,
+        secret and the height it was made at): its terms come from its lock_created event, or from the
+        get_lock view at the block it was made in."""
         data, _ = await self._rpc.view(self.contract, "get_lock", {"lock_id": lock_id}, finality)
-        return None if data is None else _lock_from_json(data)
+        if data is None:
+            return None
+        if data.get("ended"):
+            terms = self._ended.get(lock_id)
+            if terms is None:
+                created = self._seen.get((lock_id, CREATED))
+                if created is not None:
+                    terms = dict(created.data)
+                else:
+                    terms = await self.feed.terms(lock_id, int(data["locked_height"]))
+                self._ended[lock_id] = terms
+            data = {**terms, "state": data["state"], "secret": data.get("secret")}
+        return _lock_from_json(data)
+
+    async def storage_fee(self) -> int:
+        """What the HTLC charges for a lock's storage, on top of amount and safety deposit (its storage_fee
+        view, read once: it is a constant of the contract)."""
+        if self._fee is None:
+            value, _ = await self._rpc.view(self.contract, "storage_fee", {})
+            self._fee = int(value)
+        return self._fee
 
     async def view(self, lock_id: str) -> LockView | None:
         lock, (final_height, _, _) = await asyncio.gather(self.read(lock_id), self.final_head())
@@ -179,7 +208,7 @@ class Htlc:
         closing = {State.WITHDRAWN: WITHDRAWN, State.REFUNDED: REFUNDED}.get(lock.state)
         kinds = [CREATED] if closing is None else [CREATED, closing]
         if any(self._step(lock_id, kind) is None for kind in kinds):
-            await self._sync_index()
+            await self.feed.sync()
         created = await self.step_ref(lock_id, CREATED, final_height)
         closed = await self.step_ref(lock_id, closing, final_height) if closing else None
         if created is None:  # not final yet: where the lock's state says it was made
@@ -187,46 +216,6 @@ class Htlc:
             created = TxRef(tx_hash="", block_height=lock.locked_height, block_hash=block_hash)
         confirmations = final_height - lock.locked_height + 1 if final else 0
         return LockView(lock=lock, created=created, confirmations=confirmations, final=final, closed=closed)
-
-    async def events(self, from_index: int, limit: int, finality: str = "final") -> tuple[list[HtlcEvent], int]:
-        """HTLC events from `from_index` on, oldest first, and the height of the block they were read at."""
-        raw, height = await self._rpc.view(
-            self.contract, "get_events", {"from_index": from_index, "limit": limit}, finality
-        )
-        events: list[HtlcEvent] = []
-        per_receipt: dict[str, int] = {}
-        for item in raw or []:
-            receipt_id = str(item.get("receipt_id", ""))
-            # The HTLC logs one line per event, and nothing else in a receipt that records events.
-            log_index = per_receipt.get(receipt_id, 0)
-            per_receipt[receipt_id] = log_index + 1
-            data = item.get("data") or {}
-            events.append(
-                HtlcEvent(
-                    index=int(item["index"]),
-                    name=str(item["event"]),
-                    lock_id=str(data.get("lock_id", "")),
-                    data=data,
-                    block_height=int(item["block_height"]),
-                    block_timestamp=int(item["block_timestamp"]),
-                    receipt_id=receipt_id,
-                    tx_hash=str(item.get("tx_hash") or ""),
-                    log_index=log_index,
-                )
-            )
-        return events, height
-
-    async def _sync_index(self) -> None:
-        """Reads the final events recorded since the last sync, to know in which receipt each lock's
-        steps happened."""
-        async with self._index_lock:
-            while True:
-                batch, _ = await self.events(self._indexed_to, _INDEX_PAGE, finality="final")
-                for event in batch:
-                    self.remember(event)
-                    self._indexed_to = event.index + 1
-                if len(batch) < _INDEX_PAGE:
-                    return
 
     def remember(self, event: HtlcEvent) -> None:
         key = (event.lock_id, event.name)
@@ -256,12 +245,19 @@ class Htlc:
     async def _attribute(self, event: HtlcEvent) -> str:
         """The transaction behind an event. Receipts do not name their transaction, so unless this
         service sent it, the blocks up to the event's are searched (newest first) for a transaction of the
-        account that acted (the depositor of a lock, the caller of a withdrawal or refund) whose outcome
-        contains the event's receipt. Empty when none is found within the search depth."""
+        account that signed the event's receipt (the depositor of a lock; for a withdrawal or refund, the
+        signer its payout callback names) whose outcome contains that receipt. Empty when none is found within
+        the search depth."""
         if event.receipt_id in self._receipt_tx:
             return self._receipt_tx[event.receipt_id]
-        signer = str(event.data.get("depositor" if event.name == CREATED else "caller") or "")
-        if not signer or not event.receipt_id:
+        if not event.receipt_id:
+            return ""
+        if event.name == CREATED:
+            signer = str(event.data.get("depositor") or "")
+        else:
+            receipt = await self._rpc.receipt(event.receipt_id)
+            signer = str(((receipt.get("receipt") or {}).get("Action") or {}).get("signer_id") or "")
+        if not signer:
             return ""
         for height in range(event.block_height, max(event.block_height - _ATTRIBUTION_DEPTH, 0), -1):
             try:
@@ -316,16 +312,10 @@ class Htlc:
         if await self.read(lock_id) is not None:
             return lock_id, False
         if request.token == NATIVE:
+            deposit = request.amount + request.safety_deposit + await self.storage_fee()
             outcome = await self._sender.send(
                 self.contract,
-                [
-                    _function_call(
-                        "lock_native",
-                        request.message(self.resolver),
-                        self._gas.call,
-                        request.amount + request.safety_deposit,
-                    )
-                ],
+                [_function_call("lock_native", request.message(self.resolver), self._gas.call, deposit)],
                 step=f"{lock_id}:create",
             )
         else:
@@ -343,36 +333,37 @@ class Htlc:
     async def maker_call(self, maker: str, request: LockRequest) -> MakerCall:
         """The call with which `maker` locks the source leg for this resolver (the lock's operator).
 
-        A NEP-141 lock with a safety deposit needs it prepaid on the HTLC first: while the maker's prepaid
-        balance falls short, the call returned is that deposit_native top-up, and asking again afterwards
-        returns the lock itself.
+        Every lock pays the HTLC's storage fee in NEAR: a native lock in its deposit, a NEP-141 lock (whose
+        ft_transfer_call carries 1 yoctoNEAR) from a native balance prepaid on the HTLC, with its safety
+        deposit. While the maker's prepaid balance falls short, the call comes with `prepay`: the
+        deposit_native top-up of the shortfall, to make first.
         """
         lock_id = lock_id_for(maker, request.nonce)
         message = request.message(self.resolver)
+        fee = await self.storage_fee()
         if request.token == NATIVE:
-            return MakerCall(
-                lock_id, self.contract, "lock_native", message, request.amount + request.safety_deposit, self._gas.call
-            )
+            deposit = request.amount + request.safety_deposit + fee
+            return MakerCall(lock_id, self.contract, "lock_native", message, deposit, self._gas.call)
         await self._ensure_registered(request.token, self.contract)
         await self._ensure_registered(request.token, request.beneficiary)
-        if request.safety_deposit:
-            value, _ = await self._rpc.view(self.contract, "native_balance_of", {"account_id": maker})
-            shortfall = request.safety_deposit - int(value or 0)
-            if shortfall > 0:
-                return MakerCall(lock_id, self.contract, "deposit_native", {}, shortfall, self._gas.call)
-        else:
+        value, _ = await self._rpc.view(self.contract, "native_balance_of", {"account_id": maker})
+        shortfall = request.safety_deposit + fee - int(value or 0)
+        prepay = None
+        if shortfall > 0:
+            prepay = MakerCall(lock_id, self.contract, "deposit_native", {}, shortfall, self._gas.call)
+        if not request.safety_deposit:
             message.pop("safety_deposit")
         args: dict[str, object] = {
             "receiver_id": self.contract,
             "amount": str(request.amount),
             "msg": json.dumps(message),
         }
-        return MakerCall(lock_id, request.token, "ft_transfer_call", args, _ONE_YOCTO, self._gas.ft_call)
+        return MakerCall(lock_id, request.token, "ft_transfer_call", args, _ONE_YOCTO, self._gas.ft_call, prepay)
 
     async def _create_ft(self, lock_id: str, request: LockRequest) -> Outcome:
         await self._ensure_registered(request.token, self.contract)
         await self._ensure_registered(request.token, request.beneficiary)
-        async with self._prepaid(request.safety_deposit):
+        async with self._prepaid(request.safety_deposit + await self.storage_fee()):
             message = request.message(self.resolver)
             if not request.safety_deposit:
                 message.pop("safety_deposit")
@@ -391,7 +382,8 @@ class Htlc:
 
     @contextlib.asynccontextmanager
     async def _prepaid(self, deposit: int) -> AsyncIterator[None]:
-        """Holds the prepaid safety deposit of one token lock for as long as the lock is in flight."""
+        """Holds the prepaid safety deposit and storage fee of one token lock for as long as the lock is in
+        flight."""
         if not deposit:
             yield
             return

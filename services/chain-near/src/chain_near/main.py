@@ -51,19 +51,22 @@ async def build(settings: ChainNearSettings) -> GrpcService:
             sender,
             settings.htlc_account,
             Gas(call=settings.call_gas_tgas * TGAS, ft_call=settings.ft_call_gas_tgas * TGAS),
+            start_height=settings.start_block,
+            poll_interval_s=settings.poll_interval_s,
         )
-        await htlc.events(0, 1)  # fails here, not on the first request, when the HTLC is not there
+        await htlc.storage_fee()  # fails here, not on the first request, when the HTLC is not there
         liquidity = Liquidity(
             "near", settings.tokens, settings.min_liquidity, lambda token: htlc.balance(htlc.resolver, token)
         )
         for token in liquidity.tokens:  # a wrong account would otherwise only show as failed reads
             if token != NATIVE and not await htlc.is_token(token):
                 raise RuntimeError(f"CHAIN_NEAR_TOKENS / CHAIN_NEAR_MIN_LIQUIDITY: {token} is not a NEP-141 token")
+        await htlc.feed.start()  # follows the HTLC from here on
     except BaseException:
         await rpc.close()
         await journal.close()
         raise
-    watcher = EventWatcher(htlc, settings.poll_interval_s, settings.event_batch)
+    watcher = EventWatcher(htlc, htlc.feed, settings.event_batch)
     servicer = ChainNearServicer(htlc, watcher, network_id, settings.inclusion_bound_s)
     log.info(
         "near chain ready",
@@ -86,7 +89,7 @@ async def build(settings: ChainNearSettings) -> GrpcService:
         metrics_port=settings.metrics_port,
         tls=tls,
         allowed_callers=settings.allowed_callers(),
-        closers=[rpc.close, journal.close],
+        closers=[htlc.feed.close, rpc.close, journal.close],
         checks=[rpc_answers],
     )
 

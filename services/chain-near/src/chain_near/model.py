@@ -187,3 +187,5 @@ class MakerCall:
     args: dict[str, object]
     deposit: int
     gas: int
+    # A call to make first: the deposit_native top-up a NEP-141 lock's storage fee and safety deposit need.
+    prepay: MakerCall | None = None

@@ -150,16 +150,25 @@ class Rpc:
         return int(result["nonce"])
 
     async def view(
-        self, contract: str, method: str, args: dict[str, Any], finality: Finality = "optimistic"
+        self,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        finality: Finality = "optimistic",
+        block_id: int | str | None = None,
     ) -> tuple[Any, int]:
-        """Calls a view method; returns (its JSON result, the height of the block it read)."""
-        params = {
+        """Calls a view method at `finality`, or at block `block_id` when given; returns (its JSON result, the
+        height of the block it read)."""
+        params: dict[str, Any] = {
             "request_type": "call_function",
             "account_id": contract,
             "method_name": method,
             "args_base64": base64.b64encode(json.dumps(args).encode()).decode(),
-            "finality": finality,
         }
+        if block_id is None:
+            params["finality"] = finality
+        else:
+            params["block_id"] = block_id
         try:
             result: dict[str, Any] = await self.request(method, "query", params)
         except JsonProviderError as exc:
@@ -171,6 +180,23 @@ class Rpc:
         raw = bytes(result.get("result") or b"")
         value = json.loads(raw) if raw else None
         return value, int(result.get("block_height", 0))
+
+    async def data_changes(self, account_id: str, block_id: int | str) -> tuple[str, list[dict[str, Any]]]:
+        """The contract storage changes of `account_id` in one block (EXPERIMENTAL_changes), in the node's
+        order: by key, then in the order they happened. UnknownBlockError when there is no such block."""
+        params = {
+            "changes_type": "data_changes",
+            "account_ids": [account_id],
+            "key_prefix_base64": "",
+            "block_id": block_id,
+        }
+        result: dict[str, Any] = await self.request("changes", "EXPERIMENTAL_changes", params)
+        changes: list[dict[str, Any]] = result.get("changes", [])
+        return str(result["block_hash"]), changes
+
+    async def receipt(self, receipt_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("receipt", "EXPERIMENTAL_receipt", {"receipt_id": receipt_id})
+        return result
 
     async def send_tx(self, signed_tx: str) -> dict[str, Any]:
         """broadcast_tx_commit. Re-sending the same signed bytes after a transport fault is safe: the

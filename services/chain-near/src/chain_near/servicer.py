@@ -14,8 +14,9 @@ from swap_runtime.errors import FailedPrecondition, InvalidArgument
 from swap_runtime.fencing import FenceTable
 from swap_runtime.validation import check_timelocks, parse_amount, require_bytes32
 
-from chain_near.htlc import CREATED, REFUNDED, WITHDRAWN, Htlc, lock_from_event
-from chain_near.model import NATIVE, Lock, LockRequest, LockView, State, Timelocks, TxRef
+from chain_near.feed import CREATED, REFUNDED, WITHDRAWN
+from chain_near.htlc import Htlc, lock_from_event
+from chain_near.model import NATIVE, Lock, LockRequest, LockView, MakerCall, State, Timelocks, TxRef
 from chain_near.watcher import EventWatcher, Head, RawEvent
 
 _STATE = {
@@ -238,16 +239,10 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             raise InvalidArgument("nonce", "required: the lock nonce, a decimal string")
         lock_request = await self._lock_request(t, "nonce", request.nonce, resolver)
         call = await self._htlc.maker_call(maker, lock_request)
-        return chain_pb2.PrepareMakerLockResponse(
-            lock_id=call.lock_id,
-            near_call=chain_pb2.NearCall(
-                contract=call.contract,
-                method=call.method,
-                args_json=json.dumps(call.args),
-                deposit=str(call.deposit),
-                gas=call.gas,
-            ),
-        )
+        reply = chain_pb2.PrepareMakerLockResponse(lock_id=call.lock_id, near_call=_near_call(call))
+        if call.prepay is not None:
+            reply.near_prepay.CopyFrom(_near_call(call.prepay))
+        return reply
 
     async def VerifyMakerOrder(
         self, request: chain_pb2.VerifyMakerOrderRequest, context: grpc.aio.ServicerContext
@@ -327,3 +322,13 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         if raw.name == WITHDRAWN and lock.secret is not None:
             event.secret = lock.secret
         return event
+
+
+def _near_call(call: MakerCall) -> chain_pb2.NearCall:
+    return chain_pb2.NearCall(
+        contract=call.contract,
+        method=call.method,
+        args_json=json.dumps(call.args),
+        deposit=str(call.deposit),
+        gas=call.gas,
+    )

@@ -1,39 +1,32 @@
 """HTLC events at finality "final", oldest first, resumable from a cursor.
 
-The HTLC numbers its events and keeps them (get_events); each stream pages through them as the contract
-state of the final block shows them. Final NEAR blocks are never reverted, so nothing emitted here is
-ever retracted (ChainEvent.removed stays false) and no reorg bookkeeping is needed.
+Every stream reads the service's one LockFeed (feed.py), which follows the HTLC's storage changes block by
+block; a stream resuming from before what the feed keeps reads that gap from the chain first. Final NEAR
+blocks are never reverted, so nothing emitted here is ever retracted (ChainEvent.removed stays false) and
+no reorg bookkeeping is needed.
 
-Cursor: the decimal index of the last event delivered; resuming starts strictly after it.
+Cursor: `<height>:<n>` (feed.py); resuming starts strictly after it. An empty cursor starts at the feed's
+start block.
 
-Head ticks (heads=True): once a poll has read every event up to the final block, the stream yields the
-latest block's height and time and that final height, when they changed since the last tick. A tick
-therefore follows every event at or below its final height.
+Head ticks (heads=True): once a stream has read every event the feed found up to the final block, it
+yields the latest block's height and time and that final height, when they changed since the last tick. A
+tick therefore follows every event at or below its final height.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from swap_runtime.errors import InvalidArgument
-
-from chain_near.htlc import CREATED, REFUNDED, WITHDRAWN, Htlc
-from chain_near.model import NS_PER_S, TxRef
+from chain_near.feed import CREATED, REFUNDED, WITHDRAWN, LockFeed, Position, parse_cursor
+from chain_near.htlc import Htlc
+from chain_near.model import NS_PER_S, HtlcEvent, TxRef
 
 log = logging.getLogger(__name__)
 
 KINDS = (CREATED, WITHDRAWN, REFUNDED)
-
-
-def parse_cursor(text: str) -> int:
-    """The index to resume from: one past the cursor's event."""
-    if not text.isascii() or not text.isdigit():
-        raise InvalidArgument("cursor", "must be a cursor returned by WatchEvents")
-    return int(text) + 1
 
 
 @dataclass(frozen=True)
@@ -50,7 +43,7 @@ class RawEvent:
 
 @dataclass(frozen=True)
 class Head:
-    """Where the chain stood at one poll: latest block, its timestamp, and the final block."""
+    """Where the chain stood at one scan: latest block, its timestamp, and the final block."""
 
     height: int
     chain_time: int  # unix seconds
@@ -58,42 +51,56 @@ class Head:
 
 
 class EventWatcher:
-    def __init__(self, htlc: Htlc, poll_interval_s: float, batch: int) -> None:
+    def __init__(self, htlc: Htlc, feed: LockFeed, batch: int) -> None:
         self._htlc = htlc
-        self._poll = poll_interval_s
+        self._feed = feed
         self._batch = batch
+
+    async def _raw(self, event: HtlcEvent) -> RawEvent:
+        final_height = self._feed.scanned_to
+        tx = await self._htlc.event_ref(event, final_height)
+        return RawEvent(
+            name=event.name,
+            lock_id=event.lock_id,
+            data=event.data,
+            tx=tx,
+            block_time=event.block_timestamp // NS_PER_S,
+            log_index=event.log_index,
+            confirmations=final_height - event.block_height + 1,
+            cursor=Position(event.block_height, event.index).cursor,
+        )
 
     async def stream(
         self, cursor: str = "", lock_id: str | None = None, heads: bool = False
     ) -> AsyncIterator[RawEvent | Head]:
-        next_index = parse_cursor(cursor) if cursor else 0
+        after = parse_cursor(cursor) if cursor else None
+
+        def wanted(event: HtlcEvent) -> bool:
+            return event.name in KINDS and (lock_id is None or event.lock_id == lock_id)
+
+        if after is not None and not self._feed.keeps(after):
+            for event in await self._feed.catch_up(after):
+                if wanted(event):
+                    yield await self._raw(event)
+        index = self._feed.after(after)
         last: Head | None = None
         while True:
-            events, final_height = await self._htlc.events(next_index, self._batch, finality="final")
-            for event in events:
-                next_index = event.index + 1
-                self._htlc.remember(event)
-                if event.name not in KINDS or (lock_id is not None and event.lock_id != lock_id):
-                    continue
-                tx = await self._htlc.event_ref(event, final_height)
-                yield RawEvent(
-                    name=event.name,
-                    lock_id=event.lock_id,
-                    data=event.data,
-                    tx=tx,
-                    block_time=event.block_timestamp // NS_PER_S,
-                    log_index=event.log_index,
-                    confirmations=final_height - event.block_height + 1,
-                    cursor=str(event.index),
-                )
-            if len(events) < self._batch:
-                if heads:
-                    # Read after the events view, so the latest block is never below the final one.
-                    height, now_ns = await self._htlc.head()
+            scanned = self._feed.next_scan()
+            if index < self._feed.first_index:  # a stream that fell more than the feed keeps behind
+                log.warning("event stream fell behind what the feed keeps; events skipped")
+                index = self._feed.first_index
+            batch = self._feed.read(index, self._batch)
+            for event in batch:
+                index += 1
+                if wanted(event):
+                    yield await self._raw(event)
+            if len(batch) < self._batch:
+                head = self._feed.head
+                if heads and head is not None:
                     tick = Head(
-                        height=max(height, final_height), chain_time=now_ns // NS_PER_S, final_height=final_height
+                        height=head.height, chain_time=head.chain_time_ns // NS_PER_S, final_height=head.final_height
                     )
                     if tick != last:
                         last = tick
                         yield tick
-                await asyncio.sleep(self._poll)
+                await scanned.wait()

@@ -228,6 +228,8 @@ def api_router(dev_mode: bool) -> APIRouter:
                 b.dev.check_near_maker(session.maker)
                 # Execute first: the session then watches for the maker's lock the call below makes.
                 await b.call("session", b.sessions.ExecuteSession, execute)
+                if session.maker_action.HasField("near_prepay"):
+                    await b.dev.near_call(session.maker_action.near_prepay)
                 tx_hash = await b.dev.near_call(session.maker_action.near_call)
                 log.info("maker near call made", extra={"tx_hash": tx_hash})
                 return views.session(await b.get_session(session_id))

@@ -201,6 +201,9 @@ class SignOrderAction(_Reply):
 
 class NearCallAction(_Reply):
     near_call: NearCall
+    # When set, made first: the deposit_native top-up of NEAR prepaid on the HTLC, from which a NEP-141 lock
+    # takes its storage fee.
+    near_prepay: NearCall | None = None
 
 
 class Step(_Reply):

@@ -128,7 +128,8 @@ def maker_action(a: session_pb2.MakerAction) -> schemas.SignOrderAction | schema
     if which == "sign_order":
         return schemas.SignOrderAction(sign_order=sign_order(a.sign_order))
     if which == "near_call":
-        return schemas.NearCallAction(near_call=near_call(a.near_call))
+        prepay = near_call(a.near_prepay) if a.HasField("near_prepay") else None
+        return schemas.NearCallAction(near_call=near_call(a.near_call), near_prepay=prepay)
     return None
 
 

@@ -180,6 +180,8 @@ class Sessions:
             action.sign_order.CopyFrom(prepared.sign_order)
         else:
             action.near_call.CopyFrom(prepared.near_call)
+            if prepared.HasField("near_prepay"):
+                action.near_prepay.CopyFrom(prepared.near_prepay)
         now = self._clock()
         record = SessionRecord(
             session_id=session_id,

@@ -562,9 +562,14 @@ function renderMakerStep(session) {
     $("near-key-form").hidden = true;
   } else if (action.near_call) {
     const c = action.near_call;
+    const p = action.near_prepay;
+    const first = p
+      ? `first ${p.contract}.${p.method} with a deposit of ${p.deposit} yoctoNEAR (the lock's storage fee, ` +
+        `prepaid on the HTLC), then `
+      : "";
     text.textContent =
-      `The maker ${session.maker} calls ${c.contract}.${c.method} with a deposit of ${c.deposit} yoctoNEAR ` +
-      `and ${c.gas} gas (arguments below), then continues here.`;
+      `The maker ${session.maker} calls ${first}${c.contract}.${c.method} with a deposit of ${c.deposit} ` +
+      `yoctoNEAR and ${c.gas} gas (arguments below), then continues here.`;
     $("sign-wallet").hidden = true;
     $("near-done").hidden = false;
     // Offered only when the gateway names a NEAR RPC (/chains.json), the one the page's policy lets it reach.
@@ -882,17 +887,20 @@ async function signWithNearKey() {
       fail(keyInput, "That is not an ed25519 private key (ed25519:…).");
       return;
     }
-    setConnection(`Sending ${call.contract}.${call.method} from ${accountId} to ${rpcUrl}…`);
     const provider = new nearApi.JsonRpcProvider({ url: rpcUrl });
     const account = new nearApi.Account(accountId, provider, keyText);
-    const outcome = await account.callFunctionRaw({
-      contractId: call.contract,
-      methodName: call.method,
-      args: call.args,
-      deposit: BigInt(call.deposit),
-      gas: BigInt(call.gas),
-    });
-    hash = outcome.transaction.hash;
+    const prepay = session.maker_action.near_prepay;
+    for (const each of prepay ? [prepay, call] : [call]) {
+      setConnection(`Sending ${each.contract}.${each.method} from ${accountId} to ${rpcUrl}…`);
+      const outcome = await account.callFunctionRaw({
+        contractId: each.contract,
+        methodName: each.method,
+        args: each.args,
+        deposit: BigInt(each.deposit),
+        gas: BigInt(each.gas),
+      });
+      hash = outcome.transaction.hash;
+    }
   } catch (e) {
     setConnection(`The NEAR call did not complete: ${describeError(e)}`, true);
     return;

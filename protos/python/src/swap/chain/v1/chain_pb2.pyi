@@ -665,22 +665,31 @@ class PrepareMakerLockResponse(_message.Message):
     LOCK_ID_FIELD_NUMBER: _builtins.int
     SIGN_ORDER_FIELD_NUMBER: _builtins.int
     NEAR_CALL_FIELD_NUMBER: _builtins.int
+    NEAR_PREPAY_FIELD_NUMBER: _builtins.int
     lock_id: _builtins.str
     """The id the maker's lock will have once made."""
     @_builtins.property
     def sign_order(self) -> Global___SignOrder: ...
     @_builtins.property
     def near_call(self) -> Global___NearCall: ...
+    @_builtins.property
+    def near_prepay(self) -> Global___NearCall:
+        """NEAR only, when set: a call the maker makes before near_call. A NEP-141 lock takes its storage fee (and
+        safety deposit) from NEAR the maker prepaid on the HTLC; this is the deposit_native top-up of what is
+        missing.
+        """
+
     def __init__(
         self,
         *,
         lock_id: _builtins.str = ...,
         sign_order: Global___SignOrder | None = ...,
         near_call: Global___NearCall | None = ...,
+        near_prepay: Global___NearCall | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "near_prepay", b"near_prepay", "sign_order", b"sign_order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "lock_id", b"lock_id", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "lock_id", b"lock_id", "near_call", b"near_call", "near_prepay", b"near_prepay", "sign_order", b"sign_order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["sign_order", "near_call"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015

@@ -167,6 +167,7 @@ class MakerAction(_message.Message):
 
     SIGN_ORDER_FIELD_NUMBER: _builtins.int
     NEAR_CALL_FIELD_NUMBER: _builtins.int
+    NEAR_PREPAY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def sign_order(self) -> _chain_pb2.SignOrder:
         """BASE source: sign this EIP-712 order and make sure the allowance is in place."""
@@ -175,15 +176,22 @@ class MakerAction(_message.Message):
     def near_call(self) -> _chain_pb2.NearCall:
         """NEAR source: make this HTLC call from the maker's account."""
 
+    @_builtins.property
+    def near_prepay(self) -> _chain_pb2.NearCall:
+        """NEAR source, when set: make this call first (a deposit_native top-up on the HTLC: a NEP-141 lock takes
+        its storage fee from NEAR the maker prepaid there), then near_call.
+        """
+
     def __init__(
         self,
         *,
         sign_order: _chain_pb2.SignOrder | None = ...,
         near_call: _chain_pb2.NearCall | None = ...,
+        near_prepay: _chain_pb2.NearCall | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "near_prepay", b"near_prepay", "sign_order", b"sign_order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "sign_order", b"sign_order"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "near_call", b"near_call", "near_prepay", b"near_prepay", "sign_order", b"sign_order"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["sign_order", "near_call"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
