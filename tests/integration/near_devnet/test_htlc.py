@@ -74,7 +74,8 @@ async def fresh_htlc(near_devnet: NearDevnetProcess, near_account: AccountFactor
     assert deployed.status == {"SuccessValue": ""}, deployed.status
     init = await htlc.function_call(htlc.account_id, "new", {"owner_id": htlc.account_id})
     assert "SuccessValue" in init.status, init.status
-    return htlc.account_id
+    htlc_id: str = htlc.account_id
+    return htlc_id
 
 
 async def get_lock(devnet: NearDevnetProcess, lock_id: str, block_id: int | None = None) -> Any:

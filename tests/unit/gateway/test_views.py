@@ -91,7 +91,8 @@ def test_near_source_session_and_terminal_fields() -> None:
         deposit="1",
         gas=300 * 10**12,
     )
-    s = session(maker_action=session_pb2.MakerAction(near_call=call))
+    prepay = chain_pb2.NearCall(contract="htlc.test.near", method="deposit_native", args_json="{}", deposit="7", gas=9)
+    s = session(maker_action=session_pb2.MakerAction(near_call=call, near_prepay=prepay))
     s.state = session_pb2.SESSION_STATE_REFUNDED
     s.error.CopyFrom(session_pb2.SessionError(reason="NO_TIME_TO_REVEAL", message="too late"))
     s.secret = "ef" * 32
@@ -104,8 +105,11 @@ def test_near_source_session_and_terminal_fields() -> None:
             "args": {"receiver_id": "htlc.test.near", "amount": "5"},
             "deposit": "1",
             "gas": 300 * 10**12,
-        }
+        },
+        "near_prepay": {"contract": "htlc.test.near", "method": "deposit_native", "args": {}, "deposit": "7", "gas": 9},
     }
+    without = views.session(session(maker_action=session_pb2.MakerAction(near_call=call))).model_dump(mode="json")
+    assert without["maker_action"]["near_prepay"] is None
     assert out["error"] == {"reason": "NO_TIME_TO_REVEAL", "message": "too late"}
     assert out["secret"] == "ef" * 32
 

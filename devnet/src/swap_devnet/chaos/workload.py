@@ -383,28 +383,31 @@ class Workload:
             typed = json.loads(session.maker_action.sign_order.typed_data_json)
             signature = bytes(Account.sign_message(encode_typed_data(full_message=typed), maker.private_key).signature)
         else:
-            await self._near_lock(swap, session.maker_action.near_call)
+            await self._near_lock(swap, session.maker_action)
         await self._guard(swap, "execute", self.driver.execute(swap, signature))
         if swap.kind == "cancel":
             await asyncio.sleep(self.rng.uniform(0.0, 6.0))
             await self._guard(swap, "cancel", self.driver.cancel(swap))
 
-    async def _near_lock(self, swap: Swap, call: Any) -> None:
-        """The maker's NEAR call, one at a time per maker account (its nonces stay in order)."""
+    async def _near_lock(self, swap: Swap, action: Any) -> None:
+        """The maker's NEAR calls (the prepaid top-up first when there is one, then the lock), one maker
+        account at a time (its nonces stay in order)."""
         assert self.stack.near is not None
         maker = next(p for p in [*self.parties.near_makers, self.parties.near_whale] if p.account_id == swap.maker)
         lock = self._near_locks.setdefault(maker.account_id, asyncio.Lock())
+        calls = [action.near_prepay, action.near_call] if action.HasField("near_prepay") else [action.near_call]
         async with lock:
             client = NearClient(maker.account_id, maker.private_key, self.stack.near.rpc_url)
             try:
                 await client.startup()
-                result = await asyncio.wait_for(
-                    client.function_call(
-                        call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit)
-                    ),
-                    timeout=90,
-                )
-                swap.near_txs.append(result.transaction.hash)
+                for call in calls:
+                    result = await asyncio.wait_for(
+                        client.function_call(
+                            call.contract, call.method, json.loads(call.args_json), call.gas, int(call.deposit)
+                        ),
+                        timeout=90,
+                    )
+                    swap.near_txs.append(result.transaction.hash)
             except Exception as err:  # the RPC may be cut: the session times out or refunds what landed
                 swap.errors.append(f"near lock: {err!r}"[:300])
             finally:

@@ -664,9 +664,7 @@ class Chain:
         self._wake.set()
         return await waiter
 
-    async def create_account(
-        self, account_id: str, public_keys: Iterable[PublicKey], balance: int, code: bytes | None = None
-    ) -> Block:
+    async def create_account(self, account_id: str, public_keys: Iterable[PublicKey], balance: int) -> Block:
         """Create a funded account directly in the next block (the balance is new supply)."""
         if not is_valid_account_id(account_id):
             raise ValueError(f"invalid account id {account_id!r}")
@@ -675,8 +673,7 @@ class Chain:
         def apply(update: StateUpdate, block: BlockContext) -> None:
             if update.account(account_id) is not None:
                 raise ValueError(f"account {account_id} already exists")
-            storage = ACCOUNT_RECORD_BYTES + len(code or b"")
-            update.set_account(account_id, AccountRecord(amount=balance, code=code, storage_usage=storage))
+            update.set_account(account_id, AccountRecord(amount=balance, storage_usage=ACCOUNT_RECORD_BYTES))
             nonce = (block.height - 1) * NONCE_RANGE_MULTIPLIER
             for key in keys:
                 update.put_record(access_key_key(account_id, key), AccessKeyRecord(nonce, None))
