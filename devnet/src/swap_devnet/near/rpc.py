@@ -40,6 +40,7 @@ from swap_devnet.near.views import (
     chunk_view,
     outcome_view,
     pending_view,
+    protocol_config_view,
     state_change_view,
     status_view,
 )
@@ -184,6 +185,7 @@ class RpcHandler:
             "tx": self.tx,
             "EXPERIMENTAL_tx_status": self.experimental_tx_status,
             "EXPERIMENTAL_receipt": self.experimental_receipt,
+            "EXPERIMENTAL_protocol_config": self.experimental_protocol_config,
             "EXPERIMENTAL_changes": self.experimental_changes,
             "EXPERIMENTAL_changes_in_block": self.experimental_changes_in_block,
             # nearcore's stable names for the same two methods
@@ -261,6 +263,9 @@ class RpcHandler:
                 {"error_message": f"DB Not Found Error: BLOCK: {block_id}"},
                 f"DB Not Found Error: BLOCK: {block_id} \n Cause: Unknown",
             ) from None
+
+    async def experimental_protocol_config(self, params: Params) -> Any:
+        return protocol_config_view(self.chain, self._reference(_object(params, "EXPERIMENTAL_protocol_config")))
 
     async def block(self, params: Params) -> Any:
         return block_view(self.chain, self._block_param(params))

@@ -11,7 +11,7 @@ from swap_devnet.near.chain import EMPTY_HASH, PROTOCOL_VERSION, Block, Chain, T
 from swap_devnet.near.codec import Permission, permission_view, transaction_view
 from swap_devnet.near.keys import b58encode, crypto_hash, encode_signature
 from swap_devnet.near.runtime import ActionReceipt
-from swap_devnet.near.state import AccessKeyRecord, AccountRecord, ChangeKey, StateChange
+from swap_devnet.near.state import STORAGE_PRICE_PER_BYTE, AccessKeyRecord, AccountRecord, ChangeKey, StateChange
 
 VERSION = "swap-devnet/0.1.0"
 CHUNK_GAS_LIMIT = 1_000 * 10**12
@@ -220,3 +220,49 @@ def pending_view(status: WaitUntil) -> dict[str, Any]:
 
 def base64_text(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def protocol_config_view(chain: Chain, block: Block) -> dict[str, Any]:
+    """EXPERIMENTAL_protocol_config: nearcore's shape, with the values this devnet applies (one shard, one
+    epoch, nearcore's storage price and minimum gas price). Clients read `runtime_config` for the storage
+    price (near-api-js's account state) and the stake ratios."""
+    genesis = chain.genesis
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "genesis_time": block_time_text(genesis.timestamp),
+        "chain_id": chain.config.chain_id,
+        "genesis_height": genesis.height,
+        "num_block_producer_seats": 1,
+        "num_block_producer_seats_per_shard": [1],
+        "avg_hidden_validator_seats_per_shard": [0],
+        "dynamic_resharding": False,
+        "protocol_upgrade_stake_threshold": [4, 5],
+        "epoch_length": 2**62,
+        "gas_limit": 1_000_000_000_000_000,
+        "min_gas_price": str(chain.config.gas_price),
+        "max_gas_price": str(chain.config.gas_price),
+        "block_producer_kickout_threshold": 90,
+        "chunk_producer_kickout_threshold": 90,
+        "online_min_threshold": [9, 10],
+        "online_max_threshold": [99, 100],
+        "gas_price_adjustment_rate": [0, 1],
+        "minimum_stake_divisor": 10,
+        "max_kickout_stake_perc": 100,
+        "minimum_stake_ratio": [1, 6250],
+        "minimum_validators_per_shard": 1,
+        "num_chunk_only_producer_seats": 0,
+        "shard_layout": {"V0": {"num_shards": 1, "version": 0}},
+        "transaction_validity_period": chain.config.tx_validity_period,
+        "protocol_reward_rate": [0, 1],
+        "max_inflation_rate": [0, 1],
+        "num_blocks_per_year": 31_536_000,
+        "protocol_treasury_account": chain.config.root_account_id,
+        "fishermen_threshold": "340282366920938463463374607431768211455",
+        "runtime_config": {
+            "storage_amount_per_byte": str(STORAGE_PRICE_PER_BYTE),
+            "account_creation_config": {
+                "min_allowed_top_level_account_length": 0,
+                "registrar_account_id": chain.config.root_account_id,
+            },
+        },
+    }
