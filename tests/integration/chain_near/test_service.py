@@ -558,3 +558,52 @@ async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
     assert withdrawals_sent(devnet, lock_id, first, last) == 1
     lock = await devnet.aview(devnet.htlc.account_id, "get_lock", {"lock_id": lock_id})
     assert lock["state"] == "withdrawn"
+
+
+async def test_a_restarted_service_reads_what_came_before_it_from_the_chain(
+    chain_near_devnet: NearDevnetProcess, tmp_path: Path
+) -> None:
+    """chain-near follows the HTLC from when it starts; what came before it is read from the chain on demand.
+    After a restart: GetLock still names the transaction that made a lock, a stream of that lock without a
+    cursor starts at its creation, and a stream resumed from a cursor of the first life misses and repeats
+    nothing (a lock made in between, and one made after the restart, each come once)."""
+    devnet = chain_near_devnet
+    deployment_file = tmp_path / "near.json"
+    devnet.deployment.write(deployment_file)
+    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
+    first_life = ServiceProcess("chain-near-history", "chain_near.main", env, tmp_path)
+    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    with first_life:
+        async with first_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            before = (await stub.CreateLock(lock_request(devnet, sha256(os.urandom(32))))).lock
+            stream = EventStream(stub.WatchEvents(chain_pb2.WatchEventsRequest(lock_id=before.lock_id)))
+            try:
+                seen = await next_event(stream)
+            finally:
+                stream.close()
+            between = (await stub.CreateLock(lock_request(devnet, sha256(os.urandom(32))))).lock
+    await devnet.afast_forward(delta_height=1)
+    with ServiceProcess("chain-near-history-2", "chain_near.main", env, tmp_path, port=first_life.port) as second_life:
+        async with second_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            after = (await stub.CreateLock(lock_request(devnet, sha256(os.urandom(32))))).lock
+            read = (await stub.GetLock(chain_pb2.GetLockRequest(lock_id=before.lock_id))).lock
+            assert read.created.tx_hash == before.created.tx_hash
+            assert read.created.block_number == before.created.block_number
+
+            own = EventStream(stub.WatchEvents(chain_pb2.WatchEventsRequest(lock_id=before.lock_id)))
+            resumed = EventStream(stub.WatchEvents(chain_pb2.WatchEventsRequest(cursor=seen.cursor)))
+            try:
+                again = await next_event(own)
+                assert (again.cursor, again.tx.tx_hash) == (seen.cursor, before.created.tx_hash)
+                assert again.lock.terms == before.terms
+                got = [await next_event(resumed), await next_event(resumed)]
+            finally:
+                own.close()
+                resumed.close()
+    assert [(e.kind, e.lock_id) for e in got] == [
+        (chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, between.lock_id),
+        (chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, after.lock_id),
+    ]
+    assert got[0].tx.tx_hash == between.created.tx_hash

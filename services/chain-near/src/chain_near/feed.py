@@ -14,9 +14,10 @@ instead (see records.py). So, in the changes of block h:
 A record written back to active (a payout that bounced) or marked as being paid out is no event: the lock
 has not ended until its tombstone is written.
 
-One feed per service follows the final head from the start block, keeping the events it found (bounded);
-every WatchEvents stream reads from it, and a stream resuming from before what it keeps scans the chain
-for the gap itself. Final blocks are never reverted, so nothing here is ever retracted.
+One feed per service follows the final head from when the service started, keeping the events it found
+(bounded); every WatchEvents stream reads from it, and a stream resuming from before what it keeps (at the
+earliest, the start block) scans the chain for the gap itself. Final blocks are never reverted, so nothing
+here is ever retracted.
 
 Cursor: `<height>:<n>`, the n-th HTLC event (from 0) of block `height`; a stream resumes strictly after it.
 """
@@ -29,7 +30,7 @@ import contextlib
 import logging
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ _PARALLEL = 16
 # were skipped cost nothing then).
 _WALK_BACK_GAP = 256
 _RECORDS_KEPT = 100_000
+# Blocks read per step when a stream catches up on history.
+_CATCH_UP_STRETCH = 512
 
 
 @dataclass(frozen=True, order=True)
@@ -120,13 +123,15 @@ class LockFeed:
     # -- following the chain -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resolves a start height of 0 to the final block, scans once (so a missing contract or an unreachable
-        node fails here), then follows the chain in the background."""
+        """Follows the chain from its final block, in the background: starting takes no scan of history,
+        however long ago the start block was. Streams that need events from before read them from the chain
+        (catch_up). A start height of 0 is the final block."""
+        header = await self._rpc.block(finality="final")
+        final_height = int(header["height"])
         if self.start_height <= 0:
-            header = await self._rpc.block(finality="final")
-            self.start_height = int(header["height"])
-            self.scanned_to = self.start_height - 1
-            self._first_kept = Position(self.start_height, 0)
+            self.start_height = final_height
+        self.scanned_to = max(final_height, self.start_height - 1)
+        self._first_kept = Position(self.scanned_to + 1, 0)
         await self.sync()
         self._task = asyncio.create_task(self._follow(), name="near-lock-feed")
 
@@ -291,17 +296,24 @@ class LockFeed:
         return self._events[start : start + limit]
 
     def keeps(self, position: Position) -> bool:
-        """Whether every event after `position` is still kept."""
-        return position >= self._first_kept or position.height < self.start_height
+        """Whether every event after `position` is kept."""
+        return position >= self._first_kept
+
+    def kept_from(self) -> Position:
+        """The position from which on every event is kept."""
+        return self._first_kept
 
     def next_scan(self) -> asyncio.Event:
         """Set when the scan after this call has ended."""
         return self._scanned
 
-    async def catch_up(self, after: Position) -> list[HtlcEvent]:
-        """The events after `after` that are no longer kept, read from the chain again."""
+    async def catch_up(self, after: Position) -> AsyncIterator[HtlcEvent]:
+        """The events after `after` that are not kept (from before the service started, or dropped), read
+        from the chain, a stretch of blocks at a time."""
         end = self._first_kept
-        if after >= end:
-            return []
-        events = await self.scan(list(range(after.height, end.height + 1)), {})
-        return [e for e in events if after < Position(e.block_height, e.index) < end]
+        records: dict[str, dict[str, Any]] = {}
+        for first in range(max(after.height, self.start_height), end.height + 1, _CATCH_UP_STRETCH):
+            last = min(first + _CATCH_UP_STRETCH, end.height + 1)
+            for event in await self.scan(list(range(first, last)), records):
+                if after < Position(event.block_height, event.index) < end:
+                    yield event

@@ -31,7 +31,7 @@ from py_near.models import Action
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from swap_runtime.singleflight import SingleFlight
 
-from chain_near.feed import CREATED, REFUNDED, WITHDRAWN, LockFeed
+from chain_near.feed import CREATED, REFUNDED, WITHDRAWN, LockFeed, Position
 from chain_near.model import (
     NATIVE,
     STATES,
@@ -209,6 +209,10 @@ class Htlc:
         kinds = [CREATED] if closing is None else [CREATED, closing]
         if any(self._step(lock_id, kind) is None for kind in kinds):
             await self.feed.sync()
+        if self._step(lock_id, CREATED) is None and not self.feed.keeps(Position(lock.locked_height, -1)):
+            # Made before this service started following the HTLC: its block says where.
+            for event in await self.feed.scan([lock.locked_height], {}):
+                self.remember(event)
         created = await self.step_ref(lock_id, CREATED, final_height)
         closed = await self.step_ref(lock_id, closing, final_height) if closing else None
         if created is None:  # not final yet: where the lock's state says it was made

@@ -5,8 +5,8 @@ block; a stream resuming from before what the feed keeps reads that gap from the
 blocks are never reverted, so nothing emitted here is ever retracted (ChainEvent.removed stays false) and
 no reorg bookkeeping is needed.
 
-Cursor: `<height>:<n>` (feed.py); resuming starts strictly after it. An empty cursor starts at the feed's
-start block.
+Cursor: `<height>:<n>` (feed.py); resuming starts strictly after it. An empty cursor starts at the start
+block, or, for a stream of one lock, at the block the lock was made in.
 
 Head ticks (heads=True): once a stream has read every event the feed found up to the final block, it
 yields the latest block's height and time and that final height, when they changed since the last tick. A
@@ -70,16 +70,26 @@ class EventWatcher:
             cursor=Position(event.block_height, event.index).cursor,
         )
 
+    async def _beginning(self, lock_id: str | None) -> Position:
+        """Where a stream without a cursor starts: the start block; for one lock, the block it was made in
+        (or, for a lock not made yet, what the feed reads from now on)."""
+        if lock_id is None:
+            return Position(self._feed.start_height, -1)
+        lock = await self._htlc.read(lock_id)
+        if lock is None:
+            return Position(self._feed.kept_from().height, -1)
+        return Position(max(lock.locked_height, self._feed.start_height), -1)
+
     async def stream(
         self, cursor: str = "", lock_id: str | None = None, heads: bool = False
     ) -> AsyncIterator[RawEvent | Head]:
-        after = parse_cursor(cursor) if cursor else None
+        after = parse_cursor(cursor) if cursor else await self._beginning(lock_id)
 
         def wanted(event: HtlcEvent) -> bool:
             return event.name in KINDS and (lock_id is None or event.lock_id == lock_id)
 
-        if after is not None and not self._feed.keeps(after):
-            for event in await self._feed.catch_up(after):
+        if not self._feed.keeps(after):
+            async for event in self._feed.catch_up(after):
                 if wanted(event):
                     yield await self._raw(event)
         index = self._feed.after(after)
