@@ -67,6 +67,13 @@ def write_env(path: Path, settings: dict[str, str | int]) -> None:
     partial.replace(path)
 
 
+def read_env(path: Path) -> dict[str, str]:
+    """A settings file this command wrote (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
 def deploy_base(rpc_url: str, out: Path) -> dict[str, str | int]:
     key = _key(EVM_KEY_ENV)
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
@@ -122,7 +129,12 @@ async def deploy_near(
     needed = (len(code) + 2_000) * _STORAGE_PRICE
     if view["code_hash"] == code_hash:
         log.info("%s already runs this HTLC (code hash %s): kept", account_id, code_hash)
-        start_block = int(view["block_height"])
+        # The block it was deployed in is the previous file's, when it describes this account.
+        previous = read_env(out)
+        if previous.get("CHAIN_NEAR_HTLC_ACCOUNT") == account_id and previous.get("CHAIN_NEAR_START_BLOCK"):
+            start_block = int(previous["CHAIN_NEAR_START_BLOCK"])
+        else:
+            start_block = int(view["block_height"])
     else:
         if int(view["amount"]) < needed:
             raise DeployError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +27,36 @@ from swap_runtime.tls import Tls, channel
 log = logging.getLogger(__name__)
 
 
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The first port the kernel hands to outgoing connections (Linux: ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, for a service to bind a moment later. It is taken below the
+    ephemeral range: a port the kernel hands out for listening (bind to 0) may meanwhile become the source
+    port of some outgoing connection, and the service then fails with "Address already in use"."""
+    floor = _ephemeral_floor()
+    for _ in range(200):
+        port = random.randrange(_LOWEST_PORT, floor) if floor > _LOWEST_PORT + 1000 else 0  # noqa: S311 - not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen: int = sock.getsockname()[1]
+        _handed_out.add(chosen)
+        return chosen
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 class ServiceProcess:
