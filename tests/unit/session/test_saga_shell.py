@@ -5,6 +5,7 @@ withdrawn while refunding, a lost CreateLock reply, a stale replica)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from session.kernel import Wait
 from session.model import Leg, SessionRecord
+from session.runner import Runner
 from session.saga import Lease, Saga, SagaSettings
 from session.secrets import SecretBox, new_secret
 from session.service import IdempotencyConflict, Sessions, check_plan, valid_cursor
@@ -399,6 +402,76 @@ def test_plans_the_rules_could_not_keep_are_refused_at_create(
     with pytest.raises(FailedPrecondition) as refused:
         check_plan(plan, 8, 8, skew_s=2)
     assert refused.value.reason == "UNSAFE_TIMELOCKS" and problem in refused.value.message
+
+
+async def test_a_session_woken_over_and_over_still_reads_its_locks_again(world: World) -> None:
+    """A missed event must not keep a stale fact alive: however often a session is woken (head ticks,
+    deadlines, other events), what it knows of a lock is read again once older than the sweep interval."""
+    saga = Saga(
+        world.store,
+        {"base": world.base, "near": world.near},
+        world.box,
+        SagaSettings(retry_delay_s=0.01, head_stale_s=0, sweep_interval_s=0.3),
+    )
+    await world.start()
+    lease = Lease()
+    withdraw = world.base.withdraw
+
+    async def not_final_yet(lock_id: str, secret: bytes, fence: Any = None) -> chain_pb2.WithdrawResponse:
+        reply = await withdraw(lock_id, secret, fence)
+        world.base.locks[lock_id].closed_confirmations = reply.lock.closed_confirmations = 0
+        return reply
+
+    world.base.withdraw = not_final_yet  # type: ignore[method-assign]
+    for _ in range(30):
+        if world.record.state is State.BOTH_LOCKED:
+            world.tick(2)
+        decision = await saga.advance(world.record, lease)
+        if getattr(decision, "why", "") == "the withdrawals are not final yet":
+            break
+    assert world.base.sent == [("withdraw", "src-lock")], "the source was collected"
+    world.base.locks["src-lock"].closed_confirmations = 3  # final now; its event never reaches this replica
+    lease.poke()
+    assert await saga.advance(world.record, lease) == Wait("the withdrawals are not final yet")
+    assert world.record.state is State.REVEALING_SECRET
+    await asyncio.sleep(0.35)
+    lease.poke()  # woken again (a head tick): no pause long enough to count as a sweep ever came
+    await saga.advance(world.record, lease)
+    assert world.record.state.value == "completed"
+
+
+async def test_a_lease_redis_could_not_give_is_taken_by_the_sweep(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis away when a replica tries to take a session's lease: nothing escapes the runner, and its
+    sweep takes the session once Redis answers again and drives it to the end."""
+    await world.start()
+    acquire = world.store.acquire_lease
+    refusals = 2
+
+    async def redis_away(session_id: str, owner: str, ttl_ms: int) -> int:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise aioredis.ConnectionError("Connection refused")
+        return await acquire(session_id, owner, ttl_ms)
+
+    world.store.acquire_lease = redis_away  # type: ignore[method-assign]
+    runner = Runner(world.saga, world.store, lease_ttl_s=0.4, sweep_interval_s=0.1)
+    runner.spawn(world.record.session_id)
+    await runner.resume_all()
+    try:
+        async with asyncio.timeout(10):
+            while (
+                stored := await world.store.get(world.record.session_id)
+            ) is None or stored.state is not State.COMPLETED:
+                world.tick(1)
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert stored.state is State.COMPLETED and refusals == 0
+    assert [r.getMessage() for r in caplog.records].count("lease not taken; will try again") == 2
+    assert world.base.sent == [("withdraw", "src-lock")] and world.near.sent[-1][0] == "withdraw"
 
 
 async def test_a_read_overtaken_by_an_event_is_not_kept(world: World) -> None:

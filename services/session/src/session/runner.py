@@ -80,9 +80,15 @@ class Runner:
     wake = spawn
 
     async def _drive(self, session_id: str) -> None:
-        epoch = await self._store.acquire_lease(session_id, self.owner, self._ttl_ms)
+        try:
+            epoch = await self._store.acquire_lease(session_id, self.owner, self._ttl_ms)
+        except Exception as exc:
+            # Redis is away: the sweep (or the session's next event) tries again once it is back.
+            log.warning("lease not taken; will try again", extra={"session": session_id, "error": repr(exc)})
+            epoch = 0
         if not epoch:
-            self._tasks.pop(session_id, None)
+            if self._tasks.get(session_id) is asyncio.current_task():
+                self._tasks.pop(session_id, None)
             return
         lease = Lease(epoch=epoch)
         self._leases[session_id] = lease

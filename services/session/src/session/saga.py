@@ -92,16 +92,35 @@ class Lease:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     locks: dict[str, chain_pb2.Lock] = field(default_factory=dict)  # lock id -> last read
+    known_at: dict[str, float] = field(default_factory=dict)  # lock id -> when its fact was read or learned
     # lock id -> events seen on it: a read that an event overtook is not kept (the event may be newer).
     generations: dict[str, int] = field(default_factory=dict)
     woken_at: float | None = None
+    waiting: str = ""  # what the session last waited for (logged when it changes)
 
     def generation(self, lock_id: str) -> int:
         return self.generations.get(lock_id, 0)
 
     def remember(self, lock_id: str, lock: chain_pb2.Lock, generation: int) -> None:
         if self.generation(lock_id) == generation:
-            self.locks[lock_id] = lock
+            self.know(lock_id, lock)
+
+    def know(self, lock_id: str, lock: chain_pb2.Lock) -> None:
+        self.locks[lock_id] = lock
+        self.known_at[lock_id] = time.monotonic()
+
+    def fact(self, lock_id: str, max_age_s: float) -> chain_pb2.Lock | None:
+        """What is known of a lock, unless it is older than `max_age_s`: however often a session is woken,
+        a missed event cannot keep a stale fact alive longer than that."""
+        lock = self.locks.get(lock_id)
+        if lock is not None and time.monotonic() - self.known_at.get(lock_id, 0.0) <= max_age_s:
+            return lock
+        return None
+
+    def forget(self) -> None:
+        """Every lock is read again on the next pass."""
+        self.locks.clear()
+        self.known_at.clear()
 
     def poke(self, lock_id: str | None = None) -> None:
         """Something happened: an event on `lock_id` (that lock is read again), or a deadline came or the
@@ -124,14 +143,14 @@ class Lease:
             return
         if event.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED:
             if known is not None and known.state not in {chain_pb2.LOCK_STATE_ABSENT, chain_pb2.LOCK_STATE_ACTIVE}:
-                self.locks[lock_id] = known  # an old event replayed: the lock is further along already
+                self.know(lock_id, known)  # an old event replayed: the lock is further along already
                 return
             lock = chain_pb2.Lock()
             lock.CopyFrom(event.lock)
             lock.lock_id, lock.state, lock.final = lock_id, chain_pb2.LOCK_STATE_ACTIVE, True
             lock.confirmations = event.confirmations
             lock.created.CopyFrom(event.tx)
-            self.locks[lock_id] = lock
+            self.know(lock_id, lock)
             return
         closing = {
             chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN: chain_pb2.LOCK_STATE_WITHDRAWN,
@@ -146,7 +165,7 @@ class Lease:
         lock.closed_confirmations = event.confirmations
         if event.secret:
             lock.secret = event.secret
-        self.locks[lock_id] = lock
+        self.know(lock_id, lock)
 
     async def sleep(self, seconds: float) -> None:
         if not self.wake.is_set():
@@ -246,7 +265,7 @@ class Saga:
                     "step failed, will retry",
                     extra={"state": record.state.value, "reason": err.reason, "error": redact(err.message)},
                 )
-                lease.locks.clear()
+                lease.forget()
                 await lease.sleep(self._settings.retry_delay_s)
                 continue
             if isinstance(decision, Wait | Halt):
@@ -279,7 +298,7 @@ class Saga:
             timeout = min(timeout, max(self._settings.retry_delay_s, 1.0))
         await lease.sleep(timeout)
         if lease.woken_at is None and (blind or timeout >= self._settings.sweep_interval_s):
-            lease.locks.clear()  # a sweep, or no events to tell what changed: read everything again
+            lease.forget()  # a sweep, or no events to tell what changed: read everything again
 
     def _streams_fresh(self, record: SessionRecord) -> bool:
         for chain in (record.src.chain, record.dst.chain):
@@ -321,6 +340,10 @@ class Saga:
                 await self._halt(record, decision)
             else:
                 lease.woken_at = None
+                if decision.why != lease.waiting:
+                    # One line per change of what it waits for: a session that never ends says why.
+                    log.info("session waits", extra={"state": record.state.value, "why": decision.why})
+            lease.waiting = decision.why if isinstance(decision, Wait) else ""
         return decision
 
     async def _move(self, record: SessionRecord, decision: Move, facts: Facts, lease: Lease) -> None:
@@ -334,9 +357,10 @@ class Saga:
             # The order is submitted right after this move; the kernel only asks whether it ever was. Until
             # now nothing could be at its id (only the resolver submits it): no need to read it first.
             record.src_sent_at = facts.src_chain.now
-            lease.locks.setdefault(
-                record.src.lock_id, chain_pb2.Lock(lock_id=record.src.lock_id, state=chain_pb2.LOCK_STATE_ABSENT)
-            )
+            if record.src.lock_id not in lease.locks:
+                lease.know(
+                    record.src.lock_id, chain_pb2.Lock(lock_id=record.src.lock_id, state=chain_pb2.LOCK_STATE_ABSENT)
+                )
         record.state_since_src = facts.src_chain.now
         await self.move(record, decision.to, note=decision.note)
         if decision.to in TERMINAL:
@@ -377,7 +401,7 @@ class Saga:
         return int(info.chain_time), 0.0
 
     async def _lock(self, chain: Chain, lock_id: str, lease: Lease) -> chain_pb2.Lock:
-        cached = lease.locks.get(lock_id)
+        cached = lease.fact(lock_id, self._settings.sweep_interval_s)
         if cached is None:
             generation = lease.generation(lock_id)
             cached = await chain.get_lock(lock_id)
