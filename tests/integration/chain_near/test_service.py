@@ -607,3 +607,31 @@ async def test_a_restarted_service_reads_what_came_before_it_from_the_chain(
         (chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, after.lock_id),
     ]
     assert got[0].tx.tx_hash == between.created.tx_hash
+
+
+async def test_a_lock_that_ended_before_a_restart_reads_as_final(
+    chain_near_devnet: NearDevnetProcess, tmp_path: Path
+) -> None:
+    """A lock withdrawn before chain-near restarted: the new life saw no event of the withdrawal, yet GetLock
+    says the withdrawal is final (the final state shows it), so a session waiting for it can end."""
+    devnet = chain_near_devnet
+    deployment_file = tmp_path / "near.json"
+    devnet.deployment.write(deployment_file)
+    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
+    first_life = ServiceProcess("chain-near-ended", "chain_near.main", env, tmp_path)
+    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    secret = os.urandom(32)
+    with first_life:
+        async with first_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            lock_id = (await stub.CreateLock(lock_request(devnet, sha256(secret)))).lock.lock_id
+            await devnet.afast_forward(delta_seconds=10)
+            await stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret))
+        first_life.kill()
+    await devnet.afast_forward(delta_height=2)
+    with ServiceProcess("chain-near-ended-2", "chain_near.main", env, tmp_path, port=first_life.port) as second_life:
+        async with second_life.channel() as channel:
+            stub = chain_pb2_grpc.ChainServiceStub(channel)
+            read = (await stub.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id))).lock
+    assert read.state == chain_pb2.LOCK_STATE_WITHDRAWN and read.secret == secret
+    assert read.closed_confirmations >= 1, "the withdrawal is final"

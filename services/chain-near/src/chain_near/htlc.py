@@ -219,7 +219,15 @@ class Htlc:
             block_hash = await self.block_hash(lock.locked_height, final_height)
             created = TxRef(tx_hash="", block_height=lock.locked_height, block_hash=block_hash)
         confirmations = final_height - lock.locked_height + 1 if final else 0
-        return LockView(lock=lock, created=created, confirmations=confirmations, final=final, closed=closed)
+        closed_final = closed is not None
+        if closing is not None and not closed_final:
+            # Ended where this service saw no event (before it started, or while it was down): the end is
+            # final when the final state says so, even if the transaction that made it is not known here.
+            settled = await self.read(lock_id, finality="final")
+            closed_final = settled is not None and settled.state is lock.state
+        return LockView(
+            lock=lock, created=created, confirmations=confirmations, final=final, closed=closed, closed_final=closed_final
+        )
 
     def remember(self, event: HtlcEvent) -> None:
         key = (event.lock_id, event.name)

@@ -136,6 +136,7 @@ class LockView:
     confirmations: int
     final: bool
     closed: TxRef | None
+    closed_final: bool = False  # the lock's end is in the final state (whether or not `closed` is known)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,9 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         lock.confirmations = view.confirmations
         lock.final = view.final
         if (closed := _tx(view.closed)) is not None:
-            # Seen in the final HTLC event log: final, which on NEAR is one block from the final head.
             lock.closed.CopyFrom(closed)
+        if view.closed_final:
+            # Final, which on NEAR is one block from the final head.
             lock.closed_confirmations = 1
         return lock
 
