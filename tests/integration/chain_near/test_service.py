@@ -560,6 +560,16 @@ async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
     assert lock["state"] == "withdrawn"
 
 
+def _first_life(devnet: NearDevnetProcess, tmp_path: Path, name: str) -> tuple[ServiceProcess, dict[str, str]]:
+    """A chain-near process to restart, and the settings a second life on the same port starts with."""
+    deployment_file = tmp_path / "near.json"
+    devnet.deployment.write(deployment_file)
+    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
+    first_life = ServiceProcess(name, "chain_near.main", env, tmp_path)
+    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    return first_life, env
+
+
 async def test_a_restarted_service_reads_what_came_before_it_from_the_chain(
     chain_near_devnet: NearDevnetProcess, tmp_path: Path
 ) -> None:
@@ -568,11 +578,7 @@ async def test_a_restarted_service_reads_what_came_before_it_from_the_chain(
     cursor starts at its creation, and a stream resumed from a cursor of the first life misses and repeats
     nothing (a lock made in between, and one made after the restart, each come once)."""
     devnet = chain_near_devnet
-    deployment_file = tmp_path / "near.json"
-    devnet.deployment.write(deployment_file)
-    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
-    first_life = ServiceProcess("chain-near-history", "chain_near.main", env, tmp_path)
-    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    first_life, env = _first_life(devnet, tmp_path, "chain-near-history")
     with first_life:
         async with first_life.channel() as channel:
             stub = chain_pb2_grpc.ChainServiceStub(channel)
@@ -615,11 +621,7 @@ async def test_a_lock_that_ended_before_a_restart_reads_as_final(
     """A lock withdrawn before chain-near restarted: the new life saw no event of the withdrawal, yet GetLock
     says the withdrawal is final (the final state shows it), so a session waiting for it can end."""
     devnet = chain_near_devnet
-    deployment_file = tmp_path / "near.json"
-    devnet.deployment.write(deployment_file)
-    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
-    first_life = ServiceProcess("chain-near-ended", "chain_near.main", env, tmp_path)
-    env["CHAIN_NEAR_PORT"] = str(first_life.port)
+    first_life, env = _first_life(devnet, tmp_path, "chain-near-ended")
     secret = os.urandom(32)
     with first_life:
         async with first_life.channel() as channel:

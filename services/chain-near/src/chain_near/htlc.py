@@ -225,9 +225,7 @@ class Htlc:
             # final when the final state says so, even if the transaction that made it is not known here.
             settled = await self.read(lock_id, finality="final")
             closed_final = settled is not None and settled.state is lock.state
-        return LockView(
-            lock=lock, created=created, confirmations=confirmations, final=final, closed=closed, closed_final=closed_final
-        )
+        return LockView(lock, created, confirmations, final, closed, closed_final)
 
     def remember(self, event: HtlcEvent) -> None:
         key = (event.lock_id, event.name)
