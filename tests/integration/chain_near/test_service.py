@@ -276,14 +276,22 @@ async def test_maker_locks_directly(chain_near: Stub, chain_near_devnet: NearDev
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(refused.value) == "MAKER_LOCKS_DIRECTLY"
 
+    # The order deadline goes into the lock's terms: the HTLC refuses the lock if it lands after it.
+    now = (await chain_near.GetChainInfo(chain_pb2.GetChainInfoRequest())).chain_time
+    late = chain_pb2.PrepareMakerLockRequest(terms=terms, maker=maker.account_id, nonce=str(next(_salts)))
+    late.deadline = now - 1
+    refused = await maker_calls(devnet, (await chain_near.PrepareMakerLock(late)).near_call, ok=False)
+    assert f"lock deadline passed: {(now - 1) * 10**9}" in str(refused.status)
+
     nonce = str(next(_salts))
     prepared = await chain_near.PrepareMakerLock(
-        chain_pb2.PrepareMakerLockRequest(terms=terms, maker=maker.account_id, nonce=nonce)
+        chain_pb2.PrepareMakerLockRequest(terms=terms, maker=maker.account_id, nonce=nonce, deadline=now + 600)
     )
     call = prepared.near_call
     assert prepared.lock_id == lock_id_for(maker.account_id, nonce)
     deposit = str(NATIVE_AMOUNT + STORAGE_FEE)  # amount + safety deposit (none) + the HTLC's storage fee
     assert (call.contract, call.method, call.deposit) == (devnet.htlc.account_id, "lock_native", deposit)
+    assert json.loads(call.args_json)["deadline"] == str((now + 600) * 10**9)
     absent = await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=prepared.lock_id))
     assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
 
@@ -333,7 +341,7 @@ async def test_maker_token_lock_prepays_the_deposit(chain_near: Stub, chain_near
     assert (lock.depositor, lock.terms.token, lock.terms.safety_deposit) == (maker.account_id, token, str(DEPOSIT))
 
 
-async def maker_calls(devnet: NearDevnetProcess, call: chain_pb2.NearCall) -> Any:
+async def maker_calls(devnet: NearDevnetProcess, call: chain_pb2.NearCall, *, ok: bool = True) -> Any:
     """The maker makes the call PrepareMakerLock described, with py-near from their own account."""
     account = Account(devnet.maker.account_id, devnet.maker.private_key, devnet.rpc_url)
     await account.startup()
@@ -343,7 +351,7 @@ async def maker_calls(devnet: NearDevnetProcess, call: chain_pb2.NearCall) -> An
         )
     finally:
         await account.shutdown()
-    assert "SuccessValue" in result.status, result.status
+    assert ("SuccessValue" in result.status) is ok, result.status
     return result
 
 

@@ -110,6 +110,7 @@ async def test_session_create_get_list_cancel(api: httpx.AsyncClient, stack: Loc
     assert created.status_code == 201, created.text
     session = created.json()
     assert session["state"] == "initialized"
+    assert session["order_deadline"] > session["created_at"], "a time of the source chain, ahead"
     assert session["quote"]["quote_id"] == quote["quote_id"]
     assert re.fullmatch(r"[0-9a-f]{64}", session["hashlock"])
     assert session["secret"] is None and session["error"] is None and session["dst_lock_id"] is None

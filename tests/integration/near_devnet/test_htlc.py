@@ -152,6 +152,37 @@ async def test_a_native_lock_must_pay_its_fee_and_reach_the_minimum(
     assert (await get_lock(near_devnet, success_json(ok)))["amount"] == str(MIN_AMOUNT)
 
 
+async def test_a_lock_landing_after_its_deadline_is_refused_and_the_deposit_goes_back(
+    near_devnet: NearDevnetProcess, near_account: AccountFactory, token: Token
+) -> None:
+    """A maker's lock carries the order deadline (a block timestamp, ns): one that lands after it, however
+    long it waited for a block, is refused, native deposit or tokens back to the sender; one in time is made."""
+    htlc_id, token_id = near_devnet.htlc.account_id, token.token_id
+    depositor_account = await near_devnet.acreate_account("deadline")
+    depositor = await near_account(depositor_account)
+    await token.register(depositor_account.account_id)
+    await token.mint(depositor_account.account_id, 1000)
+    _, hashlock = new_secret()
+    now = int(near_devnet.block()["header"]["timestamp"])
+    late = {**lock_terms(near_devnet.receiver.account_id, hashlock), "deadline": str(now - 1)}
+    before = await near_devnet.abalance(depositor.account_id)
+
+    refused = await depositor.function_call(htlc_id, "lock_native", late, amount=MIN_AMOUNT + FEE)
+    assert panic_of(refused) == f"Smart contract panicked: lock deadline passed: {now - 1}"
+    assert await near_devnet.abalance(depositor.account_id) == before - burnt(refused)
+    prepaid = await depositor.function_call(htlc_id, "deposit_native", {}, amount=FEE)
+    transfer = {"receiver_id": htlc_id, "amount": "1000", "msg": json.dumps({**late, "nonce": "ft-late"})}
+    refused_ft = await depositor.function_call(token_id, "ft_transfer_call", transfer, amount=1)
+    assert success_json(refused_ft) == "0" and "lock deadline passed" in panic_of(refused_ft)
+    assert await near_devnet.atoken_balance(depositor.account_id) == 1000
+    assert await near_devnet.aview(htlc_id, "native_balance_of", {"account_id": depositor.account_id}) == str(FEE)
+    assert success_json(prepaid) == str(FEE)
+
+    in_time = {**late, "nonce": "in-time", "deadline": str(now + 60 * NS)}
+    made = await depositor.function_call(htlc_id, "lock_native", in_time, amount=MIN_AMOUNT + FEE)
+    assert (await get_lock(near_devnet, success_json(made)))["state"] == "active"
+
+
 async def test_withdraw_with_the_secret_pays_out_and_hands_the_fee_back(
     near_devnet: NearDevnetProcess, near_account: AccountFactory
 ) -> None:

@@ -194,7 +194,7 @@ async def test_near_to_base_swap_completes(sessions: session_pb2_grpc.SessionSer
 async def test_cancel_before_the_makers_near_lock_ends_cancelled(
     sessions: session_pb2_grpc.SessionServiceStub, stack: LocalStack
 ) -> None:
-    assert stack.evm is not None and stack.near is not None
+    assert stack.evm is not None and stack.near is not None and stack.near_devnet is not None
     created = await sessions.CreateSession(
         session_pb2.CreateSessionRequest(
             src=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token="native"),
@@ -207,6 +207,15 @@ async def test_cancel_before_the_makers_near_lock_ends_cancelled(
     assert created.session.maker_action.near_call.method == "lock_native"
     await sessions.ExecuteSession(session_pb2.ExecuteSessionRequest(session_id=created.session.session_id))
     await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=created.session.session_id))
+    # A lock the maker sent may land until the order deadline, however late the chain is (the HTLC refuses
+    # it after): the session waits for that, not for an inclusion bound.
+    await watch_until(sessions, created.session.session_id, {St.SESSION_STATE_CANCELLING})
+    await stack.near_devnet.afast_forward(delta_seconds=30)  # far past the inclusion bound (8 s)
+    await asyncio.sleep(1.5)
+    again = await sessions.GetSession(session_pb2.GetSessionRequest(session_id=created.session.session_id))
+    assert again.session.state == St.SESSION_STATE_CANCELLING
+    near_now = int(stack.near_devnet.block()["header"]["timestamp"]) // 10**9
+    await stack.near_devnet.afast_forward(delta_seconds=again.session.order_deadline - near_now + 2)
     done, seen = await watch_until(sessions, created.session.session_id, TERMINAL)
     assert done.state == St.SESSION_STATE_CANCELLED, seen
 

@@ -24,9 +24,9 @@ The adversary may
   - as a third party, publicly withdraw either lock once the secret is public (from the first broadcast of a
     withdrawal, on either chain) and publicly cancel either lock once the contract allows it;
   - as the maker: execute, cancel, let the quote expire and, where the maker sends the source lock (NEAR),
-    send it before or after executing, with the agreed terms or a wrong amount, landing by the order deadline
-    (a lock sent after the maker's cancel or after the deadline is the maker's own to public-cancel); the maker
-    can public-cancel the source like anyone. In secret mode "maker" the maker holds the secret: releases it
+    send it at any time (before or after executing, after cancelling), with the agreed terms or a wrong
+    amount, held up by a stall beyond the inclusion bound; the HTLC refuses it after the order deadline. The
+    maker can public-cancel the source like anyone. In secret mode "maker" the maker holds the secret: releases it
     in awaiting_secret at any time (even past the deadline) or never, and may publicly withdraw the
     destination with it (paying the receiver) whenever the contract allows.
   An operator pays the receiver as soon as the kernel asks (PAY_RECEIVER).
@@ -276,7 +276,6 @@ class Record:
     secret_exposed: bool = False
     secret_known: bool = True
     receiver_paid_directly: bool = False
-    since_src: int = 0
     alert: str = ""
 
     def memory(self) -> Memory:
@@ -294,7 +293,6 @@ class Record:
             secret_exposed=self.secret_exposed,
             secret_known=self.secret_known,
             receiver_paid_directly=self.receiver_paid_directly,
-            since_src=self.since_src,
         )
 
 
@@ -381,7 +379,6 @@ def new_world(cfg: Config) -> World:
         maker_holds_secret=cfg.maker_holds_secret,
     )
     world = World(cfg, terms, src, dst)
-    world.record.since_src = src.stamp(START)
     world.record.secret_known = not cfg.maker_holds_secret
     return world
 
@@ -415,7 +412,6 @@ def carry_out(w: World, facts: Facts, decision: Decision) -> None:
     if isinstance(decision, Move):
         check(r.state, decision.to)
         r.secret_exposed = r.secret_exposed or decision.expose
-        r.since_src = facts.src_chain.now
         r.state, r.alert = decision.to, ""
     elif isinstance(decision, Halt):
         r.alert = decision.alert
@@ -558,7 +554,7 @@ class KernelMachine(RuleBasedStateMachine):
         if cfg.maker_is_quick:
             self.w.record.executed = True
             if cfg.maker_submits_source:
-                self.maker_locks(wrong_amount=False)
+                self.maker_locks(wrong_amount=False, stall=0)
         run_saga(self.w)
 
     # -- time and the runner --
@@ -662,16 +658,16 @@ class KernelMachine(RuleBasedStateMachine):
             w.dst.send(Tx(Op.PUBLIC_WITHDRAW, DST_ID, MAKER, due))
 
     @precondition(lambda self: self.w is not None and self.w.cfg.maker_submits_source)
-    @rule(wrong_amount=st.booleans())
-    def maker_locks(self, wrong_amount: bool) -> None:
+    @rule(wrong_amount=st.booleans(), stall=st.integers(0, 40))
+    def maker_locks(self, wrong_amount: bool, stall: int) -> None:
+        """At any time, even after a cancel or the deadline, and held up by a stall however far past the
+        inclusion bound: the HTLC refuses a maker's lock that lands after the order deadline."""
         w = self.world
-        due = w.now + w.src.inclusion_s
-        r = w.record
-        if r.cancel_requested or r.quote_expired or r.state in TERMINAL or w.src.stamp(due) > w.terms.order_deadline:
-            return
+        due = w.now + w.src.inclusion_s + stall
         if any(tx.op is Op.CREATE for tx in w.src.pending) or SRC_ID in w.src.locks:
             return
-        w.src.send(Tx(Op.CREATE, SRC_ID, MAKER, due, src_escrow(w, "999" if wrong_amount else SRC_AMOUNT)))
+        escrow = src_escrow(w, "999" if wrong_amount else SRC_AMOUNT)
+        w.src.send(Tx(Op.CREATE, SRC_ID, MAKER, due, escrow, w.terms.order_deadline))
 
     # -- invariants --
 
@@ -761,10 +757,24 @@ def test_replay_a_makers_lock_sent_before_the_cancel_is_waited_for_with_the_skew
     machine = _replay(cfg)
     machine.time_passes(5, 0, 0)
     machine.time_passes(2, 3, 0)
-    machine.maker_locks(wrong_amount=False)  # lands at the inclusion bound, 4 s later
+    machine.maker_locks(wrong_amount=False, stall=0)  # lands at the inclusion bound, 4 s later
     machine.maker_cancels(now=True)
     for lags in [(3, 0), (0, 0), (0, 0), (0, 0)]:  # the cancel is read through a head 3 s old
         machine.time_passes(1, *lags)
+        machine.terminal_states_match_the_chains()
+    assert machine.world.record.state is State.REFUNDING
+
+
+def test_replay_a_makers_lock_held_up_by_a_stall_past_the_bound_lands_before_the_deadline() -> None:
+    """Chaos seed 6: a NEAR stall far longer than the inclusion bound holds the maker's lock, sent just
+    before the cancel; it lands two seconds before the order deadline. The session waits for it, adopts it
+    and refunds it; a session that concluded "nothing was locked" earlier would have left it to the maker."""
+    cfg = Config(True, (Timelocks(0, 0, 100, 110), Timelocks(0, 0, 30, 40)), 0, 4, 1, 1, 1, 0, 0, 30, False)
+    machine = _replay(cfg)
+    machine.maker_locks(wrong_amount=False, stall=30 - 4 - 2)
+    machine.maker_cancels(now=True)
+    for _ in range(40):
+        machine.time_passes(1, 0, 0)
         machine.terminal_states_match_the_chains()
     assert machine.world.record.state is State.REFUNDING
 

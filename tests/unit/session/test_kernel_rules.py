@@ -92,7 +92,7 @@ def facts(
     **memory: object,
 ) -> Facts:
     """Facts in `state`; the destination lock id and amount are known unless memory says otherwise."""
-    fields: dict[str, object] = {"executed": True, "dst_amount": "990", "dst_lock_id": "0xdst", "since_src": src_now}
+    fields: dict[str, object] = {"executed": True, "dst_amount": "990", "dst_lock_id": "0xdst"}
     fields.update(memory)
     return Facts(
         terms=terms,
@@ -305,9 +305,14 @@ def test_f_refunded_only_when_every_known_lock_is_cancelled_and_final() -> None:
 
 
 def test_f_nothing_locked_ends_only_when_nothing_can_still_land() -> None:
-    nothing = facts(S.CANCELLING, src=ABSENT_LOCK, cancel_requested=True, since_src=SRC_NOW)
-    assert isinstance(decided(nothing), Wait)
-    later = replace(nothing, src_chain=ChainFact(SRC_NOW + 5 + 2 + 1, 5, RESOLVER))
+    """A maker's NEAR lock can land however late the chain is, until the order deadline (the HTLC refuses it
+    after): a cancel before it is seen ends once the deadline has passed, not after an inclusion bound."""
+    nothing = facts(S.CANCELLING, src=ABSENT_LOCK, cancel_requested=True)
+    for now in (SRC_NOW + 5 + 2 + 1, TERMS.order_deadline):
+        assert decided(replace(nothing, src_chain=ChainFact(now, 5, RESOLVER))) == Wait(
+            "a lock the maker sent may still land", until=(Side.SRC, TERMS.order_deadline + 1)
+        )
+    later = replace(nothing, src_chain=ChainFact(TERMS.order_deadline + 1, 5, RESOLVER))
     assert decided(later) == Move(S.CANCELLED, "nothing was locked")
     terms = replace(TERMS, maker_submits_source=False)
     order_sent = facts(S.REFUNDING, src=ABSENT_LOCK, terms=terms, src_sent_at=SRC_NOW - 1, dst_lock_id="")
@@ -339,7 +344,9 @@ def test_regression_cancel_between_the_makers_near_lock_and_execute_refunds() ->
     assert isinstance(decision, Move) and decision.to is S.REFUNDING
     # The lock not seen yet when the cancel arrives: cancelling waits for it, never cancelled while it is active.
     in_flight = facts(S.INITIALIZED, src=ABSENT_LOCK, executed=False, cancel_requested=True)
-    assert decided(in_flight) == Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
+    assert decided(in_flight) == Move(
+        S.CANCELLING, "cancel requested; a lock the maker sent may still land until the order deadline"
+    )
     landed = facts(S.CANCELLING, src=replace(SRC_LOCK, final=False), cancel_requested=True)
     decision = decided(landed)
     assert isinstance(decision, Move) and decision.to is S.REFUNDING
@@ -349,15 +356,14 @@ def test_regression_cancel_between_the_makers_near_lock_and_execute_refunds() ->
     )
 
 
-def test_regression_cancelling_waits_for_the_makers_lock_including_the_skew() -> None:
-    """since_src was read from a head that may trail by the skew: a lock sent before the cancel can land
-    up to since_src + inclusion + skew."""
-    f = facts(S.CANCELLING, src=ABSENT_LOCK, cancel_requested=True, since_src=SRC_NOW, skew_s=3)
-    for now in (SRC_NOW + 5, SRC_NOW + 5 + 3):
-        assert decided(replace(f, src_chain=ChainFact(now, 5, RESOLVER))) == Wait(
-            "a lock the maker just sent may still land", until=(Side.SRC, SRC_NOW + 5 + 3 + 1)
-        )
-    assert decided(replace(f, src_chain=ChainFact(SRC_NOW + 9, 5, RESOLVER))) == Move(S.CANCELLED, "nothing was locked")
+def test_regression_cancelling_waits_for_a_makers_lock_held_up_past_the_inclusion_bound() -> None:
+    """Chaos seed 6: a NEAR stall longer than the inclusion bound held a maker's lock sent just before the
+    cancel; the session concluded nothing was locked and the lock landed a block later, left to the maker.
+    The lock's terms carry the order deadline, which the HTLC enforces: the session waits for exactly that."""
+    f = facts(S.CANCELLING, src=ABSENT_LOCK, cancel_requested=True, skew_s=3)
+    stalled = replace(f, src_chain=ChainFact(SRC_NOW + 19, 5, RESOLVER))
+    assert isinstance(decided(stalled), Wait)
+    assert isinstance(decided(replace(stalled, src=replace(SRC_LOCK, final=False))), Move)
 
 
 def test_regression_quote_expired_waits_for_a_makers_lock_in_flight() -> None:

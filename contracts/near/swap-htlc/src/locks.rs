@@ -84,6 +84,12 @@ fn create(
     let hashlock =
         hex::decode32(&terms.string("hashlock")).unwrap_or_else(|| fail("invalid hashlock: 64 hex characters"));
     let timelocks = parse_timelocks(terms);
+    // An optional deadline (a block timestamp, ns): a lock sent in time but landing after it is refused and
+    // the deposit goes back to the sender, so whoever waits for the lock knows it cannot appear after it.
+    let deadline = terms.integer("deadline", u64::MAX);
+    if env::block_timestamp() > deadline {
+        fail(&format!("lock deadline passed: {}", deadline));
+    }
     if amount == 0 {
         fail("amount must be positive");
     }

@@ -150,10 +150,11 @@ class LockRequest:
     hashlock: bytes
     timelocks: Timelocks
     safety_deposit: int
+    deadline_s: int = 0  # unix seconds after which the HTLC refuses the lock (0: none)
 
     def message(self, operator: str) -> dict[str, object]:
         """The lock arguments, shared by lock_native and the ft_transfer_call message."""
-        return {
+        message: dict[str, object] = {
             "nonce": self.nonce,
             "beneficiary": self.beneficiary,
             "operator": operator,
@@ -161,6 +162,9 @@ class LockRequest:
             "timelocks": self.timelocks.to_json(),
             "safety_deposit": str(self.safety_deposit),
         }
+        if self.deadline_s:
+            message["deadline"] = str(self.deadline_s * 10**9)
+        return message
 
 
 @dataclass(frozen=True)

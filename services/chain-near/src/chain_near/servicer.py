@@ -3,6 +3,7 @@ between protobuf and the domain, and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -239,6 +240,9 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         if not request.nonce:
             raise InvalidArgument("nonce", "required: the lock nonce, a decimal string")
         lock_request = await self._lock_request(t, "nonce", request.nonce, resolver)
+        # The HTLC refuses the lock after the order deadline: once that has passed on a final block with no
+        # lock, none can appear (a lock the maker sent but that landed late goes back to them).
+        lock_request = dataclasses.replace(lock_request, deadline_s=request.deadline)
         call = await self._htlc.maker_call(maker, lock_request)
         reply = chain_pb2.PrepareMakerLockResponse(lock_id=call.lock_id, near_call=_near_call(call))
         if call.prepay is not None:

@@ -255,6 +255,10 @@ class Session(_Reply):
         description="When the destination lock can be cancelled (the resolver's refund): a time of the "
         "destination chain (unix seconds); null until the destination lock is on chain."
     )
+    order_deadline: int = Field(
+        description="The source chain's time (unix seconds) by which the source must be locked: the maker's "
+        "signed order is submitted (BASE) or the maker's own lock lands (NEAR: the HTLC refuses it later)."
+    )
 
 
 class SessionList(_Reply):

@@ -169,4 +169,5 @@ def session(s: session_pb2.Session) -> schemas.Session:
         pending_intent=s.pending_intent if s.pending_intent in ("execute", "cancel") else None,
         src_cancellation_at=s.src_cancellation_at or None,
         dst_cancellation_at=s.dst_cancellation_at or None,
+        order_deadline=s.order_deadline,
     )

@@ -132,7 +132,6 @@ class Memory:
     secret_exposed: bool = False
     secret_known: bool = True  # the service has the secret (drew it, the maker released it, or it is on chain)
     receiver_paid_directly: bool = False
-    since_src: int = 0  # source chain time when the session entered its current state
 
 
 @dataclass(frozen=True)
@@ -262,24 +261,12 @@ def destination_landing_bound(f: Facts) -> int:
 
 
 def source_may_land(f: Facts) -> bool:
-    """The maker's lock / the submitted order may still appear: until the order deadline (the escrow refuses
-    an order after it; a maker's lock is theirs to land by it)."""
+    """The maker's lock / the submitted order may still appear: until the order deadline, however late the
+    chain is (the escrow refuses an order after it; the NEAR HTLC refuses a maker's lock after it)."""
     t, m = f.terms, f.memory
     if t.maker_submits_source:
         return f.src_chain.now <= t.order_deadline
     return bool(m.src_sent_at) and f.src_chain.now <= t.order_deadline  # even when one send was refused
-
-
-def maker_lock_may_land(f: Facts) -> bool:
-    """A maker who cancels may have sent their lock just before: it lands within the inclusion bound of
-    the cancel being seen, plus the skew: since_src was read from a head that may trail the truth. (A lock
-    sent after the cancel is the maker's own doing: it stays theirs to refund through the HTLC's public
-    cancellation.)"""
-    return f.src_chain.now <= maker_landing_bound(f)
-
-
-def maker_landing_bound(f: Facts) -> int:
-    return min(f.memory.since_src + f.src_chain.inclusion_s + f.skew_s, f.terms.order_deadline)
 
 
 # -- verification ----------------------------------------------------------------------------------------
@@ -373,7 +360,7 @@ def _initialized(f: Facts) -> Decision:
         return Wait("waiting for the maker to execute", until=(Side.SRC, t.order_deadline + 1))
     if m.cancel_requested:
         if t.maker_submits_source:
-            return Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
+            return Move(S.CANCELLING, "cancel requested; a lock the maker sent may still land until the order deadline")
         return Move(S.CANCELLED, "cancelled by the maker")
     if m.quote_expired:
         if t.maker_submits_source and f.src_chain.now <= t.order_deadline:
@@ -395,7 +382,7 @@ def _executing(f: Facts) -> Decision:
         return Move(S.SOURCE_LOCKING, "the maker's lock appeared")
     if t.maker_submits_source:
         if m.cancel_requested:
-            return Move(S.CANCELLING, "cancel requested; a lock the maker just sent may still land")
+            return Move(S.CANCELLING, "cancel requested; a lock the maker sent may still land until the order deadline")
         if f.src_chain.now > t.order_deadline:
             return Move(S.TIMEOUT, "the maker did not lock before the deadline", reason="MAKER_LOCK_MISSING")
         return Wait("waiting for the maker's lock", until=(Side.SRC, t.order_deadline + 1))
@@ -579,11 +566,11 @@ def _pay_receiver(f: Facts) -> Decision:
 def _cancelling(f: Facts) -> Decision:
     if f.src.state is not LockState.ABSENT:
         return Move(S.REFUNDING, "the source lock landed; it waits for its cancellation window")
-    if f.terms.maker_submits_source:
-        if maker_lock_may_land(f):
-            return Wait("a lock the maker just sent may still land", until=(Side.SRC, maker_landing_bound(f) + 1))
-    elif source_may_land(f):
-        return Wait("the submitted order may still land", until=(Side.SRC, f.terms.order_deadline + 1))
+    if source_may_land(f):
+        # The maker's lock however late the chain is (its HTLC refuses it after the order deadline), or the
+        # order the resolver submitted (the escrow refuses it after the deadline).
+        sent = "a lock the maker sent" if f.terms.maker_submits_source else "the submitted order"
+        return Wait(f"{sent} may still land", until=(Side.SRC, f.terms.order_deadline + 1))
     return Move(S.CANCELLED, "nothing was locked")
 
 

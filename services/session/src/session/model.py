@@ -65,7 +65,6 @@ class SessionRecord(BaseModel):
     secret_exposed: bool = False  # persisted before the first transaction that carries the secret
     receiver_paid_directly: bool = False
     paying_receiver: bool = False  # a direct payment to the receiver was started (never sent twice)
-    state_since_src: int = 0  # source chain time when the session entered its current state
     alert: str = ""  # set while the saga is halted beyond its bounds and an operator must look
     error_reason: str = ""
     error_message: str = ""

@@ -361,7 +361,6 @@ class Saga:
                 lease.know(
                     record.src.lock_id, chain_pb2.Lock(lock_id=record.src.lock_id, state=chain_pb2.LOCK_STATE_ABSENT)
                 )
-        record.state_since_src = facts.src_chain.now
         await self.move(record, decision.to, note=decision.note)
         if decision.to in TERMINAL:
             await self._store.forget_locks(record)
@@ -453,7 +452,6 @@ class Saga:
             secret_exposed=record.secret_exposed,
             secret_known=bool(record.sealed_secret),
             receiver_paid_directly=record.receiver_paid_directly,
-            since_src=record.state_since_src,
         )
         return Facts(
             terms=terms,

@@ -83,6 +83,7 @@ def to_pb(record: SessionRecord) -> session_pb2.Session:
         pending_intent=pending_intent(record),
         src_cancellation_at=record.src.cancellation_at,
         dst_cancellation_at=record.dst.cancellation_at,
+        order_deadline=record.order_deadline,
     )
     if record.maker_action:
         session.maker_action.CopyFrom(maker_action_of(record))

@@ -27,17 +27,17 @@ from swap.common.v1 import common_pb2 as swap_dot_common_dot_v1_dot_common__pb2
 from swap.quote.v1 import quote_pb2 as swap_dot_quote_dot_v1_dot_quote__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswap/session/v1/session.proto\x12\x0fswap.session.v1\x1a\x19swap/chain/v1/chain.proto\x1a\x1bswap/common/v1/common.proto\x1a\x19swap/quote/v1/quote.proto\"\x91\x02\n\x14\x43reateSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x03src\x18\x02 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12\x12\n\nsrc_amount\x18\x04 \x01(\t\x12\r\n\x05maker\x18\x05 \x01(\t\x12\x10\n\x08receiver\x18\x06 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x07 \x01(\r\x12\x10\n\x08quote_id\x18\x08 \x01(\t\x12\x30\n\x0bsecret_mode\x18\t \x01(\x0e\x32\x1b.swap.session.v1.SecretMode\x12\x10\n\x08hashlock\x18\n \x01(\t\"\xa3\x01\n\x0bMakerAction\x12.\n\nsign_order\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.SignOrderH\x00\x12,\n\tnear_call\x18\x02 \x01(\x0b\x32\x17.swap.chain.v1.NearCallH\x00\x12,\n\x0bnear_prepay\x18\x03 \x01(\x0b\x32\x17.swap.chain.v1.NearCallB\x08\n\x06\x61\x63tion\"\x85\x01\n\x04Step\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.swap.session.v1.SessionState\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12$\n\x05\x63hain\x18\x03 \x01(\x0e\x32\x15.swap.common.v1.Chain\x12\x0f\n\x07tx_hash\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\"/\n\x0cSessionError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa9\x05\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.swap.session.v1.SessionState\x12!\n\x03src\x18\x03 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12!\n\x03\x64st\x18\x04 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12\x12\n\nsrc_amount\x18\x05 \x01(\t\x12\x12\n\ndst_amount\x18\x06 \x01(\t\x12\r\n\x05maker\x18\x07 \x01(\t\x12\x10\n\x08receiver\x18\x08 \x01(\t\x12\x10\n\x08hashlock\x18\t \x01(\t\x12#\n\x05quote\x18\n \x01(\x0b\x32\x14.swap.quote.v1.Quote\x12\x32\n\x0cmaker_action\x18\x0b \x01(\x0b\x32\x1c.swap.session.v1.MakerAction\x12\x13\n\x0bsrc_lock_id\x18\x0c \x01(\t\x12\x13\n\x0b\x64st_lock_id\x18\r \x01(\t\x12$\n\x05steps\x18\x0e \x03(\x0b\x32\x15.swap.session.v1.Step\x12,\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1d.swap.session.v1.SessionError\x12\x12\n\ncreated_at\x18\x10 \x01(\x04\x12\x12\n\nupdated_at\x18\x11 \x01(\x04\x12\x0e\n\x06secret\x18\x12 \x01(\t\x12\x0f\n\x07version\x18\x13 \x01(\x04\x12\x30\n\x0bsecret_mode\x18\x14 \x01(\x0e\x32\x1b.swap.session.v1.SecretMode\x12\x17\n\x0fsecret_deadline\x18\x15 \x01(\x04\x12\x16\n\x0epending_intent\x18\x16 \x01(\t\x12\x1b\n\x13src_cancellation_at\x18\x17 \x01(\x04\x12\x1b\n\x13\x64st_cancellation_at\x18\x18 \x01(\x04\"B\n\x15\x43reateSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"?\n\x12GetSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"K\n\x13ListSessionsRequest\x12\r\n\x05maker\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x14ListSessionsResponse\x12*\n\x08sessions\x18\x01 \x03(\x0b\x32\x18.swap.session.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x15\x45xecuteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"C\n\x16\x45xecuteSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"*\n\x14\x43\x61ncelSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"B\n\x15\x43\x61ncelSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"9\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"Q\n\x14WatchSessionResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.swap.session.v1.Session\"9\n\x13RevealSecretRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"A\n\x14RevealSecretResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session*Y\n\nSecretMode\x12\x1b\n\x17SECRET_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SECRET_MODE_SERVICE\x10\x01\x12\x15\n\x11SECRET_MODE_MAKER\x10\x02*\xff\x03\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SESSION_STATE_INITIALIZED\x10\x01\x12\x1b\n\x17SESSION_STATE_EXECUTING\x10\x02\x12 \n\x1cSESSION_STATE_SOURCE_LOCKING\x10\x03\x12\x1f\n\x1bSESSION_STATE_SOURCE_LOCKED\x10\x04\x12%\n!SESSION_STATE_DESTINATION_LOCKING\x10\x05\x12\x1d\n\x19SESSION_STATE_BOTH_LOCKED\x10\x06\x12\"\n\x1eSESSION_STATE_REVEALING_SECRET\x10\x07\x12\x1b\n\x17SESSION_STATE_COMPLETED\x10\x08\x12\x1c\n\x18SESSION_STATE_CANCELLING\x10\t\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\n\x12\x1b\n\x17SESSION_STATE_REFUNDING\x10\x0b\x12\x1a\n\x16SESSION_STATE_REFUNDED\x10\x0c\x12\x18\n\x14SESSION_STATE_FAILED\x10\r\x12\x19\n\x15SESSION_STATE_TIMEOUT\x10\x0e\x12!\n\x1dSESSION_STATE_AWAITING_SECRET\x10\x0f\x32\xa3\x05\n\x0eSessionService\x12^\n\rCreateSession\x12%.swap.session.v1.CreateSessionRequest\x1a&.swap.session.v1.CreateSessionResponse\x12U\n\nGetSession\x12\".swap.session.v1.GetSessionRequest\x1a#.swap.session.v1.GetSessionResponse\x12[\n\x0cListSessions\x12$.swap.session.v1.ListSessionsRequest\x1a%.swap.session.v1.ListSessionsResponse\x12\x61\n\x0e\x45xecuteSession\x12&.swap.session.v1.ExecuteSessionRequest\x1a\'.swap.session.v1.ExecuteSessionResponse\x12^\n\rCancelSession\x12%.swap.session.v1.CancelSessionRequest\x1a&.swap.session.v1.CancelSessionResponse\x12]\n\x0cWatchSession\x12$.swap.session.v1.WatchSessionRequest\x1a%.swap.session.v1.WatchSessionResponse0\x01\x12[\n\x0cRevealSecret\x12$.swap.session.v1.RevealSecretRequest\x1a%.swap.session.v1.RevealSecretResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dswap/session/v1/session.proto\x12\x0fswap.session.v1\x1a\x19swap/chain/v1/chain.proto\x1a\x1bswap/common/v1/common.proto\x1a\x19swap/quote/v1/quote.proto\"\x91\x02\n\x14\x43reateSessionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12!\n\x03src\x18\x02 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12!\n\x03\x64st\x18\x03 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12\x12\n\nsrc_amount\x18\x04 \x01(\t\x12\r\n\x05maker\x18\x05 \x01(\t\x12\x10\n\x08receiver\x18\x06 \x01(\t\x12\x14\n\x0cslippage_bps\x18\x07 \x01(\r\x12\x10\n\x08quote_id\x18\x08 \x01(\t\x12\x30\n\x0bsecret_mode\x18\t \x01(\x0e\x32\x1b.swap.session.v1.SecretMode\x12\x10\n\x08hashlock\x18\n \x01(\t\"\xa3\x01\n\x0bMakerAction\x12.\n\nsign_order\x18\x01 \x01(\x0b\x32\x18.swap.chain.v1.SignOrderH\x00\x12,\n\tnear_call\x18\x02 \x01(\x0b\x32\x17.swap.chain.v1.NearCallH\x00\x12,\n\x0bnear_prepay\x18\x03 \x01(\x0b\x32\x17.swap.chain.v1.NearCallB\x08\n\x06\x61\x63tion\"\x85\x01\n\x04Step\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.swap.session.v1.SessionState\x12\n\n\x02\x61t\x18\x02 \x01(\x04\x12$\n\x05\x63hain\x18\x03 \x01(\x0e\x32\x15.swap.common.v1.Chain\x12\x0f\n\x07tx_hash\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\"/\n\x0cSessionError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc1\x05\n\x07Session\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.swap.session.v1.SessionState\x12!\n\x03src\x18\x03 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12!\n\x03\x64st\x18\x04 \x01(\x0b\x32\x14.swap.quote.v1.Asset\x12\x12\n\nsrc_amount\x18\x05 \x01(\t\x12\x12\n\ndst_amount\x18\x06 \x01(\t\x12\r\n\x05maker\x18\x07 \x01(\t\x12\x10\n\x08receiver\x18\x08 \x01(\t\x12\x10\n\x08hashlock\x18\t \x01(\t\x12#\n\x05quote\x18\n \x01(\x0b\x32\x14.swap.quote.v1.Quote\x12\x32\n\x0cmaker_action\x18\x0b \x01(\x0b\x32\x1c.swap.session.v1.MakerAction\x12\x13\n\x0bsrc_lock_id\x18\x0c \x01(\t\x12\x13\n\x0b\x64st_lock_id\x18\r \x01(\t\x12$\n\x05steps\x18\x0e \x03(\x0b\x32\x15.swap.session.v1.Step\x12,\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1d.swap.session.v1.SessionError\x12\x12\n\ncreated_at\x18\x10 \x01(\x04\x12\x12\n\nupdated_at\x18\x11 \x01(\x04\x12\x0e\n\x06secret\x18\x12 \x01(\t\x12\x0f\n\x07version\x18\x13 \x01(\x04\x12\x30\n\x0bsecret_mode\x18\x14 \x01(\x0e\x32\x1b.swap.session.v1.SecretMode\x12\x17\n\x0fsecret_deadline\x18\x15 \x01(\x04\x12\x16\n\x0epending_intent\x18\x16 \x01(\t\x12\x1b\n\x13src_cancellation_at\x18\x17 \x01(\x04\x12\x1b\n\x13\x64st_cancellation_at\x18\x18 \x01(\x04\x12\x16\n\x0eorder_deadline\x18\x19 \x01(\x04\"B\n\x15\x43reateSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"?\n\x12GetSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"K\n\x13ListSessionsRequest\x12\r\n\x05maker\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x14ListSessionsResponse\x12*\n\x08sessions\x18\x01 \x03(\x0b\x32\x18.swap.session.v1.Session\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"R\n\x15\x45xecuteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"C\n\x16\x45xecuteSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"*\n\x14\x43\x61ncelSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"B\n\x15\x43\x61ncelSessionResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session\"9\n\x13WatchSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"Q\n\x14WatchSessionResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.swap.session.v1.Session\"9\n\x13RevealSecretRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"A\n\x14RevealSecretResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.swap.session.v1.Session*Y\n\nSecretMode\x12\x1b\n\x17SECRET_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SECRET_MODE_SERVICE\x10\x01\x12\x15\n\x11SECRET_MODE_MAKER\x10\x02*\xff\x03\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19SESSION_STATE_INITIALIZED\x10\x01\x12\x1b\n\x17SESSION_STATE_EXECUTING\x10\x02\x12 \n\x1cSESSION_STATE_SOURCE_LOCKING\x10\x03\x12\x1f\n\x1bSESSION_STATE_SOURCE_LOCKED\x10\x04\x12%\n!SESSION_STATE_DESTINATION_LOCKING\x10\x05\x12\x1d\n\x19SESSION_STATE_BOTH_LOCKED\x10\x06\x12\"\n\x1eSESSION_STATE_REVEALING_SECRET\x10\x07\x12\x1b\n\x17SESSION_STATE_COMPLETED\x10\x08\x12\x1c\n\x18SESSION_STATE_CANCELLING\x10\t\x12\x1b\n\x17SESSION_STATE_CANCELLED\x10\n\x12\x1b\n\x17SESSION_STATE_REFUNDING\x10\x0b\x12\x1a\n\x16SESSION_STATE_REFUNDED\x10\x0c\x12\x18\n\x14SESSION_STATE_FAILED\x10\r\x12\x19\n\x15SESSION_STATE_TIMEOUT\x10\x0e\x12!\n\x1dSESSION_STATE_AWAITING_SECRET\x10\x0f\x32\xa3\x05\n\x0eSessionService\x12^\n\rCreateSession\x12%.swap.session.v1.CreateSessionRequest\x1a&.swap.session.v1.CreateSessionResponse\x12U\n\nGetSession\x12\".swap.session.v1.GetSessionRequest\x1a#.swap.session.v1.GetSessionResponse\x12[\n\x0cListSessions\x12$.swap.session.v1.ListSessionsRequest\x1a%.swap.session.v1.ListSessionsResponse\x12\x61\n\x0e\x45xecuteSession\x12&.swap.session.v1.ExecuteSessionRequest\x1a\'.swap.session.v1.ExecuteSessionResponse\x12^\n\rCancelSession\x12%.swap.session.v1.CancelSessionRequest\x1a&.swap.session.v1.CancelSessionResponse\x12]\n\x0cWatchSession\x12$.swap.session.v1.WatchSessionRequest\x1a%.swap.session.v1.WatchSessionResponse0\x01\x12[\n\x0cRevealSecret\x12$.swap.session.v1.RevealSecretRequest\x1a%.swap.session.v1.RevealSecretResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swap.session.v1.session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SECRETMODE']._serialized_start=2321
-  _globals['_SECRETMODE']._serialized_end=2410
-  _globals['_SESSIONSTATE']._serialized_start=2413
-  _globals['_SESSIONSTATE']._serialized_end=2924
+  _globals['_SECRETMODE']._serialized_start=2345
+  _globals['_SECRETMODE']._serialized_end=2434
+  _globals['_SESSIONSTATE']._serialized_start=2437
+  _globals['_SESSIONSTATE']._serialized_end=2948
   _globals['_CREATESESSIONREQUEST']._serialized_start=134
   _globals['_CREATESESSIONREQUEST']._serialized_end=407
   _globals['_MAKERACTION']._serialized_start=410
@@ -47,33 +47,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSIONERROR']._serialized_start=711
   _globals['_SESSIONERROR']._serialized_end=758
   _globals['_SESSION']._serialized_start=761
-  _globals['_SESSION']._serialized_end=1442
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=1444
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=1510
-  _globals['_GETSESSIONREQUEST']._serialized_start=1512
-  _globals['_GETSESSIONREQUEST']._serialized_end=1551
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1553
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1616
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1618
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1693
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1695
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1786
-  _globals['_EXECUTESESSIONREQUEST']._serialized_start=1788
-  _globals['_EXECUTESESSIONREQUEST']._serialized_end=1870
-  _globals['_EXECUTESESSIONRESPONSE']._serialized_start=1872
-  _globals['_EXECUTESESSIONRESPONSE']._serialized_end=1939
-  _globals['_CANCELSESSIONREQUEST']._serialized_start=1941
-  _globals['_CANCELSESSIONREQUEST']._serialized_end=1983
-  _globals['_CANCELSESSIONRESPONSE']._serialized_start=1985
-  _globals['_CANCELSESSIONRESPONSE']._serialized_end=2051
-  _globals['_WATCHSESSIONREQUEST']._serialized_start=2053
-  _globals['_WATCHSESSIONREQUEST']._serialized_end=2110
-  _globals['_WATCHSESSIONRESPONSE']._serialized_start=2112
-  _globals['_WATCHSESSIONRESPONSE']._serialized_end=2193
-  _globals['_REVEALSECRETREQUEST']._serialized_start=2195
-  _globals['_REVEALSECRETREQUEST']._serialized_end=2252
-  _globals['_REVEALSECRETRESPONSE']._serialized_start=2254
-  _globals['_REVEALSECRETRESPONSE']._serialized_end=2319
-  _globals['_SESSIONSERVICE']._serialized_start=2927
-  _globals['_SESSIONSERVICE']._serialized_end=3602
+  _globals['_SESSION']._serialized_end=1466
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=1468
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=1534
+  _globals['_GETSESSIONREQUEST']._serialized_start=1536
+  _globals['_GETSESSIONREQUEST']._serialized_end=1575
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1577
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1640
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1642
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1717
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1719
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1810
+  _globals['_EXECUTESESSIONREQUEST']._serialized_start=1812
+  _globals['_EXECUTESESSIONREQUEST']._serialized_end=1894
+  _globals['_EXECUTESESSIONRESPONSE']._serialized_start=1896
+  _globals['_EXECUTESESSIONRESPONSE']._serialized_end=1963
+  _globals['_CANCELSESSIONREQUEST']._serialized_start=1965
+  _globals['_CANCELSESSIONREQUEST']._serialized_end=2007
+  _globals['_CANCELSESSIONRESPONSE']._serialized_start=2009
+  _globals['_CANCELSESSIONRESPONSE']._serialized_end=2075
+  _globals['_WATCHSESSIONREQUEST']._serialized_start=2077
+  _globals['_WATCHSESSIONREQUEST']._serialized_end=2134
+  _globals['_WATCHSESSIONRESPONSE']._serialized_start=2136
+  _globals['_WATCHSESSIONRESPONSE']._serialized_end=2217
+  _globals['_REVEALSECRETREQUEST']._serialized_start=2219
+  _globals['_REVEALSECRETREQUEST']._serialized_end=2276
+  _globals['_REVEALSECRETRESPONSE']._serialized_start=2278
+  _globals['_REVEALSECRETRESPONSE']._serialized_end=2343
+  _globals['_SESSIONSERVICE']._serialized_start=2951
+  _globals['_SESSIONSERVICE']._serialized_end=3626
 # @@protoc_insertion_point(module_scope)

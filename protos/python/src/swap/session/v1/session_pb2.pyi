@@ -284,6 +284,7 @@ class Session(_message.Message):
     PENDING_INTENT_FIELD_NUMBER: _builtins.int
     SRC_CANCELLATION_AT_FIELD_NUMBER: _builtins.int
     DST_CANCELLATION_AT_FIELD_NUMBER: _builtins.int
+    ORDER_DEADLINE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     state: Global___SessionState.ValueType
     src_amount: _builtins.str
@@ -317,6 +318,11 @@ class Session(_message.Message):
     dst_cancellation_at: _builtins.int
     """The destination lock's cancellation time on the destination chain (unix seconds): from then the
     resolver's destination lock can be refunded. 0 until the destination lock has been seen on chain.
+    """
+    order_deadline: _builtins.int
+    """The source chain's time (unix seconds) by which the source must be locked: the resolver submits the
+    maker's signed order (BASE) or the maker's own lock lands (NEAR; the HTLC refuses it after this). A
+    session that ends without a source lock ends only once this has passed, when a lock may be on its way.
     """
     @_builtins.property
     def src(self) -> _quote_pb2.Asset: ...
@@ -357,10 +363,11 @@ class Session(_message.Message):
         pending_intent: _builtins.str = ...,
         src_cancellation_at: _builtins.int = ...,
         dst_cancellation_at: _builtins.int = ...,
+        order_deadline: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["dst", b"dst", "error", b"error", "maker_action", b"maker_action", "quote", b"quote", "src", b"src"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_cancellation_at", b"dst_cancellation_at", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "pending_intent", b"pending_intent", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_cancellation_at", b"src_cancellation_at", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "dst", b"dst", "dst_amount", b"dst_amount", "dst_cancellation_at", b"dst_cancellation_at", "dst_lock_id", b"dst_lock_id", "error", b"error", "hashlock", b"hashlock", "maker", b"maker", "maker_action", b"maker_action", "order_deadline", b"order_deadline", "pending_intent", b"pending_intent", "quote", b"quote", "receiver", b"receiver", "secret", b"secret", "secret_deadline", b"secret_deadline", "secret_mode", b"secret_mode", "session_id", b"session_id", "src", b"src", "src_amount", b"src_amount", "src_cancellation_at", b"src_cancellation_at", "src_lock_id", b"src_lock_id", "state", b"state", "steps", b"steps", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
