@@ -645,3 +645,44 @@ async def test_a_lock_that_ended_before_a_restart_reads_as_final(
             read = (await stub.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id))).lock
     assert read.state == chain_pb2.LOCK_STATE_WITHDRAWN and read.secret == secret
     assert read.closed_confirmations >= 1, "the withdrawal is final"
+
+
+async def test_streams_resume_across_a_restart_of_the_node(tmp_path: Path) -> None:
+    """The NEAR node restarts on its data (as a node does for an upgrade) while chain-near runs: a stream
+    that stays open and a stream resumed from a cursor taken before the restart each get every later event
+    once: none missed, none repeated."""
+    with NearDevnetProcess(out=tmp_path / "node.json", log_dir=tmp_path, data=tmp_path / "near-data") as devnet:
+        first_life, _ = _first_life(devnet, tmp_path, "chain-near-node-restart")
+        with first_life:
+            async with first_life.channel() as channel:
+                stub = chain_pb2_grpc.ChainServiceStub(channel)
+                secret = os.urandom(32)
+                request = lock_request(devnet, sha256(secret))
+                request.terms.timelocks.withdrawal_after_s = 0
+                a = (await stub.CreateLock(request)).lock
+                live = EventStream(stub.WatchEvents(chain_pb2.WatchEventsRequest()))
+                resumed: EventStream | None = None
+                try:
+                    seen = await next_event(live)
+                    assert (seen.kind, seen.lock_id) == (chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, a.lock_id)
+                    height = int(devnet.block()["header"]["height"])
+
+                    await asyncio.to_thread(devnet.restart)
+                    assert int(devnet.block()["header"]["height"]) >= height, "the chain goes on from its head"
+
+                    b = (await stub.CreateLock(lock_request(devnet, sha256(os.urandom(32))))).lock
+                    await stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=a.lock_id, secret=secret))
+                    resumed = EventStream(stub.WatchEvents(chain_pb2.WatchEventsRequest(cursor=seen.cursor)))
+                    after = [(e.kind, e.lock_id) for e in [await next_event(live), await next_event(live)]]
+                    again = [(e.kind, e.lock_id) for e in [await next_event(resumed), await next_event(resumed)]]
+                    with pytest.raises(TimeoutError):
+                        await next_event(live, timeout=1.0)  # nothing more: no event came twice
+                finally:
+                    live.close()
+                    if resumed is not None:
+                        resumed.close()
+    expected = [
+        (chain_pb2.CHAIN_EVENT_KIND_LOCK_CREATED, b.lock_id),
+        (chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN, a.lock_id),
+    ]
+    assert after == expected and again == expected

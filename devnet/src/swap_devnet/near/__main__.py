@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from swap_devnet.near.bootstrap import DEFAULT_SEED, bootstrap, role_key
+from swap_devnet.near.bootstrap import DEFAULT_SEED, NearDeployment, bootstrap, role_key
 from swap_devnet.near.chain import Chain, ChainConfig
 from swap_devnet.near.rpc import DevnetServer
 
@@ -40,7 +41,11 @@ async def _serve(args: argparse.Namespace) -> int:
         block_time=args.block_time,
         enforce_storage_staking=not args.no_storage_staking,
     )
-    server = DevnetServer(Chain(config), host=args.host, port=args.port, wait_timeout=args.wait_timeout)
+    data: Path | None = args.data
+    saved = data / "chain.pickle" if data is not None else None
+    resumed = saved is not None and saved.exists()
+    chain = Chain.restore(saved, config) if saved is not None and resumed else Chain(config)
+    server = DevnetServer(chain, host=args.host, port=args.port, wait_timeout=args.wait_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -48,7 +53,14 @@ async def _serve(args: argparse.Namespace) -> int:
     watcher = asyncio.create_task(_watch_parent(stop)) if args.exit_with_parent else None
     await server.start()
     try:
-        deployment = await bootstrap(server.chain, server.rpc_url, seed=args.seed)
+        if data is not None and resumed:
+            # A restart on the same data: the chain goes on from its head, the accounts are the ones it has.
+            deployment = NearDeployment.read(data / "near.json")
+            deployment = dataclasses.replace(deployment, rpc_url=server.rpc_url)
+        else:
+            deployment = await bootstrap(server.chain, server.rpc_url, seed=args.seed)
+            if data is not None:
+                deployment.write(data / "near.json")
         deployment.write(args.out)
         log.info(
             "NEAR devnet up at %s: token %s, htlc %s; accounts written to %s",
@@ -62,6 +74,9 @@ async def _serve(args: argparse.Namespace) -> int:
         if watcher is not None:
             watcher.cancel()
         await server.stop()
+        if saved is not None:
+            server.chain.save(saved)
+            log.info("chain saved at height %d to %s", server.chain.head.height, saved)
     return 0
 
 
@@ -70,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the devnet, bootstrap the swap accounts, serve until interrupted")
     serve.add_argument("--out", type=Path, default=Path(".localnet/near.json"), help="where to write the accounts")
+    serve.add_argument(
+        "--data",
+        type=Path,
+        help="the node's data directory: the chain is saved there when the devnet stops and goes on from it at the "
+        "next start (default: none, a new chain every start)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="RPC port (default: a free one)")
     serve.add_argument("--seed", default=DEFAULT_SEED, help="derives every account key")

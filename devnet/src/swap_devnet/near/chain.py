@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from swap_devnet.near import fees
@@ -197,6 +199,54 @@ class Chain:
         self.total_supply = 0
         self.started_at = time.time()
         self._genesis()
+
+    # A node's data across restarts ----------------------------------------------------------------------------
+
+    # What lives only while the process runs: events and futures of waiting callers, monotonic times, the
+    # indexes rebuilt from the blocks.
+    _RUNTIME_ONLY = frozenset(
+        {
+            "_by_hash",
+            "_by_height",
+            "_by_chunk",
+            "_patches",
+            "_ff_waiters",
+            "_wake",
+            "_new_block",
+            "_stopped",
+            "_stalled_until",
+            "_last_block_at",
+            "config",
+        }
+    )
+
+    def save(self, path: Path) -> None:
+        """Writes the chain (blocks, state, transactions, receipts, the mempool) to `path`, atomically: a node's
+        data directory, which `restore` reads back after a restart."""
+        data = {name: value for name, value in vars(self).items() if name not in self._RUNTIME_ONLY}
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(path)
+
+    @classmethod
+    def restore(cls, path: Path, config: ChainConfig) -> Chain:
+        """The chain `save` wrote, continuing from its head: same blocks, state and pending work; blocks
+        resume from the head's time (never earlier), transactions that were waiting wait again."""
+        chain = cls.__new__(cls)
+        vars(chain).update(pickle.loads(path.read_bytes()))  # noqa: S301 - see the import
+        chain.config = config
+        chain._by_hash, chain._by_height, chain._by_chunk = {}, {}, {}
+        for block in chain.blocks:
+            chain._by_hash[block.hash] = block
+            chain._by_height[block.height] = block
+            chain._by_chunk[block.chunk_hash] = block
+        chain._patches, chain._ff_waiters = [], []
+        chain._wake, chain._new_block = asyncio.Event(), asyncio.Event()
+        chain._stopped, chain._stalled_until = False, 0.0
+        chain._last_block_at = time.monotonic()
+        for record in chain._mempool:
+            record.arrived = chain._last_block_at
+        return chain
 
     # Blocks -------------------------------------------------------------------------------------------------
 

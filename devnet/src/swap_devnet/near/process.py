@@ -255,7 +255,9 @@ class NearDevnetProcess(DevnetControls):
         block_interval: float | None = None,
         startup_timeout: float = 30.0,
         extra_args: Sequence[str] = (),
+        data: Path | None = None,
     ) -> None:
+        self.data = data  # the node's data directory (--data): kept across restart()
         self._work_dir: Path | None = None
         self._given_log_dir = log_dir
         self._given_out = out
@@ -301,7 +303,18 @@ class NearDevnetProcess(DevnetControls):
         ]
         if self.block_interval is not None:
             cmd += ["--block-interval", f"{self.block_interval:g}"]
+        if self.data is not None:
+            cmd += ["--data", str(self.data)]
         return cmd + list(self.extra_args)
+
+    def restart(self) -> Self:
+        """Stops the node (it saves its chain in its data directory) and starts it again on the same port,
+        going on from where it stopped, as a node restarted on its own data does."""
+        if self.data is None:
+            raise DevnetError("a restart keeps the chain only with a data directory (data=...)")
+        self.port = int(self.rpc_url.rsplit(":", 1)[1])
+        self.stop()
+        return self.start()
 
     def start(self) -> Self:
         if self._proc is not None:
