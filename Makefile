@@ -79,7 +79,7 @@ test: setup contracts ## the whole test suite: unit, contracts on anvil, service
 
 faults: setup contracts ## the fault-injection matrix (crashes, outages, reorgs) and the long safety-kernel property run
 	HYPOTHESIS_PROFILE=faults $(PY) -m pytest tests/unit/session/test_kernel_properties.py -k TestKernel $(PYTEST_ARGS)
-	$(PY) -m pytest tests/integration/faults -m faults -v $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration/faults tests/integration/chaos -m faults -v $(PYTEST_ARGS)
 
 SEED ?= 1
 MINUTES ?= 2

@@ -1,8 +1,8 @@
 """Chaos under load in `make test` (docs/faults.md): every seed of seeds.json, the seeds that once failed, each
 with what it found. Each run starts a stack of its own, keeps swaps in flight both ways while the nemesis
 breaks things, and passes only when the checker finds every unit of every balance explained and nothing
-left locked. The list is the short run of make test: keep it to a few minutes in all (`make chaos` replays
-any seed at any length)."""
+left locked. The runs of up to two minutes are the short run of make test (keep them to a few minutes in all);
+longer ones, found deep into a soak, replay in make faults (`make chaos` replays any seed at any length)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,19 @@ def chaos(tmp_path: Path, seed: int, minutes: float, in_flight: int) -> dict[str
     return result
 
 
-@pytest.mark.timeout(1800)
-@pytest.mark.parametrize("run", REGRESSIONS, ids=[f"seed-{r['seed']}" for r in REGRESSIONS])
+# Runs of a few minutes replay in make test; longer ones (a failure found deep into a soak) in make faults.
+SOAK_MINUTES = 2
+
+
+def _replays() -> list[Any]:
+    soak = (pytest.mark.slow, pytest.mark.faults)
+    return [
+        pytest.param(r, id=f"seed-{r['seed']}", marks=soak if r["minutes"] > SOAK_MINUTES else ()) for r in REGRESSIONS
+    ]
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("run", _replays())
 def test_a_seeded_run_loses_nothing(tmp_path: Path, run: dict[str, Any]) -> None:
     result = chaos(tmp_path, run["seed"], run["minutes"], run["in_flight"])
     assert result["violations"] == [], f"once found: {run['found']}\n{json.dumps(result['violations'], indent=2)}"
