@@ -1,12 +1,12 @@
-"""chain-base over gRPC against a real anvil: fencing tokens on chain actions, head ticks on WatchEvents,
-the chain facts of GetChainInfo, CheckAccount and VerifyMakerOrder, each as a caller sees them."""
+"""chain-base over gRPC against a real anvil: head ticks on WatchEvents, the chain facts of GetChainInfo,
+CheckAccount and VerifyMakerOrder, each as a caller sees them (fencing, in the conformance suite both chain
+services pass: tests/integration/chain_services)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -19,8 +19,8 @@ from swap_devnet.evm import EvmDeployment, increase_time, mine, sha256_hashlock
 from web3 import Web3
 
 from tests.fixtures.services import BASE_CONFIRMATIONS
-from tests.integration.chain_streams import EventStream, next_event, next_item, next_tick
-from tests.integration.rich_status import error_reason, field_violation
+from tests.integration.chain_streams import EventStream, next_item, next_tick
+from tests.integration.rich_status import field_violation
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +50,6 @@ def dst_request(chain: EvmDeployment, hashlock: bytes | None = None) -> chain_pb
     )
 
 
-def fence(key: str, epoch: int | str) -> tuple[tuple[str, str], ...]:
-    return (("x-fence-key", key), ("x-fence-epoch", str(epoch)))
-
-
 @pytest.fixture(scope="module")
 def w3(base_chain: EvmDeployment) -> Web3:
     return Web3(Web3.HTTPProvider(base_chain.rpc_url))
@@ -76,84 +72,6 @@ async def watch(chain_base: Stub) -> AsyncIterator[Callable[..., EventStream]]:
     yield open_stream
     for stream in streams:
         stream.close()
-
-
-# -- fencing -----------------------------------------------------------------------------------------------
-
-
-async def test_stale_epoch_is_refused_before_anything_is_sent(
-    chain_base: Stub, base_chain: EvmDeployment, w3: Web3
-) -> None:
-    key = f"session-{uuid.uuid4().hex}"
-    secret = os.urandom(32)
-    created = await chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(secret)), metadata=fence(key, 2))
-    assert created.sent
-    lock_id = created.lock.lock_id
-    increase_time(w3, 10)  # the withdrawal window is open: only the fence refuses the stale withdrawal
-
-    resolver = base_chain.resolver.address
-    nonce = w3.eth.get_transaction_count(resolver)
-    balances = (tusd(w3, base_chain, resolver), tusd(w3, base_chain, base_chain.receiver.address))
-    stale = fence(key, 1)
-    calls = {
-        "CreateLock": chain_base.CreateLock(dst_request(base_chain), metadata=stale),
-        "Withdraw": chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=stale),
-        "Cancel": chain_base.Cancel(chain_pb2.CancelRequest(lock_id=lock_id), metadata=stale),
-    }
-    for name, call in calls.items():
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, name
-        assert error_reason(err.value) == "STALE_FENCE", name
-
-    assert w3.eth.get_transaction_count(resolver) == nonce
-    assert w3.eth.get_transaction_count(resolver, "pending") == nonce
-    assert (tusd(w3, base_chain, resolver), tusd(w3, base_chain, base_chain.receiver.address)) == balances
-    # Reads are never fenced.
-    read = await chain_base.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id), metadata=stale)
-    assert read.lock.state == chain_pb2.LOCK_STATE_ACTIVE
-
-    # The holder of epoch 2 still acts (equal passes).
-    done = await chain_base.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=fence(key, 2))
-    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
-    assert tusd(w3, base_chain, base_chain.receiver.address) == balances[1] + AMOUNT
-
-
-async def test_rising_epochs_pass_and_keys_are_independent(
-    chain_base: Stub, base_chain: EvmDeployment, w3: Web3
-) -> None:
-    key, other = f"session-{uuid.uuid4().hex}", f"session-{uuid.uuid4().hex}"
-    first = await chain_base.CreateLock(dst_request(base_chain), metadata=fence(key, 1))
-    assert first.sent
-    increase_time(w3, 100)
-    cancelled = await chain_base.Cancel(chain_pb2.CancelRequest(lock_id=first.lock.lock_id), metadata=fence(key, 2))
-    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
-
-    # Another session's fence starts from nothing, whatever this one's stands at.
-    independent = await chain_base.CreateLock(dst_request(base_chain), metadata=fence(other, 1))
-    assert independent.sent
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await chain_base.CreateLock(dst_request(base_chain), metadata=fence(key, 1))
-    assert error_reason(err.value) == "STALE_FENCE"
-    # Without the metadata a call is not fenced at all.
-    assert (await chain_base.CreateLock(dst_request(base_chain))).sent
-
-
-async def test_malformed_fence_names_the_entry(chain_base: Stub, base_chain: EvmDeployment, w3: Web3) -> None:
-    resolver = base_chain.resolver.address
-    nonce = w3.eth.get_transaction_count(resolver)
-    key = f"session-{uuid.uuid4().hex}"
-    cases: list[tuple[tuple[tuple[str, str], ...], str]] = [
-        *((fence(key, bad), "x-fence-epoch") for bad in ("", "abc", "-1", "1.5", "+3", "0x10", str(2**64))),
-        ((("x-fence-key", key),), "x-fence-epoch"),
-        ((("x-fence-epoch", "3"),), "x-fence-key"),
-    ]
-    for metadata, field in cases:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await chain_base.CreateLock(dst_request(base_chain), metadata=metadata)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
-        assert field_violation(err.value) == field, metadata
-    assert w3.eth.get_transaction_count(resolver) == nonce
 
 
 # -- head ticks --------------------------------------------------------------------------------------------
@@ -187,19 +105,6 @@ async def test_head_ticks_follow_the_chain_and_interleave_with_events(
     assert (later.height, later.chain_time) == (latest["number"], latest["timestamp"])
     assert later.chain_time >= tick.chain_time + 500
     assert later.final_height == later.height - BASE_CONFIRMATIONS + 1
-
-
-async def test_no_ticks_without_heads(
-    chain_base: Stub, base_chain: EvmDeployment, w3: Web3, watch: Callable[..., EventStream]
-) -> None:
-    created = await chain_base.CreateLock(dst_request(base_chain))
-    stream = watch(lock_id=created.lock.lock_id)
-    mine(w3)
-    event = await next_event(stream)
-    assert event.lock_id == created.lock.lock_id
-    mine(w3, 3)
-    with pytest.raises(TimeoutError):
-        await next_item(stream, timeout=1.0)
 
 
 # -- chain facts, accounts, maker orders -------------------------------------------------------------------

@@ -1,14 +1,13 @@
-"""chain-near over gRPC against the project's NEAR devnet: fencing tokens on chain actions, head ticks on
-WatchEvents, the chain facts of GetChainInfo, CheckAccount and VerifyMakerOrder, as a caller sees them."""
+"""chain-near over gRPC against the project's NEAR devnet: head ticks on WatchEvents, the chain facts of
+GetChainInfo, CheckAccount and VerifyMakerOrder, as a caller sees them (fencing, in the conformance suite both
+chain services pass: tests/integration/chain_services)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
 import pytest
@@ -16,9 +15,8 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.near import NEAR, NearDevnetProcess
 
-from tests.integration.chain_near.helpers import htlc_storage
-from tests.integration.chain_streams import EventStream, next_event, next_item, next_tick
-from tests.integration.rich_status import error_reason, field_violation
+from tests.integration.chain_streams import EventStream, next_item, next_tick
+from tests.integration.rich_status import field_violation
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +53,6 @@ def lock_request(devnet: NearDevnetProcess, hashlock: bytes | None = None) -> ch
     )
 
 
-def fence(key: str, epoch: int | str) -> tuple[tuple[str, str], ...]:
-    return (("x-fence-key", key), ("x-fence-epoch", str(epoch)))
-
-
 @pytest.fixture
 async def watch(chain_near: Stub) -> AsyncIterator[Callable[..., EventStream]]:
     streams: list[EventStream] = []
@@ -71,86 +65,6 @@ async def watch(chain_near: Stub) -> AsyncIterator[Callable[..., EventStream]]:
     yield open_stream
     for stream in streams:
         stream.close()
-
-
-async def _chain_snapshot(devnet: NearDevnetProcess) -> tuple[int, int, Any]:
-    return (
-        await devnet.abalance(devnet.resolver.account_id),
-        await devnet.abalance(devnet.receiver.account_id),
-        await htlc_storage(devnet),
-    )
-
-
-# -- fencing -----------------------------------------------------------------------------------------------
-
-
-async def test_stale_epoch_is_refused_before_anything_is_sent(
-    chain_near: Stub, chain_near_devnet: NearDevnetProcess
-) -> None:
-    devnet = chain_near_devnet
-    key = f"session-{uuid.uuid4().hex}"
-    secret = os.urandom(32)
-    created = await chain_near.CreateLock(lock_request(devnet, sha256(secret)), metadata=fence(key, 2))
-    assert created.sent
-    lock_id = created.lock.lock_id
-    await devnet.afast_forward(delta_seconds=10)  # the withdrawal window is open: only the fence refuses
-
-    before = await _chain_snapshot(devnet)
-    stale = fence(key, 1)
-    calls = {
-        "CreateLock": chain_near.CreateLock(lock_request(devnet), metadata=stale),
-        "Withdraw": chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=stale),
-        "Cancel": chain_near.Cancel(chain_pb2.CancelRequest(lock_id=lock_id), metadata=stale),
-    }
-    for name, call in calls.items():
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await call
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, name
-        assert error_reason(err.value) == "STALE_FENCE", name
-
-    assert await _chain_snapshot(devnet) == before
-    read = await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id), metadata=stale)
-    assert read.lock.state == chain_pb2.LOCK_STATE_ACTIVE
-
-    done = await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=fence(key, 2))
-    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
-    assert await devnet.abalance(devnet.receiver.account_id) == before[1] + AMOUNT
-
-
-async def test_rising_epochs_pass_and_keys_are_independent(
-    chain_near: Stub, chain_near_devnet: NearDevnetProcess
-) -> None:
-    devnet = chain_near_devnet
-    key, other = f"session-{uuid.uuid4().hex}", f"session-{uuid.uuid4().hex}"
-    first = await chain_near.CreateLock(lock_request(devnet), metadata=fence(key, 1))
-    assert first.sent
-    await devnet.afast_forward(delta_seconds=100)
-    cancelled = await chain_near.Cancel(chain_pb2.CancelRequest(lock_id=first.lock.lock_id), metadata=fence(key, 2))
-    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
-
-    independent = await chain_near.CreateLock(lock_request(devnet), metadata=fence(other, 1))
-    assert independent.sent
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await chain_near.CreateLock(lock_request(devnet), metadata=fence(key, 1))
-    assert error_reason(err.value) == "STALE_FENCE"
-    assert (await chain_near.CreateLock(lock_request(devnet))).sent
-
-
-async def test_malformed_fence_names_the_entry(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
-    devnet = chain_near_devnet
-    before = await _chain_snapshot(devnet)
-    key = f"session-{uuid.uuid4().hex}"
-    cases: list[tuple[tuple[tuple[str, str], ...], str]] = [
-        *((fence(key, bad), "x-fence-epoch") for bad in ("", "abc", "-1", "1.5", str(2**64))),
-        ((("x-fence-key", key),), "x-fence-epoch"),
-        ((("x-fence-epoch", "3"),), "x-fence-key"),
-    ]
-    for metadata, field in cases:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await chain_near.CreateLock(lock_request(devnet), metadata=metadata)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
-        assert field_violation(err.value) == field, metadata
-    assert await _chain_snapshot(devnet) == before
 
 
 # -- head ticks --------------------------------------------------------------------------------------------
@@ -194,17 +108,6 @@ async def test_head_ticks_follow_the_chain_and_interleave_with_events(
     latest = (await devnet.arpc("block", {"finality": "optimistic"}))["header"]
     assert later.chain_time <= int(latest["timestamp_nanosec"]) // 10**9
     assert later.height > tick.height
-
-
-async def test_no_ticks_without_heads(
-    chain_near: Stub, chain_near_devnet: NearDevnetProcess, watch: Callable[..., EventStream]
-) -> None:
-    created = await chain_near.CreateLock(lock_request(chain_near_devnet))
-    stream = watch(lock_id=created.lock.lock_id)
-    assert (await next_event(stream)).lock_id == created.lock.lock_id
-    # The devnet makes a block every second: a heads stream would have had ticks by now.
-    with pytest.raises(TimeoutError):
-        await next_item(stream, timeout=2.5)
 
 
 # -- chain facts, accounts, maker orders -------------------------------------------------------------------

@@ -421,26 +421,10 @@ async def test_bad_input_names_the_field_and_sends_nothing(
             await chain_near.CreateLock(request)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, err.value.details())
         assert field_violation(err.value) == field, (field, err.value.details())
-    for bad_id in ("", "0x12", "zz" * 32, "0x" + "ab" * 32):
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id=bad_id))
-        assert field_violation(err.value) == "lock_id"
+    # A BASE-shaped lock id is not a NEAR one (the refusals every chain shares: the conformance suite).
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id="ab" * 32, secret=b"short"))
-    assert field_violation(err.value) == "secret"
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await chain_near.GetBalance(chain_pb2.GetBalanceRequest(account="Bad Account", token="native"))
-    assert field_violation(err.value) == "account"
-    with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await chain_near.Withdraw(chain_pb2.WithdrawRequest(lock_id="ab" * 32, secret=os.urandom(32)))
-    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    stream = EventStream(chain_near.WatchEvents(chain_pb2.WatchEventsRequest(cursor="not-a-cursor")))
-    try:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await next_event(stream)
-        assert field_violation(err.value) == "cursor"
-    finally:
-        stream.close()
+        await chain_near.GetLock(chain_pb2.GetLockRequest(lock_id="0x" + "ab" * 32))
+    assert field_violation(err.value) == "lock_id"
     assert await devnet.abalance(resolver) == balance
     assert await htlc_storage(devnet) == stored
 

@@ -1,0 +1,291 @@
+"""The ChainService contract, the same for every chain: each case runs against chain-base on anvil and
+chain-near on the NEAR devnet, as a session replica sees them. Fencing tokens on chain actions, refused input
+that names its field and sends nothing, and event streams without head ticks. What only one chain has (an
+EIP-712 maker order, a maker's own NEAR lock, reorgs, the NEAR node's finality) stays in its own tests."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from swap.chain.v1 import chain_pb2, chain_pb2_grpc
+from swap.common.v1 import common_pb2
+from swap_devnet.evm import EvmDeployment, increase_time, mine
+from swap_devnet.near import NEAR, NearDevnetProcess
+from web3 import Web3
+
+from tests.integration.chain_near.helpers import htlc_storage
+from tests.integration.chain_streams import EventStream, next_event, next_item
+from tests.integration.rich_status import error_reason, field_violation
+
+pytestmark = pytest.mark.integration
+
+Stub = chain_pb2_grpc.ChainServiceStub
+_salts = itertools.count(int.from_bytes(os.urandom(4), "big") * 1000 + 7)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def fence(key: str, epoch: int | str) -> tuple[tuple[str, str], ...]:
+    return (("x-fence-key", key), ("x-fence-epoch", str(epoch)))
+
+
+@dataclass
+class ChainUnderTest:
+    """One chain service and what a test needs of its chain: a lock it can make, the chain's clock, and every
+    effect of the resolver's account (balances, nonces, storage), read beside the service."""
+
+    name: str
+    stub: Stub
+    token: str
+    amount: int
+    deposit: int
+    receiver: str
+    advance: Callable[[int], Awaitable[None]]  # chain time forward, seconds, with a block carrying it
+    blocks: Callable[[int], Awaitable[None]]  # new blocks, however the chain makes them
+    effects: Callable[[], Awaitable[tuple[Any, ...]]]
+    receiver_balance: Callable[[], Awaitable[int]]
+    unknown_lock_id: str  # well formed, no lock there
+
+    def lock_request(self, hashlock: bytes | None = None) -> chain_pb2.CreateLockRequest:
+        return chain_pb2.CreateLockRequest(
+            terms=chain_pb2.LockTerms(
+                token=self.token,
+                amount=str(self.amount),
+                hashlock=hashlock or sha256(os.urandom(32)),
+                timelocks=common_pb2.Timelocks(
+                    withdrawal_after_s=10,
+                    public_withdrawal_after_s=20,
+                    cancellation_after_s=100,
+                    public_cancellation_after_s=200,
+                ),
+                beneficiary=self.receiver,
+                safety_deposit=str(self.deposit),
+            ),
+            resolver=chain_pb2.ResolverFunding(salt=str(next(_salts))),
+        )
+
+
+def _base(stub: Stub, chain: EvmDeployment) -> ChainUnderTest:
+    w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+    token = chain.token_contract(w3)
+    resolver, receiver = chain.resolver.address, chain.receiver.address
+
+    async def advance(seconds: int) -> None:
+        increase_time(w3, seconds)
+
+    async def blocks(count: int) -> None:
+        mine(w3, count)
+
+    async def effects() -> tuple[Any, ...]:
+        return (
+            w3.eth.get_transaction_count(resolver),
+            w3.eth.get_transaction_count(resolver, "pending"),
+            token.functions.balanceOf(resolver).call(),
+            token.functions.balanceOf(receiver).call(),
+        )
+
+    async def receiver_balance() -> int:
+        return int(token.functions.balanceOf(receiver).call())
+
+    return ChainUnderTest(
+        "base",
+        stub,
+        chain.token,
+        1_000_000,
+        10**15,
+        receiver,
+        advance,
+        blocks,
+        effects,
+        receiver_balance,
+        "0x" + "ab" * 32,
+    )
+
+
+def _near(stub: Stub, devnet: NearDevnetProcess) -> ChainUnderTest:
+    receiver = devnet.receiver.account_id
+
+    async def advance(seconds: int) -> None:
+        await devnet.afast_forward(delta_seconds=seconds)
+
+    async def blocks(count: int) -> None:
+        await devnet.afast_forward(delta_height=count)
+
+    async def effects() -> tuple[Any, ...]:
+        return (
+            await devnet.abalance(devnet.resolver.account_id),
+            await devnet.abalance(receiver),
+            await htlc_storage(devnet),
+        )
+
+    async def receiver_balance() -> int:
+        return await devnet.abalance(receiver)
+
+    return ChainUnderTest(
+        "near",
+        stub,
+        "native",
+        NEAR // 1000,
+        NEAR // 100,
+        receiver,
+        advance,
+        blocks,
+        effects,
+        receiver_balance,
+        "ab" * 32,
+    )
+
+
+@pytest.fixture(params=["base", "near"])
+def chain(request: pytest.FixtureRequest) -> ChainUnderTest:
+    if request.param == "base":
+        return _base(request.getfixturevalue("chain_base"), request.getfixturevalue("base_chain"))
+    return _near(request.getfixturevalue("chain_near"), request.getfixturevalue("chain_near_devnet"))
+
+
+@pytest.fixture
+async def watch(chain: ChainUnderTest) -> AsyncIterator[Callable[..., EventStream]]:
+    streams: list[EventStream] = []
+
+    def open_stream(lock_id: str = "", heads: bool = False) -> EventStream:
+        stream = EventStream(chain.stub.WatchEvents(chain_pb2.WatchEventsRequest(lock_id=lock_id, heads=heads)))
+        streams.append(stream)
+        return stream
+
+    yield open_stream
+    for stream in streams:
+        stream.close()
+
+
+# -- fencing -----------------------------------------------------------------------------------------------
+
+
+async def test_stale_epoch_is_refused_before_anything_is_sent(chain: ChainUnderTest) -> None:
+    key = f"session-{uuid.uuid4().hex}"
+    secret = os.urandom(32)
+    created = await chain.stub.CreateLock(chain.lock_request(sha256(secret)), metadata=fence(key, 2))
+    assert created.sent
+    lock_id = created.lock.lock_id
+    await chain.advance(10)  # the withdrawal window is open: only the fence refuses the stale withdrawal
+
+    before = await chain.effects()
+    receiver_before = await chain.receiver_balance()
+    stale = fence(key, 1)
+    calls = {
+        "CreateLock": chain.stub.CreateLock(chain.lock_request(), metadata=stale),
+        "Withdraw": chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=stale),
+        "Cancel": chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=lock_id), metadata=stale),
+    }
+    for name, call in calls.items():
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION, name
+        assert error_reason(err.value) == "STALE_FENCE", name
+
+    assert await chain.effects() == before, "nothing was sent"
+    # Reads are never fenced.
+    read = await chain.stub.GetLock(chain_pb2.GetLockRequest(lock_id=lock_id), metadata=stale)
+    assert read.lock.state == chain_pb2.LOCK_STATE_ACTIVE
+
+    # The holder of epoch 2 still acts (equal passes).
+    done = await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret), metadata=fence(key, 2))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN
+    assert await chain.receiver_balance() == receiver_before + chain.amount
+
+
+async def test_rising_epochs_pass_and_keys_are_independent(chain: ChainUnderTest) -> None:
+    key, other = f"session-{uuid.uuid4().hex}", f"session-{uuid.uuid4().hex}"
+    first = await chain.stub.CreateLock(chain.lock_request(), metadata=fence(key, 1))
+    assert first.sent
+    await chain.advance(100)
+    cancelled = await chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=first.lock.lock_id), metadata=fence(key, 2))
+    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
+
+    # Another session's fence starts from nothing, whatever this one's stands at.
+    independent = await chain.stub.CreateLock(chain.lock_request(), metadata=fence(other, 1))
+    assert independent.sent
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain.stub.CreateLock(chain.lock_request(), metadata=fence(key, 1))
+    assert error_reason(err.value) == "STALE_FENCE"
+    # Without the metadata a call is not fenced at all.
+    assert (await chain.stub.CreateLock(chain.lock_request())).sent
+
+
+async def test_malformed_fence_names_the_entry(chain: ChainUnderTest) -> None:
+    before = await chain.effects()
+    key = f"session-{uuid.uuid4().hex}"
+    cases: list[tuple[tuple[tuple[str, str], ...], str]] = [
+        *((fence(key, bad), "x-fence-epoch") for bad in ("", "abc", "-1", "1.5", "+3", "0x10", str(2**64))),
+        ((("x-fence-key", key),), "x-fence-epoch"),
+        ((("x-fence-epoch", "3"),), "x-fence-key"),
+    ]
+    for metadata, field in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await chain.stub.CreateLock(chain.lock_request(), metadata=metadata)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+        assert field_violation(err.value) == field, metadata
+    assert await chain.effects() == before
+
+
+# -- refusals ----------------------------------------------------------------------------------------------
+
+
+async def test_bad_input_names_the_field_and_sends_nothing(chain: ChainUnderTest) -> None:
+    """What every chain service refuses the same way (each chain's own lock terms are refused in its tests)."""
+    before = await chain.effects()
+    for bad_id in ("", "0x12", "zz" * 32):
+        for call in (
+            chain.stub.GetLock(chain_pb2.GetLockRequest(lock_id=bad_id)),
+            chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=bad_id)),
+            chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=bad_id, secret=os.urandom(32))),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad_id
+            assert field_violation(err.value) == "lock_id", bad_id
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=chain.unknown_lock_id, secret=b"short"))
+    assert field_violation(err.value) == "secret"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await chain.stub.GetBalance(chain_pb2.GetBalanceRequest(account="Bad Account", token=chain.token))
+    assert field_violation(err.value) == "account"
+    for call in (
+        chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=chain.unknown_lock_id, secret=os.urandom(32))),
+        chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=chain.unknown_lock_id)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await call
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    absent = await chain.stub.GetLock(chain_pb2.GetLockRequest(lock_id=chain.unknown_lock_id))
+    assert absent.lock.state == chain_pb2.LOCK_STATE_ABSENT
+    stream = EventStream(chain.stub.WatchEvents(chain_pb2.WatchEventsRequest(cursor="not-a-cursor")))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await next_event(stream)
+        assert field_violation(err.value) == "cursor"
+    finally:
+        stream.close()
+    assert await chain.effects() == before
+
+
+# -- streams -----------------------------------------------------------------------------------------------
+
+
+async def test_no_ticks_without_heads(chain: ChainUnderTest, watch: Callable[..., EventStream]) -> None:
+    created = await chain.stub.CreateLock(chain.lock_request())
+    stream = watch(lock_id=created.lock.lock_id)
+    await chain.blocks(1)
+    assert (await next_event(stream)).lock_id == created.lock.lock_id
+    await chain.blocks(3)  # a heads stream would have ticks now
+    with pytest.raises(TimeoutError):
+        await next_item(stream, timeout=1.0)
