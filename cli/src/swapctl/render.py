@@ -174,6 +174,11 @@ def refund_windows(session: Json, now: float) -> list[str]:
         ts = session.get(key)
         if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
             lines.append(f"{leg} refund window {window(ts, now)}")
+    deadline = session.get("order_deadline")
+    locked = isinstance(session.get("src_cancellation_at"), int) and session.get("src_cancellation_at")
+    if session.get("state") == "cancelling" and not locked and isinstance(deadline, int) and deadline > now:
+        # Nothing locked yet: a lock already sent may still land until the order deadline (then it is refused).
+        lines.append(f"a source lock already sent may land until {clock(deadline)} (in {countdown(deadline - now)})")
     return lines
 
 

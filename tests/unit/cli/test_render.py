@@ -83,6 +83,11 @@ def test_refund_windows_count_down_while_refunding_or_cancelling() -> None:
         f"source refund window opens {time.strftime('%H:%M:%S', time.localtime(now + 5))} (in 5s)"
     ]
     assert refund_windows(happy_until("both_locked", src_cancellation_at=now + 5), now) == []
+    # Cancelling with nothing locked yet: it ends once a lock the maker sent can no longer land.
+    waiting = session("cancelling", ["initialized", "cancelling"], version=2, order_deadline=now + 90)
+    assert refund_windows(waiting, now) == [
+        f"a source lock already sent may land until {time.strftime('%H:%M:%S', time.localtime(now + 90))} (in 1m 30s)"
+    ]
     console = Console(width=200, record=True)
     console.print(swap_view(refunding, src_decimals=6, dst_decimals=6, spinner=None, now=now))
     assert f"source refund window opens {opens} (in 1m 12s)" in console.export_text()
