@@ -78,8 +78,8 @@ class SharedStack:
 
 def service_pid(stack: LocalStack, name: str) -> int:
     proc = stack.gateway if name == "gateway" else stack.services[name]
-    assert proc is not None and proc._proc is not None
-    return proc._proc.pid
+    assert proc is not None and proc.pid is not None
+    return proc.pid
 
 
 def rss_kib(pid: int) -> int:

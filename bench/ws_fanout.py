@@ -171,9 +171,9 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
 
 
 def run(stack: LocalStack, options: Options) -> dict[str, Any]:
-    assert stack.gateway is not None and stack.gateway._proc is not None
+    assert stack.gateway is not None and stack.gateway.pid is not None
     limits = raise_fd_limit(options.subscribers * _FDS_PER_SUBSCRIBER + 256)
-    limits["gateway_soft"] = _process_fd_limit(stack.gateway._proc.pid)
+    limits["gateway_soft"] = _process_fd_limit(stack.gateway.pid)
     result = asyncio.run(_fanout(stack, options))
     if result["session_final_state"] != "completed":
         raise RuntimeError(f"the driven session ended {result['session_final_state']}")

@@ -14,7 +14,6 @@ death of the thread that started it.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import importlib.util
@@ -23,7 +22,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +34,7 @@ from types import TracebackType
 from typing import Self
 
 from swap_devnet.artifacts import repo_root
+from swap_devnet.child import Child
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ class Envoy:
         self._requested_admin_port = admin_port
         self._port: int | None = None
         self._admin_port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
 
     # Where it is ----------------------------------------------------------------------------------------------
 
@@ -160,11 +159,11 @@ class Envoy:
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return None if self._child is None else self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     # Lifecycle ------------------------------------------------------------------------------------------------
 
@@ -209,7 +208,7 @@ class Envoy:
         return cmd
 
     def start(self) -> Self:
-        if self._proc is not None:
+        if self._child is not None:
             raise EnvoyError("envoy is already started")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.render())
@@ -217,17 +216,8 @@ class Envoy:
         # The death signal follows the thread that forks, not the process: only the main thread lives as
         # long as we do.
         linux_main = sys.platform == "linux" and threading.current_thread() is threading.main_thread()
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Keeps a terminal's Ctrl-C away from Envoy: its owner decides when it stops.
-                start_new_session=True,
-                preexec_fn=_die_with_parent if linux_main else None,  # noqa: PLW1509
-            )
-        atexit.register(self.stop)
+        self._child = Child("envoy", self.log_path)
+        self._child.spawn(self.command(), own_session=True, preexec_fn=_die_with_parent if linux_main else None)
         try:
             self._await_ready()
         except BaseException:
@@ -238,15 +228,9 @@ class Envoy:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in time; idempotent."""
-        proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout)
         self._port = self._admin_port = None
 
     def __enter__(self) -> Self:
@@ -324,10 +308,10 @@ class Envoy:
             time.sleep(0.1)
 
     def _raise_if_exited(self) -> None:
-        if self._proc is None:
+        if self._child is None:
             raise EnvoyError("envoy is not running")
-        if self._proc.poll() is not None:
-            raise EnvoyError(f"envoy exited with code {self._proc.returncode}\n{self.tail()}")
+        if self._child.exited:
+            raise EnvoyError(f"envoy exited with code {self._child.returncode}\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
         try:

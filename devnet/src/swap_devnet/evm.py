@@ -9,7 +9,6 @@ chain running until interrupted.
 from __future__ import annotations
 
 import argparse
-import atexit
 import hashlib
 import json
 import logging
@@ -17,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -45,6 +43,7 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from swap_devnet.artifacts import anvil_binary, load_artifact
+from swap_devnet.child import Child
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ class Anvil:
         self._extra_args = tuple(extra_args)
         self._log_dir = log_dir
         self._owns_log_dir = log_dir is None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._port: int | None = None
 
     @property
@@ -123,11 +122,11 @@ class Anvil:
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return None if self._child is None else self._child.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     def command(self) -> list[str]:
         cmd = [
@@ -150,22 +149,13 @@ class Anvil:
         return cmd + list(self._extra_args)
 
     def start(self) -> Self:
-        if self._proc is not None:
+        if self._child is not None:
             raise AnvilError("anvil is already started")
         if self._log_dir is None:
             self._log_dir = Path(tempfile.mkdtemp(prefix="anvil-"))
-        self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / "anvil.log"
-        with log_path.open("wb") as out:
-            # A session of its own keeps a terminal's Ctrl-C away from anvil: the owner decides when it stops.
-            self._proc = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        atexit.register(self.stop)
+        self._child = Child("anvil", log_path)
+        self._child.spawn(self.command(), own_session=True, fresh_log=True)  # its port is read from the log
         try:
             self._port = self._await_listening(log_path)
             self._await_rpc()
@@ -177,15 +167,9 @@ class Anvil:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the process and wait for it; idempotent."""
-        proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout)
         self._port = None
         if self._owns_log_dir and self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
@@ -229,8 +213,8 @@ class Anvil:
         )
 
     def _raise_if_exited(self, log_path: Path) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise AnvilError(f"anvil exited with code {self._proc.returncode}\n{_tail(log_path)}")
+        if self._child is not None and self._child.exited:
+            raise AnvilError(f"anvil exited with code {self._child.returncode}\n{_tail(log_path)}")
 
 
 def _tail(path: Path, lines: int = 20) -> str:

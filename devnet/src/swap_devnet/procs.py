@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,6 +21,8 @@ from typing import Self
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from swap_runtime.tls import Tls, channel
+
+from swap_devnet.child import Child
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class ServiceProcess:
             self.env[f"{self.prefix}PLAINTEXT"] = "true"
         self.log_path = log_dir / f"{name}.log"
         self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.child = Child(name, self.log_path)
 
     @property
     def address(self) -> str:
@@ -105,12 +105,7 @@ class ServiceProcess:
         return channel(self.address, Tls.load(identity_dir or own) if own else None)
 
     def start(self) -> Self:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env}
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", self.module], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
+        self.child.spawn([sys.executable, "-m", self.module], env={**os.environ, **self.env})
         self._await_serving()
         return self
 
@@ -125,7 +120,7 @@ class ServiceProcess:
         with opened as probe:
             stub = health_pb2_grpc.HealthStub(probe)
             while time.monotonic() < deadline:
-                if self._proc is not None and self._proc.poll() is not None:
+                if self.child.exited:
                     raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
                 try:
                     reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -138,28 +133,22 @@ class ServiceProcess:
         raise TimeoutError(f"{self.name} not serving after {self.startup_timeout}s:\n{self.tail()}")
 
     def tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return self.child.tail(lines)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful shutdown), then SIGKILL if it does not exit in time."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGTERM)
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        self.child.stop(timeout)
 
     def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        self.child.kill()
 
     @property
     def returncode(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
+        return self.child.returncode
+
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid
 
     def __enter__(self) -> Self:
         return self.start()
@@ -195,7 +184,7 @@ class GatewayProcess(ServiceProcess):
     def _await_serving(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
+            if self.child.exited:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2):  # noqa: S310 - our own http URL

@@ -4,12 +4,12 @@ of our own on a free loopback port that keeps nothing on disk."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from swap_devnet.child import Child
 from swap_devnet.procs import free_port
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -32,33 +32,23 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = Child(f"redis-{self.port}")
 
     def __enter__(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("no Redis answers on 127.0.0.1:6379 and redis-server is not installed")
-        self._proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self._child.spawn([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         deadline = time.monotonic() + self._startup_timeout
         while not answers(self.url):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
+            if self._child.exited or time.monotonic() > deadline:
                 self.__exit__()
                 raise RuntimeError(f"redis-server on port {self.port} did not come up")
             time.sleep(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        self._child.stop()
 
 
 class PersistentRedis:
@@ -74,26 +64,21 @@ class PersistentRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.data_dir = data_dir
         self.log_path = log_dir / f"redis-{self.port}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child = Child(f"redis-{self.port}", self.log_path)
 
     def start(self) -> PersistentRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [*args, "--appendonly", "yes", "--save", ""], stdout=out, stderr=subprocess.STDOUT
-            )
+        self._child.spawn([*args, "--appendonly", "yes", "--save", ""])
         deadline = time.monotonic() + 15
         while not answers(self.url):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{self.log_path.read_text()}")
+            if self._child.exited or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not come up:\n{self._child.tail()}")
             time.sleep(0.05)
         return self
 
     def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        self._child.kill()
 
     def __enter__(self) -> PersistentRedis:
         return self.start()

@@ -7,14 +7,12 @@ calls, fast-forwarding the chain clock and creating funded accounts.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import itertools
 import json
 import logging
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,6 +25,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from swap_devnet.child import Child
 from swap_devnet.near.bootstrap import DEFAULT_FUNDING, DEFAULT_SEED, NearAccount, NearDeployment, bootstrap, role_key
 from swap_devnet.near.chain import Chain, ChainConfig
 from swap_devnet.near.keys import KeyPair
@@ -268,7 +267,7 @@ class NearDevnetProcess(DevnetControls):
         self.block_interval = block_interval
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._deployment: NearDeployment | None = None
 
     @property
@@ -283,7 +282,7 @@ class NearDevnetProcess(DevnetControls):
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._child is not None and self._child.running
 
     def command(self, out: Path) -> list[str]:
         cmd = [
@@ -317,7 +316,7 @@ class NearDevnetProcess(DevnetControls):
         return self.start()
 
     def start(self) -> Self:
-        if self._proc is not None:
+        if self._child is not None:
             raise DevnetError("the NEAR devnet is already started")
         work_dir = None
         if self._given_out is None or self._given_log_dir is None:
@@ -327,11 +326,8 @@ class NearDevnetProcess(DevnetControls):
         log_dir.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
         log_path = log_dir / "near-devnet.log"
-        with log_path.open("ab") as sink:
-            self._proc = subprocess.Popen(
-                self.command(out), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
-            )
-        atexit.register(self.stop)
+        self._child = Child("near-devnet", log_path)
+        self._child.spawn(self.command(out))
         try:
             self._deployment = self._await_deployment(out, log_path)
         except BaseException:
@@ -343,8 +339,8 @@ class NearDevnetProcess(DevnetControls):
     def _await_deployment(self, out: Path, log_path: Path) -> NearDeployment:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise DevnetError(f"the NEAR devnet exited with code {self._proc.returncode}\n{_tail(log_path)}")
+            if self._child is not None and self._child.exited:
+                raise DevnetError(f"the NEAR devnet exited with code {self._child.returncode}\n{_tail(log_path)}")
             if out.exists():
                 return NearDeployment.read(out)
             time.sleep(0.02)
@@ -352,15 +348,9 @@ class NearDevnetProcess(DevnetControls):
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the process and wait for it; idempotent."""
-        proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout)
         self._deployment = None
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
