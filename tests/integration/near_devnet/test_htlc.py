@@ -78,6 +78,17 @@ async def fresh_htlc(near_devnet: NearDevnetProcess, near_account: AccountFactor
     return htlc_id
 
 
+def tombstone(lock: dict[str, Any], state: str, secret: str | None = None) -> dict[str, Any]:
+    """What get_lock answers once `lock` has ended: its id, state, secret and the height its terms are at."""
+    return {
+        "lock_id": lock["lock_id"],
+        "state": state,
+        "locked_height": lock["locked_height"],
+        "secret": secret,
+        "ended": True,
+    }
+
+
 async def get_lock(devnet: NearDevnetProcess, lock_id: str, block_id: int | None = None) -> Any:
     return await devnet.aview(devnet.htlc.account_id, "get_lock", {"lock_id": lock_id}, block_id=block_id)
 
@@ -215,8 +226,7 @@ async def test_withdraw_with_the_secret_pays_out_and_hands_the_fee_back(
     assert event["event"] == "lock_withdrawn"
     assert (event["data"][0]["secret"], event["data"][0]["caller"]) == (secret, operator_account.account_id)
     # The record is gone; a tombstone keeps the state, the secret, the id and the height the terms are at.
-    ended = {"lock_id": lock_id, "state": "withdrawn", "locked_height": full["locked_height"], "secret": secret}
-    assert await get_lock(near_devnet, lock_id) == {**ended, "ended": True}
+    assert await get_lock(near_devnet, lock_id) == tombstone(full, "withdrawn", secret)
     assert await get_lock(near_devnet, lock_id, block_id=full["locked_height"]) == full
 
     again = await depositor.function_call(htlc_id, "lock_native", terms, amount=2 * NEAR + SAFETY + FEE)
@@ -269,13 +279,7 @@ async def test_windows_and_refund_after_fast_forward(
     # The depositor gets the amount and the fee less the tombstone's; the stranger who refunded, the safety deposit.
     assert await near_devnet.abalance(depositor_account.account_id) == before + 3 * NEAR + FEE - TOMBSTONE_FEE
     assert await near_devnet.abalance(stranger_account.account_id) == stranger_before + SAFETY - burnt(result)
-    assert await get_lock(near_devnet, lock_id) == {
-        "lock_id": lock_id,
-        "state": "refunded",
-        "locked_height": lock["locked_height"],
-        "secret": None,
-        "ended": True,
-    }
+    assert await get_lock(near_devnet, lock_id) == tombstone(lock, "refunded")
     [event] = htlc_events(result)
     assert (event["event"], event["data"][0]["caller"]) == ("lock_refunded", stranger_account.account_id)
     assert event["data"][0]["state"] == "refunded"
@@ -333,13 +337,7 @@ async def test_token_lock_with_ft_transfer_call_and_its_refund(
     assert native_after == native_before + SAFETY + FEE - TOMBSTONE_FEE - burnt(refunded)
     [event] = htlc_events(refunded)
     assert event["event"] == "lock_refunded"
-    assert await get_lock(near_devnet, lock_id) == {
-        "lock_id": lock_id,
-        "state": "refunded",
-        "locked_height": lock["locked_height"],
-        "secret": None,
-        "ended": True,
-    }
+    assert await get_lock(near_devnet, lock_id) == tombstone(lock, "refunded")
     assert await get_lock(near_devnet, lock_id, block_id=lock["locked_height"]) == lock
 
 
