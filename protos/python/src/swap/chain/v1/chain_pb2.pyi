@@ -565,7 +565,9 @@ class PrepareMakerLockRequest(_message.Message):
     nonce: _builtins.str
     """The maker's order nonce (BASE) / the lock nonce (NEAR), decimal string."""
     deadline: _builtins.int
-    """Unix seconds after which the resolver may no longer submit the order (BASE)."""
+    """Unix seconds after which the resolver may no longer submit the order (BASE), or after which the HTLC
+    refuses the maker's lock (NEAR: it goes into the lock's terms). 0 on NEAR: no deadline.
+    """
     dst_terms_hash: _builtins.bytes
     """Hash binding the destination terms, 32 bytes (BASE; part of the signed order)."""
     @_builtins.property
