@@ -20,7 +20,7 @@ from session.runner import Runner
 from session.saga import Lease, Saga, SagaSettings
 from session.secrets import SecretBox, new_secret
 from session.service import IdempotencyConflict, Sessions, check_plan, valid_cursor
-from session.states import State
+from session.states import TERMINAL, State
 from session.store import SessionStore
 from session.views import snapshot
 from swap.chain.v1 import chain_pb2
@@ -472,6 +472,46 @@ async def test_a_lease_redis_could_not_give_is_taken_by_the_sweep(
     assert stored.state is State.COMPLETED and refusals == 0
     assert [r.getMessage() for r in caplog.records].count("lease not taken; will try again") == 2
     assert world.base.sent == [("withdraw", "src-lock")] and world.near.sent[-1][0] == "withdraw"
+
+
+class _Unreachable:
+    """A chain service this replica cannot reach (a broken link): every call fails as unavailable."""
+
+    def __init__(self, chain: FakeChain) -> None:
+        self.name = chain.name
+
+    def __getattr__(self, call: str) -> Any:
+        async def fail(*args: Any, **kwargs: Any) -> Any:
+            raise Unavailable(f"{self.name} service: UNAVAILABLE", reason="CHAIN_UNAVAILABLE")
+
+        return fail
+
+
+async def test_a_replica_that_cannot_reach_a_chain_service_hands_the_session_over(world: World) -> None:
+    """Chaos seed 8: a replica whose link to chain-near stayed broken held a session for 18 minutes, unable to
+    see that a reorg had undone its destination withdrawal. After `handoff_after_s` of failures it releases
+    the session and keeps away; a replica that reaches both chains takes it and completes it."""
+    await world.start()
+    settings = SagaSettings(retry_delay_s=0.01, head_stale_s=0, handoff_after_s=0.3)
+    broken: dict[str, Any] = {"base": world.base, "near": _Unreachable(world.near)}
+    cut_off = Saga(world.store, broken, world.box, settings)
+    healthy = Saga(world.store, {"base": world.base, "near": world.near}, world.box, settings)
+    first = Runner(cut_off, world.store, lease_ttl_s=0.4, sweep_interval_s=0.1, replica_id="cut-off")
+    second = Runner(healthy, world.store, lease_ttl_s=0.4, sweep_interval_s=0.1, replica_id="healthy")
+    first.spawn(world.record.session_id)
+    await first.resume_all()
+    await asyncio.sleep(0.2)  # the cut-off replica holds the session first
+    await second.resume_all()
+    try:
+        async with asyncio.timeout(10):
+            while (stored := await world.store.get(world.record.session_id)) is None or stored.state not in TERMINAL:
+                world.tick(1)
+                await asyncio.sleep(0.05)
+    finally:
+        await first.stop()
+        await second.stop()
+    assert stored.state is State.COMPLETED
+    assert world.near.sent[-1][0] == "withdraw" and world.base.sent == [("withdraw", "src-lock")]
 
 
 async def test_a_read_overtaken_by_an_event_is_not_kept(world: World) -> None:

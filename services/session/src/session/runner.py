@@ -26,7 +26,7 @@ from swap.chain.v1 import chain_pb2
 
 from session.chains import Chain
 from session.metrics import CHAIN_STREAM_EVENTS
-from session.saga import Heads, Lease, Saga
+from session.saga import HandOff, Heads, Lease, Saga
 from session.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class Runner:
         # A stable id lets a restarted replica take its own leases back at once instead of waiting them out.
         self.owner = replica_id or uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Sessions this replica handed off (it could not reach a chain service): not taken back before then.
+        self._away: dict[str, float] = {}
         self._leases: dict[str, Lease] = {}
         self._background: list[asyncio.Task[None]] = []
 
@@ -74,6 +76,9 @@ class Runner:
             else:
                 lease.learn(event)
             return
+        if self._away.get(session_id, 0.0) > time.monotonic():
+            return
+        self._away.pop(session_id, None)
         if task is None or task.done():
             self._tasks[session_id] = asyncio.create_task(self._drive(session_id), name=f"saga-{session_id}")
 
@@ -97,6 +102,10 @@ class Runner:
             while not lease.lost.is_set():
                 try:
                     await self._saga.run(session_id, lease)
+                    return
+                except HandOff:
+                    # Released below; the other replicas' sweeps take it while this one keeps away.
+                    self._away[session_id] = time.monotonic() + 3 * self._ttl_s
                     return
                 except Exception:
                     # A bug or a lost dependency must not drop a session holding funds: log, drive it again.
@@ -150,6 +159,8 @@ class Runner:
         sessions driven here re-read their facts at least every sweep interval by themselves."""
         while True:
             await asyncio.sleep(min(self._sweep_every, self._ttl_s / 2))
+            now = time.monotonic()
+            self._away = {session_id: until for session_id, until in self._away.items() if until > now}
             try:
                 for session_id in await self._store.active_ids():
                     if session_id not in self._leases:

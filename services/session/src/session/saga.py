@@ -50,6 +50,13 @@ class SagaSettings:
     sweep_interval_s: float = 30.0  # a waiting session re-reads its facts at least this often
     clock_skew_s: int = 2  # how far apart the two chains' clocks may be
     head_stale_s: float = 3.0  # a head tick older than this is replaced by a GetChainInfo read
+    # A chain service unreachable from this replica for this long: the session is left to another replica
+    # (which may reach it) instead of being held here, unable to act, for as long as the fault lasts.
+    handoff_after_s: float = 60.0
+
+
+class HandOff(Exception):
+    """This replica has not reached a chain service for `handoff_after_s`: another replica should drive."""
 
 
 def auction_amount(auction_start: int, duration_s: int, start_amount: int, end_amount: int, now: int) -> int:
@@ -250,16 +257,25 @@ class Saga:
         context.session_id.set(session_id)
         lease = lease or Lease()
         last: Decision | None = None
+        unreachable_since: float | None = None
         while not lease.lost.is_set():
             record = await self._store.get(session_id)
             if record is None or record.state in TERMINAL:
                 return
             try:
                 decision = await self.advance(record, lease)
+                unreachable_since = None
             except DomainError as err:
                 if err.reason == "STALE_FENCE":
                     log.warning("a newer replica drives this session; stopping")
                     return
+                if err.reason == "CHAIN_UNAVAILABLE":
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if time.monotonic() - unreachable_since >= self._settings.handoff_after_s:
+                        log.warning("a chain service is unreachable from here; leaving the session to another replica")
+                        raise HandOff(session_id) from None
+                else:
+                    unreachable_since = None
                 # The chain's own words (a revert reason, "too early"), calldata redacted.
                 log.warning(
                     "step failed, will retry",
