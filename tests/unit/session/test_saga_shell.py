@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from session.chains import ChainUnreachable
 from session.kernel import Wait
 from session.model import Leg, SessionRecord
 from session.runner import Runner
@@ -475,22 +476,37 @@ async def test_a_lease_redis_could_not_give_is_taken_by_the_sweep(
 
 
 class _Unreachable:
-    """A chain service this replica cannot reach (a broken link): every call fails as unavailable."""
+    """A chain service this replica cannot reach (a broken link, `down`), or one that answers that its chain
+    is unavailable (an outage no replica can help with): every call fails."""
 
-    def __init__(self, chain: FakeChain) -> None:
-        self.name = chain.name
+    def __init__(self, chain: FakeChain, error: type[Unavailable] = ChainUnreachable) -> None:
+        self.name, self.error = chain.name, error
 
     def __getattr__(self, call: str) -> Any:
         async def fail(*args: Any, **kwargs: Any) -> Any:
-            raise Unavailable(f"{self.name} service: UNAVAILABLE", reason="CHAIN_UNAVAILABLE")
+            raise self.error(f"{self.name} service: UNAVAILABLE", reason="CHAIN_UNAVAILABLE")
 
         return fail
+
+
+async def test_a_chain_outage_is_waited_out_not_handed_over(world: World) -> None:
+    """The service answers that its chain is unavailable: every replica would see the same, so the session
+    stays here however long the outage lasts."""
+    await world.start()
+    settings = SagaSettings(retry_delay_s=0.01, head_stale_s=0, handoff_after_s=0.1)
+    down: dict[str, Any] = {"base": world.base, "near": _Unreachable(world.near, Unavailable)}
+    lease = Lease()
+    driving = asyncio.create_task(Saga(world.store, down, world.box, settings).run(world.record.session_id, lease))
+    await asyncio.sleep(0.5)  # five times handoff_after_s
+    assert not driving.done(), "still driving the session, no hand-off"
+    lease.lost.set()  # the run ends as when its lease is lost
+    await asyncio.wait_for(driving, 5)
 
 
 async def test_a_replica_that_cannot_reach_a_chain_service_hands_the_session_over(world: World) -> None:
     """Chaos seed 8: a replica whose link to chain-near stayed broken held a session for 18 minutes, unable to
     see that a reorg had undone its destination withdrawal. After `handoff_after_s` of failures it releases
-    the session and keeps away; a replica that reaches both chains takes it and completes it."""
+    the session and keeps away for a lease length; a replica that reaches both chains takes it and completes it."""
     await world.start()
     settings = SagaSettings(retry_delay_s=0.01, head_stale_s=0, handoff_after_s=0.3)
     broken: dict[str, Any] = {"base": world.base, "near": _Unreachable(world.near)}

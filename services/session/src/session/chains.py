@@ -44,6 +44,11 @@ class Chain(Protocol):
     def watch(self, cursor: str) -> AsyncIterator[chain_pb2.WatchEventsResponse]: ...
 
 
+class ChainUnreachable(Unavailable):
+    """The chain service itself did not answer (no connection, or no reply in time), as opposed to a service
+    that answered that its chain is unavailable: another replica, with its own link, may reach it."""
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _RETRYABLE
 
@@ -59,6 +64,9 @@ def to_domain(exc: grpc.aio.AioRpcError, chain: str) -> DomainError:
         return FailedPrecondition(f"{chain}: {message}", reason=reason)
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(f"{chain}: {message}", reason=error_reason(exc) or "NOT_FOUND")
+    if code in {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED} and not error_reason(exc):
+        # A service's own refusals carry an ErrorInfo: without one, the call never reached it.
+        return ChainUnreachable(f"{chain} service: {message or code.name}", reason="CHAIN_UNAVAILABLE")
     return Unavailable(f"{chain} service: {message or code.name}", reason="CHAIN_UNAVAILABLE")
 
 

@@ -105,7 +105,7 @@ class Runner:
                     return
                 except HandOff:
                     # Released below; the other replicas' sweeps take it while this one keeps away.
-                    self._away[session_id] = time.monotonic() + 3 * self._ttl_s
+                    self._away[session_id] = time.monotonic() + self._ttl_s
                     return
                 except Exception:
                     # A bug or a lost dependency must not drop a session holding funds: log, drive it again.

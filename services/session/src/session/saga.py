@@ -31,7 +31,7 @@ from swap_runtime.logs import redact
 from swap_runtime.tracing import resumed
 
 from session import kernel
-from session.chains import Chain, Fence
+from session.chains import Chain, ChainUnreachable, Fence
 from session.kernel import Action, Decision, Facts, Halt, LockState, Move, Send, Side, Wait
 from session.metrics import EVENT_TO_ACTION, SAGA_HALTS, SESSIONS_ENDED, STEP_DURATION, SWAP_DURATION
 from session.model import SecretMode, SessionRecord, Step
@@ -50,8 +50,9 @@ class SagaSettings:
     sweep_interval_s: float = 30.0  # a waiting session re-reads its facts at least this often
     clock_skew_s: int = 2  # how far apart the two chains' clocks may be
     head_stale_s: float = 3.0  # a head tick older than this is replaced by a GetChainInfo read
-    # A chain service unreachable from this replica for this long: the session is left to another replica
-    # (which may reach it) instead of being held here, unable to act, for as long as the fault lasts.
+    # A chain service unreachable from this replica for this long (the service never answered, as opposed to
+    # answering that its chain is down): the session is left to another replica, which may reach it, instead
+    # of being held here, unable to act, for as long as the fault lasts.
     handoff_after_s: float = 60.0
 
 
@@ -269,7 +270,8 @@ class Saga:
                 if err.reason == "STALE_FENCE":
                     log.warning("a newer replica drives this session; stopping")
                     return
-                if err.reason == "CHAIN_UNAVAILABLE":
+                if isinstance(err, ChainUnreachable):
+                    # Not the chain's outage (no replica could help): this replica's link to its service.
                     unreachable_since = unreachable_since or time.monotonic()
                     if time.monotonic() - unreachable_since >= self._settings.handoff_after_s:
                         log.warning("a chain service is unreachable from here; leaving the session to another replica")
