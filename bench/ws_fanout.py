@@ -3,9 +3,10 @@ update.
 
 Every subscriber opens /ws?api_key=..., subscribes to the session and records, per session version, when
 the update arrived (the client's clock) and the gateway's `timestamp` on it (when the gateway sent it to
-that subscriber). The session is then driven through a whole swap by the dev maker-action route. For each
-version, each subscriber's delay is its arrival minus the first subscriber's arrival; the same is computed
-from the gateway's timestamps, which leaves out the client's own receive loop.
+that subscriber). The maker then signs the order (as swapctl --sign does) and executes, and the saga drives
+the session through a whole swap. For each version, each subscriber's delay is its arrival minus the first
+subscriber's arrival; the same is computed from the gateway's timestamps, which leaves out the client's own
+receive loop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 import httpx
 import websockets
 from swap_devnet.stack import LocalStack
+from swapctl.maker import MakerSigner, load_keys
+from swapctl.verify import load_chains
 
 from bench.edge import API_KEY
 from bench.stats import percentile
@@ -149,9 +152,11 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
                     ready = sum(1 for s in subscribers if initial_version in s.arrived)
                     raise TimeoutError(f"only {ready}/{len(subscribers)} subscribers got the session")
                 await asyncio.sleep(0.05)
-            acted = await client.post(f"/api/v1/dev/sessions/{session_id}/maker-action", json={})
+            signer = MakerSigner(load_keys(stack.maker_keys_file), load_chains(stack.chains_file))
+            signature = signer.sign_order(session)
+            acted = await client.post(f"/api/v1/sessions/{session_id}/execute", json={"signature": signature})
             if acted.status_code != 200:
-                raise RuntimeError(f"maker-action: HTTP {acted.status_code}: {acted.text[:300]}")
+                raise RuntimeError(f"execute: HTTP {acted.status_code}: {acted.text[:300]}")
             await asyncio.wait_for(asyncio.gather(*listeners), options.timeout_s)
         finally:
             for task in listeners:
@@ -182,7 +187,7 @@ def run(stack: LocalStack, options: Options) -> dict[str, Any]:
             "subscribers": options.subscribers,
             "client": "websockets, one process, one event loop; connections opened 50 at a time",
             "route": "gateway /ws directly (not through Envoy), api_key query parameter",
-            "driven_by": "POST /api/v1/dev/sessions/{id}/maker-action, then the saga to completed",
+            "driven_by": "the maker's signature (swapctl.maker), POST /api/v1/sessions/{id}/execute, the saga",
         },
         "fd_limits": limits,
         **result,

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from py_near.account import Account as NearAccount
@@ -13,6 +14,8 @@ from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
+from swapctl.maker import MakerSigner, load_keys
+from swapctl.verify import load_chains
 from web3 import Web3
 
 St = session_pb2.SessionState
@@ -117,3 +120,19 @@ async def make_near_maker_calls(stack: LocalStack, action: session_pb2.MakerActi
     finally:
         await account.shutdown()
     return outcomes
+
+
+async def maker_step(api: httpx.AsyncClient, stack: LocalStack, session: dict[str, Any]) -> httpx.Response:
+    """The maker's step of a REST session, made as swapctl --sign makes it with the devnet maker's keys (checked
+    against the session first): the order signed and executed (BASE source), or executed and the NEAR calls
+    made from the maker's account (NEAR source). Returns the gateway's answer to execute."""
+    signer = MakerSigner(load_keys(stack.maker_keys_file), load_chains(stack.chains_file))
+    path = f"/api/v1/sessions/{session['session_id']}/execute"
+    action = session.get("maker_action") or {}
+    if "sign_order" in action:
+        return await api.post(path, json={"signature": signer.sign_order(session)})
+    calls = signer.check_near_calls(session)
+    executed = await api.post(path, json={})
+    if executed.status_code == 200:
+        await signer.near_calls(calls)
+    return executed

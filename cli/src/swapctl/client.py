@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from swapctl import __version__
-from swapctl.errors import ApiError, CliError, ExitCode, api_error
+from swapctl.errors import CliError, ExitCode, api_error
 
 API = "/api/v1"
 Json = dict[str, Any]
@@ -132,19 +132,6 @@ class Gateway:
 
     async def cancel(self, session_id: str) -> Json:
         return await self.request("POST", f"{API}/sessions/{_seg(session_id)}/cancel", body={})
-
-    async def dev_maker_action(self, session_id: str) -> Json:
-        try:
-            return await self.request("POST", f"{API}/dev/sessions/{_seg(session_id)}/maker-action", body={})
-        except ApiError as e:
-            # A gateway outside dev mode answers 404 for the whole route, not for the session.
-            if e.status == 404 and e.reason in (None, "ROUTE_NOT_FOUND"):
-                raise CliError(
-                    f"the gateway at {self.url} does not perform maker actions (it is not in dev mode); "
-                    f"sign the maker action yourself and run swapctl execute [{e.message}]",
-                    ExitCode.REJECTED,
-                ) from e
-            raise
 
 
 def _seg(value: str) -> str:

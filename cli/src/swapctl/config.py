@@ -5,10 +5,11 @@
     ./.localnet/swapctl.json          (written by `make run` for the stack of this checkout)
     $XDG_CONFIG_HOME/swapctl/config.json   (default ~/.config/swapctl/config.json)
 
-    {"url": "http://127.0.0.1:8080", "api_key": "...", "chains": "chains.json",
+    {"url": "http://127.0.0.1:8080", "api_key": "...", "chains": "chains.json", "keys": "maker-keys.json",
      "maker": {"base": "0x...", "near": "maker.test.near"}, "receiver": {"base": "0x...", "near": "..."}}
 
-Every key is optional; a relative `chains` path is relative to the file; `maker` / `receiver` are the
+Every key is optional; relative `chains` and `keys` paths are relative to the file; `keys` is the maker's
+keys file of `--sign` (swapctl.maker); `maker` / `receiver` are the
 defaults of `swap --maker` (by the source chain) and `--receiver` (by the destination chain). Options and
 their environment variables (SWAPCTL_URL, SWAPCTL_API_KEY, SWAPCTL_CHAINS, SWAPCTL_MAKER, SWAPCTL_RECEIVER)
 win over the file.
@@ -35,6 +36,7 @@ class ClientConfig:
     url: str | None = None
     api_key: str | None = None
     chains: Path | None = None
+    keys: Path | None = None
     source: Path | None = None
     # Accounts by chain name: the maker's on a swap's source chain, the receiver's on its destination chain.
     makers: dict[str, str] = field(default_factory=dict)
@@ -65,7 +67,7 @@ def load_config() -> ClientConfig:
             continue
         config = read_config(path)
         if not named and config.chains is not None and not _own(config.chains):
-            return replace(config, chains=None)
+            config = replace(config, chains=None)
         return config
     if os.environ.get("SWAPCTL_CONFIG"):
         raise CliError(f"SWAPCTL_CONFIG names {os.environ['SWAPCTL_CONFIG']}, which does not exist", ExitCode.USAGE)
@@ -84,6 +86,7 @@ def read_config(path: Path) -> ClientConfig:
         url=str(data["url"]) if data.get("url") else None,
         api_key=str(data["api_key"]) if data.get("api_key") else None,
         chains=(path.parent / str(chains)) if chains else None,
+        keys=(path.parent / str(data["keys"])) if data.get("keys") else None,
         source=path,
         makers=_accounts(path, data, "maker"),
         receivers=_accounts(path, data, "receiver"),

@@ -25,6 +25,7 @@ from swapctl.assets import AssetBook, AssetInfo, Side
 from swapctl.client import Gateway, Json
 from swapctl.config import load_config
 from swapctl.errors import CliError, ExitCode
+from swapctl.maker import MakerSigner, load_keys
 from swapctl.release import Releaser
 from swapctl.render import (
     REFUND_STATES,
@@ -75,6 +76,7 @@ class Settings:
     api_key: str | None
     timeout: float
     chains: Path | None = None  # the config file's chains file, when --chains is not given
+    keys: Path | None = None  # the config file's maker keys file, when --keys is not given
     # The config file's accounts by chain: --maker by the source chain, --receiver by the destination chain.
     makers: dict[str, str] = field(default_factory=dict)
     receivers: dict[str, str] = field(default_factory=dict)
@@ -132,6 +134,7 @@ def main(
         api_key=api_key or config.api_key,
         timeout=timeout,
         chains=config.chains,
+        keys=config.keys,
         makers=config.makers,
         receivers=config.receivers,
     )
@@ -166,6 +169,23 @@ ChainsOpt = Annotated[
         show_envvar=True,
         help="Your chains file (RPC URLs and escrow contracts, docs/cli.md): secret mode maker reads the "
         "destination lock from the chain itself before releasing the secret.",
+    ),
+]
+SignOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sign",
+        help="swapctl performs the maker's step itself with the maker's keys (--keys), after checking it is the "
+        "session's: signs the order (BASE source) or makes the NEAR call (NEAR source, needs --chains).",
+    ),
+]
+KeysOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys",
+        envvar="SWAPCTL_KEYS",
+        show_envvar=True,
+        help="The maker's keys file for --sign (docs/cli.md, 'Keys file'); yours alone (chmod 600).",
     ),
 ]
 MinTimeLeftOpt = Annotated[
@@ -253,9 +273,8 @@ def swap(
     request_id: Annotated[
         str | None, typer.Option("--request-id", help="Idempotency key; a repeat returns the same session.")
     ] = None,
-    dev: Annotated[
-        bool, typer.Option("--dev", help="Let the gateway perform the maker's step with the devnet key (dev mode).")
-    ] = False,
+    sign: SignOpt = False,
+    keys: KeysOpt = None,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Print the maker's action and exit instead of following the swap.")
     ] = False,
@@ -292,6 +311,7 @@ def swap(
             param_hint="--receiver",
         )
     access = _chains_for_maker_mode(ctx, chains) if secret_mode is SecretMode.MAKER else {}
+    signer = _signer(ctx, keys, chains) if sign else None
 
     async def work(gw: Gateway) -> int:
         book = await _book(gw)
@@ -311,6 +331,12 @@ def swap(
         session = await gw.create_session(body, _SESSION_FIELDS)
         sid = str(session["session_id"])
         if held is not None:
+            if session.get("hashlock") != held.hashlock:
+                raise CliError(
+                    f"session {sid} came back with hashlock {session.get('hashlock')!r}, not the one swapctl sent "
+                    f"({held.hashlock}): the secret is kept and nothing was signed",
+                    ExitCode.SERVER,
+                )
             held.session_id = sid
             store.save(held)
         out = _err() if as_json else _out()
@@ -319,14 +345,13 @@ def swap(
             out.print(Text(f"secret mode maker: the secret stays in {store.dir} until the swap ends", style="dim"))
         if action_file is not None:
             action_file.write_text(json.dumps(session.get("maker_action"), indent=2) + "\n")
-        if dev:
+        if signer is not None:
             try:
-                session = await gw.dev_maker_action(sid)
+                session = await _maker_step(gw, signer, session, out)
             except CliError as e:
                 # The session exists by now; say which, so the swap can go on by hand.
                 e.message = f"{e.message} (session {sid})"
                 raise
-            out.print("the gateway performed the maker's step with the devnet key")
         else:
             out.print(maker_action_view(session))
             if no_wait:
@@ -393,6 +418,37 @@ def _chains_for_maker_mode(ctx: typer.Context, chains: Path | None) -> dict[str,
         raise typer.BadParameter(e.message, param_hint="--chains") from e
 
 
+def _signer(ctx: typer.Context, keys: Path | None, chains: Path | None) -> MakerSigner:
+    settings: Settings = ctx.obj
+    path = keys or settings.keys
+    if path is None:
+        raise typer.BadParameter("--sign needs the maker's keys file (docs/cli.md, 'Keys file')", param_hint="--keys")
+    chains_path = chains or settings.chains
+    try:
+        return MakerSigner(load_keys(path), load_chains(chains_path) if chains_path else {})
+    except CliError as e:
+        raise typer.BadParameter(e.message, param_hint="--chains" if "chains" in e.message else "--keys") from e
+
+
+async def _maker_step(gw: Gateway, signer: MakerSigner, session: Json, out: Console) -> Json:
+    """The maker's step, made here with the maker's keys once it is checked against the session."""
+    sid = str(session["session_id"])
+    action = session.get("maker_action") or {}
+    if "sign_order" in action:
+        signature = signer.sign_order(session)
+        session = await gw.execute(sid, signature=signature, request_id=None)
+        out.print("swapctl signed the order with the maker's key")
+        return session
+    if "near_call" in action:
+        calls = signer.check_near_calls(session)
+        # Execute first: the session then watches for the lock the maker's call makes.
+        await gw.execute(sid, signature=None, request_id=None)
+        hashes = await signer.near_calls(calls)
+        out.print(f"swapctl made the maker's NEAR call from {signer.keys.near_account}: tx {', '.join(hashes)}")
+        return await gw.get_session(sid)
+    raise CliError(f"session {sid} has no maker step to make (state {session.get('state')})", ExitCode.REJECTED)
+
+
 def _releaser(
     gw: Gateway,
     store: SecretStore,
@@ -420,6 +476,9 @@ def execute(
         str | None, typer.Option("--signature", help="The maker's EIP-712 signature, 0x + 130 hex (BASE source).")
     ] = None,
     request_id: Annotated[str | None, typer.Option("--request-id", help="Idempotency key for retries.")] = None,
+    sign: SignOpt = False,
+    keys: KeysOpt = None,
+    chains: ChainsOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Then follow the swap live until it ends.")] = False,
     as_json: Annotated[
         bool,
@@ -428,12 +487,20 @@ def execute(
         ),
     ] = False,
 ) -> None:
-    """Hand the maker's signature to the session (or, for a NEAR source, ask it to adopt the maker's lock)."""
+    """Hand the maker's signature to the session (or, for a NEAR source, ask it to adopt the maker's lock);
+    with --sign, make the maker's step here first."""
     if signature is not None and not _SIGNATURE.match(signature):
         raise typer.BadParameter("expected 0x followed by 130 hex digits (65 bytes)", param_hint="--signature")
+    if sign and signature is not None:
+        raise typer.BadParameter("give --signature or --sign, not both", param_hint="--sign")
+    signer = _signer(ctx, keys, chains) if sign else None
 
     async def work(gw: Gateway) -> int:
-        session = await gw.execute(session_id, signature=signature, request_id=request_id)
+        if signer is not None:
+            out = _err() if as_json else _out()
+            session = await _maker_step(gw, signer, await gw.get_session(session_id), out)
+        else:
+            session = await gw.execute(session_id, signature=signature, request_id=request_id)
         if watch:
             book = AssetBook([]) if as_json else await _display_book(gw)
             return await _follow(gw, session, book, as_json=as_json)

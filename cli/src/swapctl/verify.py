@@ -39,6 +39,7 @@ class ChainAccess:
     rpc_url: str
     contract: str  # EscrowDst address (BASE) / HTLC account (NEAR)
     confirmations: int = 1
+    chain_id: int | None = None  # BASE: the chain the maker's order must be for (optional)
 
 
 def load_chains(path: Path) -> dict[str, ChainAccess]:
@@ -51,7 +52,10 @@ def load_chains(path: Path) -> dict[str, ChainAccess]:
         if "base" in data:
             base = data["base"]
             chains["base"] = ChainAccess(
-                str(base["rpc_url"]), str(base["escrow_dst"]), int(base.get("confirmations", 2))
+                str(base["rpc_url"]),
+                str(base["escrow_dst"]),
+                int(base.get("confirmations", 2)),
+                int(base["chain_id"]) if base.get("chain_id") is not None else None,
             )
         if "near" in data:
             near = data["near"]

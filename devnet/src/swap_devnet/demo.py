@@ -26,20 +26,20 @@ _WATCH_S = 1.0  # how often a running stack's processes are checked
 
 
 def demo_swap(stack: LocalStack, amount: str = "25") -> int:
-    """One BASE -> NEAR swap through the edge with the devnet maker key, the secret held by swapctl; returns
-    swapctl's exit code (0 only when the swap completed)."""
+    """One BASE -> NEAR swap through the edge: swapctl signs the order with the devnet maker's key and keeps the
+    secret; returns swapctl's exit code (0 only when the swap completed)."""
     assert stack.envoy is not None
     # Exactly what a user types in the checkout: the gateway, key, chains file and the devnet's accounts come
     # from the stack's swapctl.json (swapctl finds it as .localnet/swapctl.json), the token and its decimals
     # from the gateway's token list.
-    args = ["swap", "base:TUSD", "near:TUSD", amount, "--dev"]
+    args = ["swap", "base:TUSD", "near:TUSD", amount, "--sign"]
     config = stack.options.work_dir / "swapctl.json"
     log.info("$ swapctl %s", " ".join(args))
-    log.info("  (gateway, API key, chains, maker and receiver from %s)", config)
+    log.info("  (gateway, API key, chains, maker keys, maker and receiver from %s)", config)
     swapctl = Path(sys.executable).with_name("swapctl")
-    env = {**os.environ, "SWAPCTL_CONFIG": str(config)}
-    for name in ("SWAPCTL_URL", "SWAPCTL_API_KEY", "SWAPCTL_CHAINS", "SWAPCTL_MAKER", "SWAPCTL_RECEIVER"):
-        env.pop(name, None)
+    # Only the stack's config: no SWAPCTL_URL, _API_KEY, _CHAINS, _KEYS, _MAKER or _RECEIVER of the shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWAPCTL_") or k == "SWAPCTL_STATE_DIR"}
+    env["SWAPCTL_CONFIG"] = str(config)
     return subprocess.run([str(swapctl), *args], check=False, env=env).returncode
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,7 @@ class LocalStack:
                 identity="session",
             )
         self.chains_file.write_text(json.dumps(self.maker_chains(), indent=2) + "\n")
+        self._write_maker_keys()
         if o.edge:
             self._start_edge(evm_file, near_file)
         (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
@@ -204,9 +206,6 @@ class LocalStack:
             "GATEWAY_REDIS_URL": self.redis_url,
             "GATEWAY_KEY_PREFIX": f"{o.key_prefix}gateway:",
             "GATEWAY_API_KEYS": o.api_key,
-            "GATEWAY_DEV_MODE": "true",
-            "GATEWAY_EVM_DEPLOYMENT_FILE": str(evm_file),
-            "GATEWAY_NEAR_DEPLOYMENT_FILE": str(near_file),
             "GATEWAY_PAGE_CHAINS_FILE": str(self.chains_file),
             **o.extra_env.get("gateway", {}),
         }
@@ -257,15 +256,32 @@ class LocalStack:
         """What a maker's client reads the destination chains with (swapctl --chains, docs/cli.md)."""
         return self.options.work_dir / "chains.json"
 
+    @property
+    def maker_keys_file(self) -> Path:
+        """The devnet maker's keys (swapctl --sign, docs/cli.md "Keys file"), readable by this user only."""
+        return self.options.work_dir / "maker-keys.json"
+
+    def _write_maker_keys(self) -> None:
+        assert self.evm is not None and self.near is not None
+        keys = {
+            "base": {"private_key": self.evm.maker.private_key},
+            "near": {"account_id": self.near.maker.account_id, "private_key": self.near.maker.private_key},
+        }
+        path = self.maker_keys_file
+        path.unlink(missing_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(json.dumps(keys, indent=2) + "\n")
+
     def swapctl_config(self, url: str, api_key: str | None = None) -> dict[str, object]:
         """swapctl's config for this stack (docs/cli.md): the gateway at `url`, the key, the chains file, and
-        the devnet's maker and receiver on each chain, so that `swapctl swap base:TUSD near:TUSD 25 --dev`
-        works as typed."""
+        the devnet's maker (with its keys file) and receiver on each chain, so that
+        `swapctl swap base:TUSD near:TUSD 25 --sign` works as typed."""
         assert self.evm is not None and self.near is not None
         return {
             "url": url,
             "api_key": api_key or self.options.api_key,
             "chains": str(self.chains_file),
+            "keys": str(self.maker_keys_file),
             "maker": {"base": self.evm.maker.address, "near": self.near.maker.account_id},
             "receiver": {"base": self.evm.receiver.address, "near": self.near.receiver.account_id},
         }

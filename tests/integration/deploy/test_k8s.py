@@ -230,7 +230,6 @@ def test_no_plaintext_and_no_development_mode() -> None:
         assert not [key for key in doc["data"] if key.endswith("_PLAINTEXT")], name
         assert all(doc["data"][key] == "false" for key in doc["data"] if key.endswith("_DEV_MODE")), name
     assert resources()[("ConfigMap", "session")]["data"]["SESSION_DEV_MODE"] == "false"
-    assert resources()[("ConfigMap", "gateway")]["data"]["GATEWAY_DEV_MODE"] == "false"
 
 
 def test_chain_services_answer_only_the_session_service() -> None:

@@ -18,7 +18,7 @@ from swap_devnet.stack import LocalStack
 
 from tests.integration.edge.conftest import KEY
 from tests.integration.grpc_web import GRPC_WEB, grpc_web_frame, grpc_web_frames
-from tests.integration.swaps import Balances
+from tests.integration.swaps import Balances, maker_step
 
 pytestmark = pytest.mark.integration
 ENDED = {"completed", "refunded", "cancelled", "failed", "timeout"}
@@ -62,7 +62,7 @@ async def test_near_to_base_over_rest_and_websocket_through_envoy(stack: LocalSt
         ws_url = stack.envoy.url.replace("http://", "ws://") + f"/ws?api_key={KEY}"
         async with websockets.connect(ws_url) as ws:
             await ws.send(json.dumps({"op": "subscribe", "channel": "session", "args": [sid]}))
-            acted = await http.post(f"/api/v1/dev/sessions/{sid}/maker-action", json={})
+            acted = await maker_step(http, stack, session)
             assert acted.status_code == 200, acted.text
             states: list[str] = []
             while not states or states[-1] not in ENDED:

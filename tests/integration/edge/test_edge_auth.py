@@ -231,7 +231,6 @@ async def test_a_tenant_never_sees_or_touches_another_tenants_session(
             ("POST", f"/api/v1/sessions/{sid}/cancel", {}),
             ("POST", f"/api/v1/sessions/{sid}/execute", {"signature": "0x" + "11" * 65}),
             ("POST", f"/api/v1/sessions/{sid}/secret", {"secret": "44" * 32}),
-            ("POST", f"/api/v1/dev/sessions/{sid}/maker-action", {}),
         ):
             reply = await http.request(method, path, json=body, headers=bob)
             assert_error(reply, 404, "NOT_FOUND", "SESSION_NOT_FOUND")

@@ -30,7 +30,6 @@ EXPECTED_API_ROUTES = {
     ("GET", "/api/v1/assets"),
     ("POST", "/api/v1/sessions/{session_id}/cancel"),
     ("POST", "/api/v1/sessions/{session_id}/secret"),
-    ("POST", "/api/v1/dev/sessions/{session_id}/maker-action"),
 }
 
 

@@ -22,6 +22,7 @@ from swapctl.verify import ChainReader, DestinationLock, load_chains, problems
 from websockets.asyncio.client import connect
 
 from tests.fixtures.gateway import API_KEY, Balances
+from tests.integration.swaps import maker_step
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +120,7 @@ async def test_base_to_near_the_maker_checks_the_lock_then_releases_over_rest(
     early = await api.post(f"/api/v1/sessions/{sid}/secret", json={"secret": secret})
     assert early.status_code == 400 and early.json()["error"]["reason"] == "SECRET_NOT_EXPECTED", early.text
 
-    assert (await api.post(f"/api/v1/dev/sessions/{sid}/maker-action", json={})).status_code == 200
+    assert (await maker_step(api, stack, session)).status_code == 200
     waiting = await state_reached(api, sid, {"awaiting_secret", "refunding", "refunded", "failed"})
     assert waiting["state"] == "awaiting_secret", waiting["error"]
     assert waiting["secret"] is None and waiting["secret_deadline"] > 0
@@ -171,7 +172,7 @@ async def test_near_to_base_released_over_the_websocket(
     assert hashlock in json.dumps(session["maker_action"])  # the maker's own hashlock is what they lock with
     async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as ws:
         await ws.send(json.dumps({"op": "subscribe", "args": [sid]}))
-        assert (await api.post(f"/api/v1/dev/sessions/{sid}/maker-action", json={})).status_code == 200
+        assert (await maker_step(api, stack, session)).status_code == 200
         waiting = await state_reached(api, sid, {"awaiting_secret", "refunding", "refunded", "failed"})
         assert waiting["state"] == "awaiting_secret", waiting["error"]
         lock = await destination_lock(stack, waiting)
@@ -240,9 +241,7 @@ async def test_never_released_released_late_or_refused_by_the_client_all_refund_
     drawn = [draw() for _ in range(3)]
     sessions = [await create(api, stack, hashlock) for _, hashlock in drawn]
     for session in sessions:
-        assert (
-            await api.post(f"/api/v1/dev/sessions/{session['session_id']}/maker-action", json={})
-        ).status_code == 200
+        assert (await maker_step(api, stack, session)).status_code == 200
     waiting = [
         await state_reached(api, s["session_id"], {"awaiting_secret", "refunding", "refunded", "failed"})
         for s in sessions

@@ -13,6 +13,8 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from swap_devnet.stack import LocalStack
 
+from tests.integration.swaps import maker_step
+
 pytestmark = pytest.mark.integration
 
 AMOUNT = "10000000"  # 10 TUSD
@@ -161,7 +163,7 @@ async def test_session_create_get_list_cancel(api: httpx.AsyncClient, stack: Loc
     assert state == "cancelled"
     again = error_of(await api.post(f"/api/v1/sessions/{session['session_id']}/cancel"), 400)
     assert again["code"] == "FAILED_PRECONDITION" and again["reason"] == "SESSION_ENDED" and again["field"] is None
-    late = error_of(await api.post(f"/api/v1/dev/sessions/{session['session_id']}/maker-action", json={}), 400)
+    late = error_of(await maker_step(api, stack, session), 400)
     assert late["reason"] == "SESSION_NOT_EXECUTABLE"
 
 

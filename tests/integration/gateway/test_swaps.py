@@ -1,5 +1,5 @@
-"""Whole swaps driven through the gateway only: REST to create, the dev maker-action route for the maker's
-step, the WebSocket to watch (dropped mid-swap and resumed from its cursor), balances on both chains."""
+"""Whole swaps driven through the gateway only: REST to create, the maker's step made as swapctl --sign makes
+it, the WebSocket to watch (dropped mid-swap and resumed from its cursor), balances on both chains."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from swap_devnet.stack import LocalStack
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.fixtures.gateway import API_KEY, HASHED_KEY, Balances
+from tests.integration.swaps import maker_step
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ async def test_base_to_near_swap_watched_over_a_dropped_and_resumed_websocket(
     async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as first:
         await subscribe(first, session_id)
         await updates_until(first, {"initialized"}, seen)
-        executed = await api.post(f"/api/v1/dev/sessions/{session_id}/maker-action", json={})
+        executed = await maker_step(api, stack, created.json())
         assert executed.status_code == 200, executed.text
         # Execute records the maker's go; the swap moves on from there.
         assert executed.json()["state"] not in TERMINAL
@@ -154,7 +155,7 @@ async def test_near_to_base_swap_through_the_gateway(
     async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as ws:
         await subscribe(ws, session["session_id"])
         await updates_until(ws, {"initialized"}, seen)
-        acted = await api.post(f"/api/v1/dev/sessions/{session['session_id']}/maker-action")
+        acted = await maker_step(api, stack, session)
         assert acted.status_code == 200, acted.text
         last = await updates_until(ws, TERMINAL, seen)
     await gauges_settle(api, {"gateway_ws_connections": 0, "gateway_ws_subscriptions": 0})
@@ -191,7 +192,7 @@ async def test_watch_survives_a_session_service_restart(
     async with connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY}) as ws:
         await subscribe(ws, session_id)
         await updates_until(ws, {"initialized"}, seen)
-        assert (await api.post(f"/api/v1/dev/sessions/{session_id}/maker-action")).status_code == 200
+        assert (await maker_step(api, stack, created.json())).status_code == 200
         await updates_until(ws, {"source_locking", "source_locked"}, seen)
         session_service = stack.services["session"]
         session_service.kill()

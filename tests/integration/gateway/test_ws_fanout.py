@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.fixtures.gateway import API_KEY
 from tests.integration.gateway.test_swaps import TERMINAL, gauges_settle, next_event, subscribe, updates_until
+from tests.integration.swaps import maker_step
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ async def test_subscribers_of_one_session_share_one_upstream_stream(
         for ws, got in zip(clients, seen, strict=False):
             await updates_until(ws, {"initialized"}, got)
         assert await metric(api, "gateway_ws_upstreams") == upstreams_before + 1
-        assert (await api.post(f"/api/v1/dev/sessions/{session_id}/maker-action")).status_code == 200
+        assert (await maker_step(api, stack, session)).status_code == 200
         await updates_until(clients[0], {"source_locking", "source_locked"}, seen[0])
         # A fourth subscriber joins mid-swap: the session as it stands first, then the rest, on the same stream.
         late = await connect(gateway.ws_url, additional_headers={"X-API-Key": API_KEY})

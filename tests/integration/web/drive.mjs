@@ -1,5 +1,6 @@
 // Drives the swap page in headless Chromium (Debian's /usr/bin/chromium through playwright-core): enter the API
-// key, quote, start a swap, let the dev maker key sign, and wait until the page shows a terminal state.
+// key, quote, start a swap, make the maker's step (a wallet or a NEAR key, below), and wait until the page shows
+// a terminal state.
 // Prints one JSON line with what the page showed; exits 0 only when it showed the expected final state.
 //
 //   node drive.mjs --url http://127.0.0.1:PORT --api-key KEY --screenshot out.png --profile DIR
@@ -48,6 +49,10 @@ const { values: opts } = parseArgs({
     "near-key": { type: "string", default: "" },
   },
 });
+if (!opts["wallet-rpc"] && !opts["near-key"]) {
+  console.error("the maker's step needs --wallet-rpc (BASE source) or --near-key (NEAR source)");
+  process.exit(2);
+}
 for (const required of ["url", "api-key", "screenshot", "profile"]) {
   if (!opts[required]) {
     console.error(`missing --${required}`);
@@ -243,8 +248,6 @@ try {
     await page.getByLabel(/NEAR private key/).fill(nearKey);
     await page.locator("#maker-step").screenshot({ path: opts.screenshot.replace(/\.png$/, "-maker-step.png") });
     await page.getByRole("button", { name: "Sign and send the NEAR call" }).click();
-  } else {
-    await page.getByRole("button", { name: "Sign with dev maker key" }).click();
   }
 
   if (opts.expect === "wrong-chain") {

@@ -110,8 +110,13 @@ def check_report(report: dict[str, Any], shot: Path, *, maker: bool = True) -> N
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def wallet_args(stack: LocalStack, *extra: str) -> list[str]:
+    assert stack.evm is not None
+    return ["--wallet-rpc", stack.evm.rpc_url, "--wallet-account", stack.evm.maker.address, *extra]
+
+
 @pytest.mark.timeout(180)
-def test_dev_swap_base_to_near_completes_on_the_page(
+def test_swap_base_to_near_completes_on_the_page_with_the_secret_in_the_browser(
     page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
 ) -> None:
     balances = Balances(page_stack)
@@ -119,18 +124,19 @@ def test_dev_swap_base_to_near_completes_on_the_page(
     receiver = page_stack.near.receiver.account_id
     before = balances.near_tusd(receiver)
 
-    report, shot = drive(page_gateway, tmp_path, "--direction", "base-near", "--amount", "25")
+    args = wallet_args(page_stack)
+    report, shot = drive(page_gateway, tmp_path, "--direction", "base-near", "--amount", "25", *args)
 
     check_report(report, shot)
     assert balances.near_tusd(receiver) - before == base_units(report["received"])
 
 
 @pytest.mark.timeout(180)
-def test_dev_swap_near_to_base_completes_on_the_page(
+def test_swap_near_to_base_survives_a_reload_of_the_page(
     page_gateway: GatewayProcess, page_stack: LocalStack, tmp_path: Path
 ) -> None:
     balances = Balances(page_stack)
-    assert page_stack.evm is not None
+    assert page_stack.evm is not None and page_stack.near is not None
     receiver = page_stack.evm.receiver.address
     before = balances.base(receiver)
 
@@ -141,6 +147,10 @@ def test_dev_swap_near_to_base_completes_on_the_page(
         "near-base",
         "--amount",
         "7.5",
+        "--near-account",
+        page_stack.near.maker.account_id,
+        "--near-key",
+        page_stack.near.maker.private_key,
         "--reload-at",
         "source_locked",
         "--wrong-key",
@@ -176,11 +186,6 @@ def test_wallet_signs_the_order_with_eth_sign_typed_data_v4(
     )
     check_report(report, shot, maker=False)
     assert "eth_signTypedData_v4" in report["wallet_calls"]
-
-
-def wallet_args(stack: LocalStack, *extra: str) -> list[str]:
-    assert stack.evm is not None
-    return ["--wallet-rpc", stack.evm.rpc_url, "--wallet-account", stack.evm.maker.address, *extra]
 
 
 @pytest.mark.timeout(180)

@@ -212,6 +212,58 @@ QUOTE: Json = {
     "dst_safety_deposit": "0",
 }
 
+MAKER_ADDRESS = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+# anvil's well-known account 2, whose address is MAKER_ADDRESS: the maker's key of the --sign tests.
+MAKER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+# The EIP-712 order a session with the stub's terms asks the maker to sign (chain_base.orders' shape).
+ORDER_TYPED_DATA: Json = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+        ],
+        "Order": [
+            {"name": "maker", "type": "address"},
+            {"name": "resolver", "type": "address"},
+            {"name": "token", "type": "address"},
+            {"name": "amount", "type": "uint256"},
+            {"name": "hashlock", "type": "bytes32"},
+            {"name": "timelocks", "type": "Timelocks"},
+            {"name": "safetyDeposit", "type": "uint256"},
+            {"name": "dstTermsHash", "type": "bytes32"},
+            {"name": "nonce", "type": "uint256"},
+            {"name": "deadline", "type": "uint256"},
+        ],
+        "Timelocks": [
+            {"name": "withdrawal", "type": "uint32"},
+            {"name": "publicWithdrawal", "type": "uint32"},
+            {"name": "cancellation", "type": "uint32"},
+            {"name": "publicCancellation", "type": "uint32"},
+        ],
+    },
+    "primaryType": "Order",
+    "domain": {
+        "name": "SwapEscrowSrc",
+        "version": "1",
+        "chainId": 31337,
+        "verifyingContract": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+    },
+    "message": {
+        "maker": MAKER_ADDRESS,
+        "resolver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "amount": "25500000",
+        "hashlock": "0x" + "aa" * 32,
+        "timelocks": {"withdrawal": 10, "publicWithdrawal": 100, "cancellation": 1000, "publicCancellation": 1100},
+        "safetyDeposit": "0",
+        "dstTermsHash": "0x" + "cd" * 32,
+        "nonce": "7",
+        "deadline": "1700000600",
+    },
+}
+
 BASE_TX = "0x" + "ab" * 32
 NEAR_TX = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 SIGNATURE = "0x" + "11" * 65
@@ -226,13 +278,13 @@ def session(state: str, steps: list[str], *, version: int, session_id: str = "s-
         "dst": QUOTE["dst"],
         "src_amount": "25500000",
         "dst_amount": "25700000",
-        "maker": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+        "maker": MAKER_ADDRESS,
         "receiver": "receiver.test.near",
         "hashlock": "aa" * 32,
         "quote": QUOTE,
         "maker_action": {
             "sign_order": {
-                "typed_data": {"primaryType": "Order", "domain": {"name": "EscrowSrc"}, "message": {"maker": "0x3C44"}},
+                "typed_data": ORDER_TYPED_DATA,
                 "token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
                 "spender": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
                 "allowance": "25500000",

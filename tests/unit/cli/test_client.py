@@ -110,26 +110,14 @@ async def test_success_that_is_not_json() -> None:
     assert caught.value.exit_code is ExitCode.SERVER
 
 
-async def test_dev_route_missing_means_no_dev_mode() -> None:
-    def handle(request: httpx.Request) -> httpx.Response:
-        error = {"code": "NOT_FOUND", "reason": "ROUTE_NOT_FOUND", "message": "Not Found", "field": None}
-        return httpx.Response(404, json={"error": error})
-
-    async with gateway(httpx.MockTransport(handle)) as gw:
-        with pytest.raises(CliError) as caught:
-            await gw.dev_maker_action("s-1")
-    assert caught.value.exit_code is ExitCode.REJECTED
-    assert "not in dev mode" in caught.value.message
-
-
-async def test_dev_route_unknown_session_stays_not_found() -> None:
+async def test_unknown_session_is_not_found_with_the_reason() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         error = {"code": "NOT_FOUND", "reason": "SESSION_NOT_FOUND", "message": "no session s-1", "field": None}
         return httpx.Response(404, json={"error": error})
 
     async with gateway(httpx.MockTransport(handle)) as gw:
         with pytest.raises(ApiError) as caught:
-            await gw.dev_maker_action("s-1")
+            await gw.get_session("s-1")
     assert caught.value.message == "no session s-1 [HTTP 404 NOT_FOUND SESSION_NOT_FOUND]"
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from swapctl.config import ClientConfig, load_config
 from swapctl.main import app
 from swapctl.stream import DEFAULT_RETRY_DELAYS
@@ -19,7 +21,10 @@ from typer.testing import CliRunner, Result
 from tests.unit.cli.stub import (
     ASSETS,
     BASE_TX,
+    MAKER_ADDRESS,
+    MAKER_KEY,
     NEAR_TX,
+    ORDER_TYPED_DATA,
     QUOTE,
     SIGNATURE,
     STAY,
@@ -61,6 +66,20 @@ def flat(text: str) -> str:
 # No config file of the machine (a `make run` in this checkout writes one) may leak into these tests.
 EMPTY_CONFIG = Path(tempfile.mkdtemp(prefix="swapctl-config-")) / "config.json"
 EMPTY_CONFIG.write_text("{}")
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    """The maker's keys file of --sign, as docs/cli.md shows it (mode 600)."""
+    path = tmp_path / "maker-keys.json"
+    path.write_text(json.dumps({"base": {"private_key": MAKER_KEY}}))
+    path.chmod(0o600)
+    return path
+
+
+def signer_of(signature: str) -> str:
+    signable = encode_typed_data(full_message=ORDER_TYPED_DATA)
+    return str(Account.recover_message(signable, signature=bytes.fromhex(signature.removeprefix("0x"))))
 
 
 def run(stub: StubGateway | None, *args: str, key: str | None = "k-1", env: dict[str, str] | None = None) -> Result:
@@ -264,9 +283,9 @@ def test_connection_refused() -> None:
     assert result.stderr.startswith("error: cannot connect to the gateway at http://127.0.0.1:9 (connection refused)")
 
 
-def test_dev_swap_follows_to_completed(stub: StubGateway) -> None:
+def test_signed_swap_follows_to_completed(stub: StubGateway, keys: Path) -> None:
     stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
-    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
     stub.ws_scripts = [
         [
             subscribed("s-1"),
@@ -276,8 +295,13 @@ def test_dev_swap_follows_to_completed(stub: StubGateway) -> None:
             STAY,
         ]
     ]
-    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "25.5", "--dev", *SWAP_ARGS)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "25.5", "--sign", "--keys", str(keys), *SWAP_ARGS)
     assert result.exit_code == 0, result.output
+    # swapctl signed the session's order with the maker's key and handed only the signature to the gateway.
+    [executed] = stub.bodies("POST", "/api/v1/sessions/s-1/execute")
+    assert set(executed) == {"signature"} and signer_of(executed["signature"]) == MAKER_ADDRESS
+    assert MAKER_KEY.removeprefix("0x") not in json.dumps([r.body for r in stub.requests])
+    assert "swapctl signed the order with the maker's key" in result.stdout
     body = stub.bodies("POST", "/api/v1/sessions")[0]
     assert body["src_amount"] == "25500000"
     assert body["maker"] == "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -294,9 +318,9 @@ def test_dev_swap_follows_to_completed(stub: StubGateway) -> None:
     assert "completed: receiver.test.near received 25.7 (25700000) (minimum was 25.245637 (25245637))" in out
 
 
-def test_swap_that_ends_refunded_exits_1(stub: StubGateway) -> None:
+def test_swap_that_ends_refunded_exits_1(stub: StubGateway, keys: Path) -> None:
     stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
-    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
     refunded = session(
         "refunded",
         ["initialized", "executing", "source_locking", "source_locked", "refunding", "refunded"],
@@ -304,7 +328,7 @@ def test_swap_that_ends_refunded_exits_1(stub: StubGateway) -> None:
         error={"reason": "DESTINATION_LOCK_FAILED", "message": "the destination lock failed"},
     )
     stub.ws_scripts = [[update(refunded, "9-0"), STAY]]
-    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", *SWAP_ARGS)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--sign", "--keys", str(keys), *SWAP_ARGS)
     assert result.exit_code == 1, result.output
     assert "refunding" in result.stdout
     assert "the swap ended refunded: the destination lock failed [DESTINATION_LOCK_FAILED]" in result.stdout
@@ -476,12 +500,49 @@ def test_list_get_cancel(stub: StubGateway) -> None:
     assert "cancelled" in cancelled.stdout
 
 
-def test_dev_swap_on_a_gateway_without_dev_mode(stub: StubGateway) -> None:
-    stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
-    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", *SWAP_ARGS)
-    assert result.exit_code == 3
-    assert "not in dev mode" in result.stderr
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("amount", "99500000", "order's amount"),
+        ("maker", "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "order's maker"),
+        ("token", "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0", "order's token"),
+        ("hashlock", "0x" + "ee" * 32, "order's hashlock"),
+    ],
+)
+def test_sign_refuses_an_order_that_is_not_the_sessions(
+    stub: StubGateway, keys: Path, field: str, value: str, named: str
+) -> None:
+    """A gateway that hands the maker another order than the session's terms gets nothing signed, nothing sent."""
+    forged = happy_until("initialized")
+    typed = json.loads(json.dumps(ORDER_TYPED_DATA))
+    typed["message"][field] = value
+    forged["maker_action"]["sign_order"]["typed_data"] = typed
+    stub.reply("POST", "/api/v1/sessions", forged, status=201)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--sign", "--keys", str(keys), *SWAP_ARGS)
+    assert result.exit_code == 3, result.output
+    assert f"not signed: the maker's step {named} is" in result.stderr
     assert result.stderr.rstrip().endswith("(session s-1)")
+    assert stub.bodies("POST", "/api/v1/sessions/s-1/execute") == []
+
+
+def test_sign_needs_a_keys_file_only_its_owner_reads(stub: StubGateway, keys: Path) -> None:
+    keys.chmod(0o644)
+    shared = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--sign", "--keys", str(keys), *SWAP_ARGS)
+    assert shared.exit_code == 2 and "--keys" in shared.output and "chmod 600" in flat(shared.output)
+    missing = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--sign", *SWAP_ARGS)
+    assert missing.exit_code == 2 and "Keys file" in flat(missing.output)
+    assert stub.requests == []  # refused before anything was sent
+
+
+def test_execute_sign_signs_the_sessions_order(stub: StubGateway, keys: Path) -> None:
+    stub.reply("GET", "/api/v1/sessions/s-1", happy_until("initialized"))
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
+    result = run(stub, "execute", "s-1", "--sign", "--keys", str(keys), "--json")
+    assert result.exit_code == 0, result.output
+    [executed] = stub.bodies("POST", "/api/v1/sessions/s-1/execute")
+    assert signer_of(executed["signature"]) == MAKER_ADDRESS
+    both = run(stub, "execute", "s-1", "--sign", "--keys", str(keys), "--signature", SIGNATURE)
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_maker_mode_keeps_the_secret_and_sends_only_its_hash(stub: StubGateway, tmp_path: Path) -> None:
@@ -510,9 +571,9 @@ def test_maker_mode_keeps_the_secret_and_sends_only_its_hash(stub: StubGateway, 
     assert held["receiver"] == "receiver.test.near" and held["dst_chain"] == "near"
 
 
-def test_json_follow_prints_one_line_per_version_and_nothing_else(stub: StubGateway) -> None:
+def test_json_follow_prints_one_line_per_version_and_nothing_else(stub: StubGateway, keys: Path) -> None:
     stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
-    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
     stub.ws_scripts = [
         [
             subscribed("s-1"),
@@ -522,7 +583,7 @@ def test_json_follow_prints_one_line_per_version_and_nothing_else(stub: StubGate
             STAY,
         ]
     ]
-    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--dev", "--json", *SWAP_ARGS)
+    result = run(stub, "swap", BASE_TUSD, NEAR_TUSD, "1", "--sign", "--keys", str(keys), "--json", *SWAP_ARGS)
     assert result.exit_code == 0, result.output
     sessions = [json.loads(line) for line in result.stdout.splitlines()]
     states = [s["state"] for s in sessions]
@@ -606,23 +667,28 @@ def test_execute_watch_json(stub: StubGateway) -> None:
     assert [json.loads(line)["state"] for line in result.stdout.splitlines()] == ["executing", "completed"]
 
 
-def test_maker_and_receiver_come_from_the_config_by_chain(stub: StubGateway, tmp_path: Path) -> None:
-    """What `make run` writes: `swapctl swap base:TUSD near:TUSD 25 --dev` works as printed."""
+def test_maker_and_receiver_come_from_the_config_by_chain(stub: StubGateway, tmp_path: Path, keys: Path) -> None:
+    """What `make run` writes: `swapctl swap base:TUSD near:TUSD 25 --sign` works as printed."""
     config = tmp_path / "swapctl.json"
     accounts = {
-        "maker": {"base": "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "near": "maker.test.near"},
+        "maker": {"base": MAKER_ADDRESS, "near": "maker.test.near"},
         "receiver": {"base": "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "near": "receiver.test.near"},
     }
-    config.write_text(json.dumps({"url": stub.url, "api_key": "from-config", **accounts}))
+    config.write_text(json.dumps({"url": stub.url, "api_key": "from-config", "keys": keys.name, **accounts}))
     stub.reply("POST", "/api/v1/sessions", happy_until("initialized"), status=201)
-    stub.reply("POST", "/api/v1/dev/sessions/s-1/maker-action", happy_until("executing"))
-    stub.ws_scripts = [[update(happy_until("completed"), "3-0"), STAY], [update(happy_until("completed"), "3-0"), STAY]]
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
+    stub.ws_scripts = [[update(happy_until("completed"), "3-0"), STAY]]
     env = {"COLUMNS": "250", "SWAPCTL_URL": "", "SWAPCTL_API_KEY": "", "SWAPCTL_CONFIG": str(config)}
     base_near = CliRunner().invoke(
-        app, ["swap", "base:TUSD", "near:TUSD", "25", "--dev", "--secret-mode", "service"], env=env
+        app, ["swap", "base:TUSD", "near:TUSD", "25", "--sign", "--secret-mode", "service"], env=env
     )
     assert base_near.exit_code == 0, base_near.output
-    near_base = CliRunner().invoke(app, ["swap", "near", "base:ETH", "2", "--dev", "--secret-mode", "service"], env=env)
+    # The config's keys file signed it.
+    [executed] = stub.bodies("POST", "/api/v1/sessions/s-1/execute")
+    assert signer_of(executed["signature"]) == MAKER_ADDRESS
+    near_base = CliRunner().invoke(
+        app, ["swap", "near", "base:ETH", "2", "--no-wait", "--secret-mode", "service"], env=env
+    )
     assert near_base.exit_code == 0, near_base.output
     first, second = stub.bodies("POST", "/api/v1/sessions")
     assert (first["maker"], first["receiver"]) == (accounts["maker"]["base"], accounts["receiver"]["near"])
@@ -631,6 +697,6 @@ def test_maker_and_receiver_come_from_the_config_by_chain(stub: StubGateway, tmp
     # Without either, the option is named before anything is sent.
     config.write_text(json.dumps({"url": stub.url}))
     sent = len(stub.requests)
-    missing = CliRunner().invoke(app, ["swap", "base:TUSD", "near:TUSD", "25", "--dev"], env=env)
+    missing = CliRunner().invoke(app, ["swap", "base:TUSD", "near:TUSD", "25", "--sign"], env=env)
     assert missing.exit_code == 2 and "--maker" in missing.output
     assert len(stub.requests) == sent

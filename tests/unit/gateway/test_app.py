@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 KEY = "unit-key"
 
@@ -61,14 +66,14 @@ def test_the_gateway_own_answers(client: TestClient) -> None:
     put = client.put("/api/v1/sessions")
     assert put.status_code == 405 and put.headers["Allow"] == "GET, POST"
     assert put.json()["error"]["reason"] == "METHOD_NOT_ALLOWED"
-    # Without dev mode the maker-action route does not exist at all.
+    # No route signs for the maker: the gateway holds no maker key.
     dev = client.post("/api/v1/dev/sessions/" + "a" * 32 + "/maker-action", json={})
     assert dev.status_code == 404 and dev.json()["error"]["reason"] == "ROUTE_NOT_FOUND"
 
 
 def test_openapi_documents_the_error_format(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
-    assert "/api/v1/dev/sessions/{session_id}/maker-action" not in doc["paths"]
+    assert not [path for path in doc["paths"] if "/dev/" in path]
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     for path, ops in doc["paths"].items():
         if not path.startswith("/api/"):
@@ -105,3 +110,16 @@ def test_the_page_reads_only_the_chains_it_is_given(tmp_path: Path) -> None:
 def test_without_chains_the_page_gets_none(client: TestClient) -> None:
     assert client.get("/chains.json").json() == {}
     assert "connect-src 'self' ws: wss:;" in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_the_gateway_holds_no_signing_code() -> None:
+    """The gateway signs for nobody: neither its package nor its imports bring an EVM or NEAR signer."""
+    deps = tomllib.loads((ROOT / "services" / "gateway" / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in deps if d.split("==")[0] in {"eth-account", "py-near", "web3"}], deps
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gateway.main; print(sorted(m for m in sys.modules if '.' not in m))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("'")
+    assert not {"eth_account", "py_near", "web3", "eth_keys"} & set(loaded)

@@ -21,7 +21,7 @@ def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_key_hashes == [digest]
     assert settings.cors_origins == ["http://a.example", "https://b.example"]
     assert "k1" not in repr(settings)
-    assert settings.max_body_bytes == 65_536 and settings.ws_ping_s == 20.0 and not settings.dev_mode
+    assert settings.max_body_bytes == 65_536 and settings.ws_ping_s == 20.0
 
 
 @pytest.mark.parametrize(
@@ -37,14 +37,6 @@ def test_bad_values_fail_at_start(monkeypatch: pytest.MonkeyPatch, name: str, va
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         GatewaySettings()
-
-
-def test_dev_mode_needs_a_deployment_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_DEV_MODE", "true")
-    with pytest.raises(ValidationError, match="DEPLOYMENT_FILE"):
-        GatewaySettings()
-    monkeypatch.setenv("GATEWAY_NEAR_DEPLOYMENT_FILE", "/tmp/near.json")
-    assert GatewaySettings().dev_mode
 
 
 def test_every_setting_is_described() -> None:

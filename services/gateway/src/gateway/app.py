@@ -90,7 +90,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         expose_headers=[REQUEST_ID, "Retry-After"],
         max_age=600,
     )
-    api = api_router(settings.dev_mode)
+    api = api_router()
     # FastAPI keeps included routers as one opaque entry; metrics and the 405 check need each API route.
     page_chains = settings.page_chains()
     chain_origins = origins([str(chain.get("rpc_url", "")) for chain in page_chains.values()])

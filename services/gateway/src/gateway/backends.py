@@ -1,5 +1,5 @@
 """What the gateway talks to: the session and quote services over grpc.aio, Redis (rate limits, create
-idempotency) and, in dev mode, the devnet maker keys. Opened in the app's lifespan, closed at shutdown."""
+idempotency). Opened in the app's lifespan, closed at shutdown."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from swap_runtime.tracing import client_interceptors
 
 from gateway.auth import KeyRing, identity_metadata
 from gateway.config import GatewaySettings
-from gateway.dev import DevMaker
 from gateway.errors import from_rpc_error, internal_error
 from gateway.health import HealthMonitor
 from gateway.ratelimit import RateLimiter
@@ -65,9 +64,6 @@ class Backends:
             fail_open_reads=settings.rate_limit_fail_open_reads,
             fail_open_writes=settings.rate_limit_fail_open_writes,
         )
-        self.dev = (
-            DevMaker.load(settings.evm_deployment_file, settings.near_deployment_file) if settings.dev_mode else None
-        )
         self.health = HealthMonitor(settings, tls, self._session_channel, self._quote_channel, self.redis)
         if not self.keys:
             log.warning("no API keys configured: every /api and /ws request is refused")
@@ -112,5 +108,3 @@ class Backends:
                 await close()
             except Exception as err:
                 log.warning("close failed", extra={"error": repr(err)})
-        if self.dev is not None:
-            await self.dev.close()

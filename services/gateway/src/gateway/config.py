@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 from swap_runtime.settings import ServiceSettings
 
@@ -82,16 +82,6 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     )
     max_body_bytes: int = Field(65_536, ge=1, description="Largest request body (and WebSocket message) accepted.")
 
-    dev_mode: bool = Field(
-        False, description="Enables the maker-action route with the devnet maker keys. Never in prod."
-    )
-    evm_deployment_file: Path | None = Field(
-        None, description="Devnet EVM deployment JSON (swap_devnet.evm): the BASE maker key, dev mode only."
-    )
-    near_deployment_file: Path | None = Field(
-        None, description="Devnet NEAR deployment JSON (swap_devnet.near): the NEAR maker key and RPC, dev mode only."
-    )
-
     page_chains_file: Path | None = Field(
         None,
         description="The chains the web page reads destination locks from in secret mode maker (swapctl's chains "
@@ -147,11 +137,3 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
         if value.strip():
             parse_many(value)
         return value.strip()
-
-    @model_validator(mode="after")
-    def _dev_files(self) -> Self:
-        if self.dev_mode and self.evm_deployment_file is None and self.near_deployment_file is None:
-            raise ValueError(
-                "GATEWAY_DEV_MODE=true needs GATEWAY_EVM_DEPLOYMENT_FILE and/or GATEWAY_NEAR_DEPLOYMENT_FILE"
-            )
-        return self

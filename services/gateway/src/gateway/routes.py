@@ -87,7 +87,7 @@ def bind_session(session_id: str) -> None:
     context.session_id.set(session_id)
 
 
-def api_router(dev_mode: bool) -> APIRouter:
+def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, dependencies=[Security(api_key_scheme)], responses=ERROR_RESPONSES)
 
     @router.get("/assets", response_model=schemas.AssetList, summary="The tokens that can be swapped")
@@ -202,37 +202,5 @@ def api_router(dev_mode: bool) -> APIRouter:
         request = session_pb2.RevealSecretRequest(session_id=session_id, secret=body.secret)
         reply = await b.call("session", b.sessions.RevealSecret, request)
         return views.session(reply.session)
-
-    if dev_mode:
-
-        @router.post(
-            "/dev/sessions/{session_id}/maker-action",
-            response_model=schemas.Session,
-            summary="Dev mode: the maker's step with the devnet maker key, then execute",
-        )
-        async def dev_maker_action(
-            session_id: SessionId,
-            b: BackendsDep,
-            body: Annotated[schemas.EmptyRequest | None, Body()] = None,
-        ) -> schemas.Session:
-            bind_session(session_id)
-            assert b.dev is not None
-            session = await b.get_session(session_id)
-            action = session.maker_action.WhichOneof("action")
-            execute = session_pb2.ExecuteSessionRequest(session_id=session_id)
-            if action == "sign_order":
-                execute.signature = b.dev.sign_order(session.maker, session.maker_action.sign_order)
-                reply = await b.call("session", b.sessions.ExecuteSession, execute)
-                return views.session(reply.session)
-            if action == "near_call":
-                b.dev.check_near_maker(session.maker)
-                # Execute first: the session then watches for the maker's lock the call below makes.
-                await b.call("session", b.sessions.ExecuteSession, execute)
-                if session.maker_action.HasField("near_prepay"):
-                    await b.dev.near_call(session.maker_action.near_prepay)
-                tx_hash = await b.dev.near_call(session.maker_action.near_call)
-                log.info("maker near call made", extra={"tx_hash": tx_hash})
-                return views.session(await b.get_session(session_id))
-            raise ApiError(400, "FAILED_PRECONDITION", "NO_MAKER_ACTION", "the session has no maker action")
 
     return router

@@ -1,4 +1,4 @@
-// The swap page: quote, start, maker's step (browser wallet, the maker's NEAR key, or the dev maker key), live
+// The swap page: quote, start, maker's step (browser wallet, or the maker's NEAR key), live
 // progress over /ws. Speaks the gateway's public API (docs/api.md); amounts on the wire are decimal strings of base
 // units. In secret mode maker it also reads the destination lock from the destination chain's RPC (maker.js); with
 // a NEAR key it sends the maker's NEAR call to the NEAR RPC itself (near-api-js, bundled in static/).
@@ -189,9 +189,6 @@ function describeError(error) {
     let text = error.message;
     // The gateway's messages may end without a full stop; the hint is a sentence of its own.
     if (error.status === 401 || error.status === 403) text = `${text.replace(/[.\s]*$/, ".")} Check the API key.`;
-    if (error.status === 404 && error.reason === "ROUTE_NOT_FOUND") {
-      text = "The gateway does not offer this (the dev maker key needs a gateway in dev mode).";
-    }
     const tags = [error.code, error.reason].filter((t, i, all) => t && all.indexOf(t) === i).join(" ");
     return tags ? `${text} [${tags}]` : text;
   }
@@ -556,7 +553,8 @@ function renderMakerStep(session) {
     const o = action.sign_order;
     text.textContent =
       `The maker ${session.maker} signs an EIP-712 order; the escrow then pulls the tokens ` +
-      `(token ${o.token} needs an allowance of ${o.allowance} for ${o.spender}).`;
+      `(token ${o.token} needs an allowance of ${o.allowance} for ${o.spender}).` +
+      (window.ethereum ? "" : ` No browser wallet here: sign with swapctl execute ${session.session_id} --sign.`);
     $("sign-wallet").hidden = !window.ethereum;
     $("near-done").hidden = true;
     $("near-key-form").hidden = true;
@@ -683,15 +681,6 @@ function renderResult(session) {
 }
 
 // --- maker's step -----------------------------------------------------------------------------------------
-
-async function signWithDevKey() {
-  const id = app.sessionId;
-  try {
-    applySession(await api("POST", `${API}/dev/sessions/${encodeURIComponent(id)}/maker-action`, {}));
-  } catch (e) {
-    setConnection(describeError(e), true);
-  }
-}
 
 async function execute(signature) {
   const body = { request_id: newRequestId() };
@@ -1071,7 +1060,6 @@ async function main() {
     busy($("get-quote"), getQuote);
   });
   $("start-swap").addEventListener("click", () => busy($("start-swap"), startSwap));
-  $("sign-dev").addEventListener("click", () => busy($("sign-dev"), signWithDevKey));
   $("sign-wallet").addEventListener("click", () => busy($("sign-wallet"), signWithWallet));
   $("near-done").addEventListener("click", () => busy($("near-done"), nearCallDone));
   $("near-key-form").addEventListener("submit", (event) => {
