@@ -237,10 +237,8 @@ def run(options: Options) -> dict[str, Any]:
         evm = deploy(anvil.rpc_url)
         service_resolver = dev_account(SERVICE_RESOLVER_INDEX)
         _fund_service_resolver(evm, service_resolver)
-        deployment_file = work / "evm.json"
-        evm.write(deployment_file)
         env = {
-            "CHAIN_BASE_DEPLOYMENT_FILE": str(deployment_file),
+            **evm.chain_base_settings(),
             "CHAIN_BASE_RESOLVER_KEY": service_resolver.private_key,
             "CHAIN_BASE_CONFIRMATIONS": "2",
             "CHAIN_BASE_POLL_INTERVAL_S": str(POLL_INTERVAL_S),

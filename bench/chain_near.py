@@ -14,7 +14,6 @@ in a separate pass through a counting JSON-RPC proxy, so the timed runs carry no
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import logging
@@ -247,10 +246,8 @@ async def _count(devnet: NearDevnetProcess, key: KeyPair, work: Path, counter: J
     """One more chain-near and py-near account, both pointed at the counting proxy; returns the node calls of
     each operation of the last of a few rounds."""
     near = devnet.deployment
-    counted_file = work / "near-counted.json"
-    dataclasses.replace(near, rpc_url=counter.url).write(counted_file)
     env = {
-        "CHAIN_NEAR_DEPLOYMENT_FILE": str(counted_file),
+        **near.chain_near_settings(counter.url),
         "CHAIN_NEAR_POLL_INTERVAL_S": str(POLL_INTERVAL_S),
     }
     proc = await asyncio.to_thread(start_service, "chain-near-counted", "chain_near.main", env, work, "CHAIN_NEAR_PORT")
@@ -280,8 +277,7 @@ async def _run_async(options: Options, devnet: NearDevnetProcess, work: Path) ->
     near = devnet.deployment
     key = KeyPair.generate()
     await _add_direct_key(near, key)
-    deployment_file = work / "near.json"
-    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": str(POLL_INTERVAL_S)}
+    env = {**near.chain_near_settings(), "CHAIN_NEAR_POLL_INTERVAL_S": str(POLL_INTERVAL_S)}
     proc = await asyncio.to_thread(start_service, "chain-near", "chain_near.main", env, work, "CHAIN_NEAR_PORT")
     try:
         report = await _measure(options, devnet, proc.address, key)

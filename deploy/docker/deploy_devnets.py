@@ -1,10 +1,12 @@
 """The compose stack's one-shot deployer: puts the escrows and the test token on the anvil container, and
-publishes both devnets' deployment JSON files for the services on the shared volume.
+publishes both devnets' deployment JSON files and the services' settings files on the shared volume.
 
 The NEAR devnet bootstraps its own accounts and writes what it knows, with the address it bound (0.0.0.0);
 the copy published here carries the address other containers reach it at. A deployment already on the
 volume is kept while its contracts are still on the chain, so a `docker compose up` that runs this again
-does not move the escrows under running services.
+does not move the escrows under running services. The settings files (dotenv, what `<PREFIX>_SETTINGS_FILE`
+names) are chain-base.env, chain-near.env and quote.env: the contracts, the resolver's accounts and keys, and
+the test tokens of these devnets.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from swap_devnet.deploy import write_env
 from swap_devnet.evm import EvmDeployment, deploy
+from swap_devnet.near.bootstrap import NearDeployment
 from web3 import Web3
 
 log = logging.getLogger("deploy_devnets")
@@ -97,7 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     deploy_evm(args.evm_rpc, args.out_dir / "evm.json", args.timeout)
     publish_near(args.near_devnet_file, args.near_rpc, args.out_dir / "near.json", args.timeout)
+    write_settings(args.out_dir)
     return 0
+
+
+def write_settings(out_dir: Path) -> None:
+    """The services' settings files for the deployments in `out_dir`."""
+    evm = EvmDeployment.read(out_dir / "evm.json")
+    near = NearDeployment.read(out_dir / "near.json")
+    write_env(out_dir / "chain-base.env", dict(evm.chain_base_settings()))
+    write_env(out_dir / "chain-near.env", dict(near.chain_near_settings()))
+    write_env(out_dir / "quote.env", {"QUOTE_BASE_TOKEN_ADDRESS": evm.token, "QUOTE_NEAR_TOKEN_ACCOUNT": near.token_id})
+    log.info("settings of chain-base, chain-near and quote written to %s", out_dir)
 
 
 if __name__ == "__main__":

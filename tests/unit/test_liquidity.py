@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,24 +80,12 @@ async def test_a_failed_native_read_fails_the_probe_after_setting_the_tokens() -
     assert gauge("swap_resolver_balance", "unit-c", "native") is None
 
 
-def test_base_settings_checksum_tokens_and_add_the_deployment_token(tmp_path: Path) -> None:
+def test_base_settings_checksum_tokens() -> None:
     settings = ChainBaseSettings(
         **_BASE, tokens=[TOKEN.lower(), "native"], min_liquidity={TOKEN.lower(): 10, "native": "5"}
     )
     assert settings.tokens == [TOKEN]
     assert settings.min_liquidity == {TOKEN: 10, "native": 5}
-    deployment = tmp_path / "evm.json"
-    deployment.write_text(
-        json.dumps(
-            {
-                "escrow_src": _BASE["escrow_src"],
-                "escrow_dst": _BASE["escrow_dst"],
-                "token": TOKEN,
-                "resolver": {"private_key": "0x" + "33" * 32},
-            }
-        )
-    )
-    assert ChainBaseSettings(deployment_file=deployment, tokens=[TOKEN]).tokens == [TOKEN]
     with pytest.raises(ValidationError, match="neither"):
         ChainBaseSettings(**_BASE, tokens=["tusd"])
     with pytest.raises(ValidationError):
@@ -110,18 +97,8 @@ def test_base_settings_read_the_floors_from_json_in_the_environment(monkeypatch:
     assert ChainBaseSettings(**_BASE).min_liquidity == {TOKEN: 10**12}
 
 
-def test_near_settings_add_the_deployment_token(tmp_path: Path) -> None:
-    deployment = tmp_path / "near.json"
-    deployment.write_text(
-        json.dumps(
-            {
-                "htlc": {"account_id": "htlc.test.near"},
-                "resolver": {"account_id": "resolver.test.near", "private_key": "k"},
-                "token": {"account_id": "token.test.near", "public_key": "p", "private_key": "k"},
-            }
-        )
-    )
-    settings = ChainNearSettings(deployment_file=deployment, min_liquidity={"token.test.near": 10**12})
-    assert settings.tokens == ["token.test.near"]
+def test_near_settings_trim_tokens_and_floors() -> None:
+    settings = ChainNearSettings(**_NEAR, min_liquidity={" token.test.near ": 10**12})
+    assert settings.tokens == []
     assert settings.min_liquidity == {"token.test.near": 10**12}
     assert ChainNearSettings(**_NEAR, tokens=["native", " usdc.near "]).tokens == ["usdc.near"]

@@ -286,6 +286,18 @@ class EvmDeployment:
     def order_domain(self) -> OrderDomain:
         return OrderDomain(chain_id=self.chain_id, escrow_src=self.escrow_src)
 
+    def chain_base_settings(self, rpc_url: str | None = None) -> dict[str, str]:
+        """chain-base's settings for this deployment (its RPC at `rpc_url` when given, e.g. a proxy)."""
+        return {
+            "CHAIN_BASE_RPC_URL": rpc_url or self.rpc_url,
+            "CHAIN_BASE_CHAIN_ID": str(self.chain_id),
+            "CHAIN_BASE_ESCROW_SRC": self.escrow_src,
+            "CHAIN_BASE_ESCROW_DST": self.escrow_dst,
+            "CHAIN_BASE_START_BLOCK": str(self.deploy_block),
+            "CHAIN_BASE_RESOLVER_KEY": self.resolver.private_key,
+            "CHAIN_BASE_TOKENS": json.dumps([self.token]),
+        }
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 

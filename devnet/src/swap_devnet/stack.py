@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -120,8 +121,9 @@ class LocalStack:
         near_file = o.work_dir / "near.json"
         self.near_devnet = self._exit.enter_context(NearDevnetProcess(out=near_file, log_dir=o.work_dir))
         self.near = NearDeployment.read(near_file)
+        base_rpc, near_rpc = self.evm.rpc_url, self.near.rpc_url
         if o.proxy_chains:
-            evm_file, near_file = self._proxied(evm_file, near_file)
+            base_rpc, near_rpc = self._proxy("base", base_rpc), self._proxy("near", near_rpc)
         if o.redis_url:
             self.redis_url = o.redis_url
         elif answers(LOCAL_REDIS_URL):
@@ -134,7 +136,7 @@ class LocalStack:
                 "chain-base",
                 "chain_base.main",
                 {
-                    "CHAIN_BASE_DEPLOYMENT_FILE": str(evm_file),
+                    **self.evm.chain_base_settings(base_rpc),
                     "CHAIN_BASE_CONFIRMATIONS": str(o.base_confirmations),
                     "CHAIN_BASE_POLL_INTERVAL_S": poll,
                     "CHAIN_BASE_MIN_LIQUIDITY": json.dumps({self.evm.token: _DEV_TUSD_FLOOR}),
@@ -147,7 +149,7 @@ class LocalStack:
                 "chain-near",
                 "chain_near.main",
                 {
-                    "CHAIN_NEAR_DEPLOYMENT_FILE": str(near_file),
+                    **self.near.chain_near_settings(near_rpc),
                     "CHAIN_NEAR_POLL_INTERVAL_S": poll,
                     "CHAIN_NEAR_MIN_LIQUIDITY": json.dumps({self.near.token_id: _DEV_TUSD_FLOOR}),
                     "CHAIN_NEAR_REDIS_URL": self.redis_url,
@@ -159,8 +161,8 @@ class LocalStack:
                 "quote",
                 "quote.main",
                 {
-                    "QUOTE_EVM_DEPLOYMENT_FILE": str(evm_file),
-                    "QUOTE_NEAR_DEPLOYMENT_FILE": str(near_file),
+                    "QUOTE_BASE_TOKEN_ADDRESS": self.evm.token,
+                    "QUOTE_NEAR_TOKEN_ACCOUNT": self.near.token_id,
                     "QUOTE_REDIS_URL": self.redis_url,
                     "QUOTE_REDIS_PREFIX": o.key_prefix,
                     **_DEV_PLAN,
@@ -193,10 +195,10 @@ class LocalStack:
         self.chains_file.write_text(json.dumps(self.maker_chains(), indent=2) + "\n")
         self._write_maker_keys()
         if o.edge:
-            self._start_edge(evm_file, near_file)
+            self._start_edge()
         (o.work_dir / "stack.json").write_text(json.dumps(self.describe(), indent=2) + "\n")
 
-    def _start_edge(self, evm_file: Path, near_file: Path) -> None:
+    def _start_edge(self) -> None:
         o = self.options
         env = {
             "GATEWAY_SESSION_ADDR": self.services["session"].address,
@@ -223,19 +225,13 @@ class LocalStack:
         # swapctl's defaults for this stack (swapctl reads .localnet/swapctl.json of the checkout it runs in).
         (o.work_dir / "swapctl.json").write_text(json.dumps(self.swapctl_config(self.envoy.url), indent=2) + "\n")
 
-    def _proxied(self, evm_file: Path, near_file: Path) -> tuple[Path, Path]:
-        """Deployment files whose RPC URLs point at proxies in front of the chains."""
-        written = []
-        for chain, path in (("base", evm_file), ("near", near_file)):
-            data = json.loads(path.read_text())
-            target = int(data["rpc_url"].rsplit(":", 1)[1].split("/")[0])
-            proxy = self._exit.enter_context(TcpProxy(target))
-            self.proxies[chain] = proxy
-            data["rpc_url"] = proxy.url()
-            proxied = path.with_name(f"{path.stem}.proxied.json")
-            proxied.write_text(json.dumps(data, indent=2) + "\n")
-            written.append(proxied)
-        return written[0], written[1]
+    def _proxy(self, chain: str, rpc_url: str) -> str:
+        """The URL of a proxy in front of a chain's RPC (`proxies[chain]`)."""
+        port = urlsplit(rpc_url).port
+        assert port is not None, rpc_url
+        proxy = self._exit.enter_context(TcpProxy(port))
+        self.proxies[chain] = proxy
+        return proxy.url()
 
     def _service(self, name: str, module: str, env: dict[str, str], identity: str | None = None) -> ServiceProcess:
         tls_dir = self.identity_dir(identity or name)

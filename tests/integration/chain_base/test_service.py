@@ -458,10 +458,8 @@ async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
     """The withdrawal waits in the mempool (no block is mined) when chain-base is killed. Asked again, the
     restarted service finds the transaction in its send journal (Redis) and waits for it instead of signing a
     second one: one withdrawal on chain, one nonce used, the receiver paid once."""
-    deployment_file = tmp_path / "evm.json"
-    base_chain.write(deployment_file)
     env = {
-        **chain_base_env(deployment_file),
+        **chain_base_env(base_chain),
         "CHAIN_BASE_REDIS_URL": redis_url,
         "CHAIN_BASE_REDIS_PREFIX": redis_prefix,
     }

@@ -451,7 +451,7 @@ async def test_rpc_outage_is_unavailable(tmp_path: Path) -> None:
     """With the node gone, calls retry and then answer UNAVAILABLE; the service itself stays up."""
     with NearDevnetProcess(out=tmp_path / "near.json", log_dir=tmp_path) as devnet:
         env = {
-            "CHAIN_NEAR_DEPLOYMENT_FILE": str(tmp_path / "near.json"),
+            **devnet.deployment.chain_near_settings(),
             "CHAIN_NEAR_RPC_ATTEMPTS": "2",
             "CHAIN_NEAR_SIGNER_KEYS": "1",
         }
@@ -515,10 +515,8 @@ async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
     service finds the transaction in its send journal (Redis) and waits for it instead of signing a second
     one: one withdrawal on chain, and the lock is withdrawn."""
     devnet = chain_near_devnet
-    deployment_file = tmp_path / "near.json"
-    devnet.deployment.write(deployment_file)
     env = {
-        "CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file),
+        **devnet.deployment.chain_near_settings(),
         "CHAIN_NEAR_POLL_INTERVAL_S": "0.05",
         "CHAIN_NEAR_SIGNER_KEYS": "2",
         "CHAIN_NEAR_REDIS_URL": redis_url,
@@ -554,9 +552,7 @@ async def test_a_withdrawal_in_flight_when_the_service_is_killed_is_sent_once(
 
 def _first_life(devnet: NearDevnetProcess, tmp_path: Path, name: str) -> tuple[ServiceProcess, dict[str, str]]:
     """A chain-near process to restart, and the settings a second life on the same port starts with."""
-    deployment_file = tmp_path / "near.json"
-    devnet.deployment.write(deployment_file)
-    env = {"CHAIN_NEAR_DEPLOYMENT_FILE": str(deployment_file), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
+    env = {**devnet.deployment.chain_near_settings(), "CHAIN_NEAR_POLL_INTERVAL_S": "0.05"}
     first_life = ServiceProcess(name, "chain_near.main", env, tmp_path)
     env["CHAIN_NEAR_PORT"] = str(first_life.port)
     return first_life, env

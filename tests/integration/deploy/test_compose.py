@@ -147,10 +147,9 @@ def test_startup_order(model: dict[str, Any]) -> None:
 def test_services_read_the_deployments_and_each_other(model: dict[str, Any]) -> None:
     services = model["services"]
     env = {name: services[name]["environment"] for name in SERVICES}
-    assert env["chain-base"]["CHAIN_BASE_DEPLOYMENT_FILE"] == "/state/evm.json"
-    assert env["chain-near"]["CHAIN_NEAR_DEPLOYMENT_FILE"] == "/state/near.json"
-    assert env["quote"]["QUOTE_EVM_DEPLOYMENT_FILE"] == "/state/evm.json"
-    assert env["quote"]["QUOTE_NEAR_DEPLOYMENT_FILE"] == "/state/near.json"
+    assert env["chain-base"]["CHAIN_BASE_SETTINGS_FILE"] == "/state/chain-base.env"
+    assert env["chain-near"]["CHAIN_NEAR_SETTINGS_FILE"] == "/state/chain-near.env"
+    assert env["quote"]["QUOTE_SETTINGS_FILE"] == "/state/quote.env"
     for name, port in GRPC_PORTS.items():
         prefix = name.replace("-", "_").upper()
         assert env[name][f"{prefix}_HOST"] == "0.0.0.0"

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chain_base.config import ChainBaseSettings
+from chain_near.config import ChainNearSettings
+from quote.config import QuoteSettings
+from quote.model import Chain
+from swap_devnet.deploy import read_env
 from swap_devnet.evm import Anvil, EvmDeployment
+from swap_devnet.near.bootstrap import NearDeployment
 from swap_devnet.near.process import NearDevnetProcess
 from web3 import Web3
 
@@ -63,7 +69,7 @@ def deployer(chains: Chains) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_deployer_publishes_both_deployments(chains: Chains) -> None:
+def test_deployer_publishes_both_deployments(chains: Chains, monkeypatch: pytest.MonkeyPatch) -> None:
     result = deployer(chains)
     assert result.returncode == 0, result.stderr
     evm = EvmDeployment.read(chains.state / "evm.json")
@@ -76,6 +82,22 @@ def test_deployer_publishes_both_deployments(chains: Chains) -> None:
     assert published.pop("rpc_url") == NEAR_RPC_IN_COMPOSE
     original.pop("rpc_url")
     assert published == original
+    # The services' settings files: the services start from them alone.
+    near = NearDeployment.read(chains.state / "near.json")
+    assert read_env(chains.state / "chain-base.env") == evm.chain_base_settings()
+    assert read_env(chains.state / "chain-near.env") == near.chain_near_settings()
+    assert read_env(chains.state / "quote.env") == {
+        "QUOTE_BASE_TOKEN_ADDRESS": evm.token,
+        "QUOTE_NEAR_TOKEN_ACCOUNT": near.token_id,
+    }
+    for prefix in ("CHAIN_BASE", "CHAIN_NEAR", "QUOTE"):
+        monkeypatch.setenv(f"{prefix}_SETTINGS_FILE", str(chains.state / f"{prefix.lower().replace('_', '-')}.env"))
+    base = ChainBaseSettings()
+    assert (base.rpc_url, base.escrow_src, base.tokens) == (evm.rpc_url, evm.escrow_src, [evm.token])
+    assert base.resolver_private_key() == evm.resolver.private_key
+    near_settings = ChainNearSettings()
+    assert (near_settings.htlc_account, near_settings.resolver_account) == (near.htlc_id, near.resolver.account_id)
+    assert QuoteSettings().registry().find(Chain.NEAR, near.token_id) is not None
 
     # Run again (a second `docker compose up`): the escrows stay where the services know them.
     result = deployer(chains)

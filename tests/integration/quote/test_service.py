@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -273,9 +272,7 @@ async def test_http_price_source(quote_factory: QuoteFactory, price_stub: PriceS
     assert proc.returncode == 0
 
 
-async def test_evm_deployment_file_adds_the_devnet_token(
-    quote_factory: QuoteFactory, evm: EvmDeployment, evm_deployment_file: Path
-) -> None:
+async def test_the_test_token_settings_add_the_devnet_tokens(quote_factory: QuoteFactory, evm: EvmDeployment) -> None:
     token = evm.token
     natives = [
         {"chain": "base", "token": "native", "symbol": "ETH", "decimals": 18},
@@ -283,7 +280,7 @@ async def test_evm_deployment_file_adds_the_devnet_token(
     ]
     env = {
         "QUOTE_TOKENS": json.dumps(natives),
-        "QUOTE_EVM_DEPLOYMENT_FILE": str(evm_deployment_file),
+        "QUOTE_BASE_TOKEN_ADDRESS": token,
         "QUOTE_NEAR_TOKEN_ACCOUNT": "tusd.devnet",
     }
     with quote_factory(env) as proc:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -57,18 +56,9 @@ def test_tokens_and_tables_from_json_env(monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.timelock_plan().src.cancellation_after_s == 400
 
 
-def test_devnet_deployment_files_add_the_test_tokens(tmp_path: Path) -> None:
-    evm = tmp_path / "evm.json"
-    evm.write_text(json.dumps({"rpc_url": "http://127.0.0.1:8545", "token": EVM_TOKEN, "escrow_src": "0x1"}))
-    near = tmp_path / "near.json"
-    near.write_text(json.dumps({"rpc_url": "http://127.0.0.1:3030", "token": "tusd.devnet"}))
-    registry = QuoteSettings(evm_deployment_file=evm, near_deployment_file=near).registry()
+def test_the_test_token_settings_add_the_test_tokens() -> None:
+    registry = QuoteSettings(base_token_address=EVM_TOKEN, near_token_account="tusd.local").registry()
     assert registry.find(Chain.BASE, EVM_TOKEN.lower()) == Token(Chain.BASE, EVM_TOKEN, "TUSD", 6)
-    assert registry.find(Chain.NEAR, "tusd.devnet") == Token(Chain.NEAR, "tusd.devnet", "TUSD", 6)
-
-
-def test_near_token_account_without_a_file() -> None:
-    registry = QuoteSettings(near_token_account="tusd.local").registry()
     assert registry.find(Chain.NEAR, "tusd.local") == Token(Chain.NEAR, "tusd.local", "TUSD", 6)
 
 

@@ -84,6 +84,18 @@ class NearDeployment:
     def htlc_id(self) -> str:
         return self.htlc.account_id
 
+    def chain_near_settings(self, rpc_url: str | None = None) -> dict[str, str]:
+        """chain-near's settings for this deployment (its RPC at `rpc_url` when given, e.g. a proxy)."""
+        return {
+            "CHAIN_NEAR_RPC_URL": rpc_url or self.rpc_url,
+            "CHAIN_NEAR_NETWORK_ID": self.chain_id,
+            "CHAIN_NEAR_HTLC_ACCOUNT": self.htlc.account_id,
+            "CHAIN_NEAR_START_BLOCK": str(self.bootstrap_height),
+            "CHAIN_NEAR_RESOLVER_ACCOUNT": self.resolver.account_id,
+            "CHAIN_NEAR_RESOLVER_KEY": self.resolver.private_key,
+            "CHAIN_NEAR_TOKENS": json.dumps([self.token.account_id]),
+        }
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 

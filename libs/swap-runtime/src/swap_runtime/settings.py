@@ -1,11 +1,17 @@
-"""Settings shared by every service; each service subclasses with its own env prefix."""
+"""Settings shared by every service; each service subclasses with its own env prefix.
+
+A service's settings come from its environment (`<PREFIX>_NAME=value`) and, when `<PREFIX>_SETTINGS_FILE`
+names one, from that dotenv file of the same names (what the contract deploy commands write); the
+environment wins. A name in the file that is not one of the service's settings is refused at start.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource
 
 from swap_runtime.tls import Tls, parse_identities, transport
 
@@ -33,6 +39,23 @@ class ServiceSettings(BaseSettings):
         "certificate the CA signed. Health checks are open to any.",
     )
     plaintext: bool = Field(False, description="Plaintext gRPC without TLS: development only.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        name = f"{settings_cls.model_config.get('env_prefix', '')}SETTINGS_FILE"
+        path = os.environ.get(name, "").strip()
+        if not path:
+            return init_settings, env_settings, file_secret_settings
+        if not Path(path).is_file():
+            raise ValueError(f"{name}={path}: no such file")
+        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=path), file_secret_settings
 
     def transport(self) -> Tls | None:
         """The TLS material (None in plaintext development); raises when neither is configured."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import Field, SecretStr, model_validator
@@ -25,9 +24,6 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     start_block: int = Field(0, ge=0, description="Block the escrows were deployed in (event scans start here).")
     resolver_key: SecretStr | None = Field(None, description="Resolver private key (0x-hex).")
     resolver_key_file: Path | None = Field(None, description="File holding the resolver key, instead of the env.")
-    deployment_file: Path | None = Field(
-        None, description="Devnet deployment JSON (swap_devnet.evm): fills addresses, chain id and key."
-    )
     confirmations: int = Field(2, ge=1, description="Blocks (counting its own) before a lock is final.")
     poll_interval_s: float = Field(1.0, gt=0, description="Seconds between head / receipt polls.")
     reorg_window: int = Field(64, ge=1, description="Blocks behind head checked for replaced hashes.")
@@ -58,7 +54,7 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     tokens: list[str] = Field(
         default_factory=list,
         description="ERC-20 tokens the resolver pays destination locks in (JSON list of addresses): each one's "
-        "balance is exported as swap_resolver_balance, as native always is; a deployment file adds its test token.",
+        "balance is exported as swap_resolver_balance, as native always is.",
     )
     min_liquidity: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict,
@@ -69,18 +65,7 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
     )
 
     @model_validator(mode="after")
-    def _load_deployment(self) -> Self:
-        if self.deployment_file is not None:
-            data: dict[str, Any] = json.loads(self.deployment_file.read_text())
-            self.rpc_url = data.get("rpc_url", self.rpc_url)
-            self.chain_id = int(data.get("chain_id", self.chain_id))
-            self.escrow_src = self.escrow_src or data["escrow_src"]
-            self.escrow_dst = self.escrow_dst or data["escrow_dst"]
-            self.start_block = self.start_block or int(data.get("deploy_block", 0))
-            if self.resolver_key is None and self.resolver_key_file is None:
-                self.resolver_key = SecretStr(data["resolver"]["private_key"])
-            if data.get("token"):
-                self.tokens = [*self.tokens, str(data["token"])]
+    def _check(self) -> Self:
         tokens = (_token(token) for token in self.tokens)
         self.tokens = list(dict.fromkeys(token for token in tokens if token != NATIVE))
         self.min_liquidity = {_token(token): floor for token, floor in self.min_liquidity.items()}
@@ -92,7 +77,7 @@ class ChainBaseSettings(ServiceSettings, env_prefix="CHAIN_BASE_"):
                 f"CHAIN_BASE_TX_RESEND_AFTER_S ({self.tx_resend_after_s})"
             )
         if not self.escrow_src or not self.escrow_dst:
-            raise ValueError("CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST (or a deployment file) are required")
+            raise ValueError("CHAIN_BASE_ESCROW_SRC and CHAIN_BASE_ESCROW_DST are required")
         if self.resolver_key is None and self.resolver_key_file is None:
             raise ValueError("CHAIN_BASE_RESOLVER_KEY or CHAIN_BASE_RESOLVER_KEY_FILE is required")
         return self

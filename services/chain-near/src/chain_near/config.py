@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, model_validator
 from swap_runtime.liquidity import NATIVE
@@ -26,11 +26,6 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
     resolver_key: SecretStr | None = Field(None, description="Resolver full-access key, ed25519:<base58>.")
     resolver_key_file: Path | None = Field(
         None, description="File holding the resolver key (the key alone, or a near-cli JSON key file)."
-    )
-    deployment_file: Path | None = Field(
-        None,
-        description="Devnet deployment JSON (`python -m swap_devnet.near serve --out`): fills the rpc url, "
-        "network id, HTLC and resolver accounts and the resolver key.",
     )
     signer_keys: int = Field(
         8, ge=1, le=64, description="Access keys sending in parallel (derived from the resolver key)."
@@ -68,7 +63,7 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
     tokens: list[str] = Field(
         default_factory=list,
         description="NEP-141 tokens the resolver pays destination locks in (JSON list of account ids): each one's "
-        "balance is exported as swap_resolver_balance, as native always is; a deployment file adds its test token.",
+        "balance is exported as swap_resolver_balance, as native always is.",
     )
     min_liquidity: dict[str, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict,
@@ -79,21 +74,7 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
     )
 
     @model_validator(mode="after")
-    def _load_deployment(self) -> Self:
-        if self.deployment_file is not None:
-            data: dict[str, Any] = json.loads(self.deployment_file.read_text())
-            self.rpc_url = data.get("rpc_url", self.rpc_url)
-            self.network_id = self.network_id or str(data.get("chain_id", ""))
-            self.htlc_account = self.htlc_account or data["htlc"]["account_id"]
-            self.start_block = self.start_block or int(data.get("bootstrap_height", 0))
-            resolver = data["resolver"]
-            self.resolver_account = self.resolver_account or resolver["account_id"]
-            if self.resolver_key is None and self.resolver_key_file is None:
-                self.resolver_key = SecretStr(resolver["private_key"])
-            token = data.get("token")
-            if token:
-                # The devnet writes each role as {"account_id", "public_key", "private_key"}.
-                self.tokens = [*self.tokens, str(token["account_id"] if isinstance(token, dict) else token)]
+    def _check(self) -> Self:
         tokens = (token.strip() for token in self.tokens)
         self.tokens = list(dict.fromkeys(token for token in tokens if token and token != NATIVE))
         self.min_liquidity = {token.strip(): floor for token, floor in self.min_liquidity.items()}
@@ -104,9 +85,7 @@ class ChainNearSettings(ServiceSettings, env_prefix="CHAIN_NEAR_"):
                 f"CHAIN_NEAR_POLL_INTERVAL_S ({self.poll_interval_s})"
             )
         if not self.htlc_account or not self.resolver_account:
-            raise ValueError(
-                "CHAIN_NEAR_HTLC_ACCOUNT and CHAIN_NEAR_RESOLVER_ACCOUNT (or a deployment file) are required"
-            )
+            raise ValueError("CHAIN_NEAR_HTLC_ACCOUNT and CHAIN_NEAR_RESOLVER_ACCOUNT are required")
         if self.resolver_key is None and self.resolver_key_file is None:
             raise ValueError("CHAIN_NEAR_RESOLVER_KEY or CHAIN_NEAR_RESOLVER_KEY_FILE is required")
         return self

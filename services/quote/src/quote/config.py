@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 from swap.common.v1 import common_pb2
@@ -64,13 +62,8 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
         description="Token registry (JSON list of {chain, token, symbol, decimals, source?, destination?}); must "
         "hold both natives. source / destination (default true): the sides of a swap the token can be on.",
     )
-    evm_deployment_file: Path | None = Field(
-        None, description='Devnet EVM deployment JSON (swap_devnet.evm): its "token" is added as the test token.'
-    )
-    near_deployment_file: Path | None = Field(
-        None, description='Devnet NEAR deployment JSON: its "token" account is added as the test token.'
-    )
-    near_token_account: str = Field("", description="NEP-141 account of the NEAR test token, without a file.")
+    base_token_address: str = Field("", description="ERC-20 address of the BASE test token, added to the tokens.")
+    near_token_account: str = Field("", description="NEP-141 account of the NEAR test token, added to the tokens.")
     test_token_symbol: str = Field("TUSD", description="Symbol of the devnet test tokens on both chains.")
     test_token_decimals: int = Field(6, ge=0, le=77, description="Decimals of the devnet test tokens.")
 
@@ -137,16 +130,10 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
         return self
 
     def _add_devnet_tokens(self) -> None:
-        if self.evm_deployment_file is not None:
-            data: dict[str, Any] = json.loads(self.evm_deployment_file.read_text())
-            self._add_test_token(Chain.BASE, str(data["token"]))
-        account = self.near_token_account
-        if self.near_deployment_file is not None and not account:
-            token = json.loads(self.near_deployment_file.read_text())["token"]
-            # The NEAR devnet writes each role as {"account_id", "public_key", "private_key"}.
-            account = str(token["account_id"] if isinstance(token, dict) else token)
-        if account:
-            self._add_test_token(Chain.NEAR, account)
+        if self.base_token_address:
+            self._add_test_token(Chain.BASE, self.base_token_address)
+        if self.near_token_account:
+            self._add_test_token(Chain.NEAR, self.near_token_account)
 
     def _add_test_token(self, chain: Chain, token: str) -> None:
         entry = TokenSetting(chain=chain, token=token, symbol=self.test_token_symbol, decimals=self.test_token_decimals)
