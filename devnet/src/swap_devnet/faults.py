@@ -27,6 +27,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"tcp-proxy-{self.port}", daemon=True)
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._frozen: set[asyncio.StreamWriter] = set()  # their bytes are read and dropped
         self._down = False
         self.delay_s = 0.0  # added before each chunk is passed on, both ways
 
@@ -53,6 +54,7 @@ class TcpProxy:
         self._open.update((client_w, target_w))
         await asyncio.gather(self._pipe(client_r, target_w), self._pipe(target_r, client_w))
         self._open.difference_update((client_w, target_w))
+        self._frozen.difference_update((client_w, target_w))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
@@ -61,6 +63,8 @@ class TcpProxy:
                     await asyncio.sleep(self.delay_s)
                 if self._down:
                     break
+                if writer in self._frozen:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -85,6 +89,16 @@ class TcpProxy:
 
         self._loop.call_soon_threadsafe(close_all)
         log.warning("proxy %s dropped its connections", self.port)
+
+    def freeze(self) -> None:
+        """The open connections go silent, both ways, without closing (a peer or middlebox gone without a
+        word); new connections go through."""
+
+        def freeze_all() -> None:
+            self._frozen.update(self._open)
+
+        self._loop.call_soon_threadsafe(freeze_all)
+        log.warning("proxy %s froze its connections", self.port)
 
     def delay(self, seconds: float) -> None:
         """From now on every chunk waits `seconds` before it is passed on (0: no delay)."""

@@ -21,7 +21,7 @@ from swap_runtime import context
 from swap_runtime.errors import DomainError
 from swap_runtime.logs import redact
 from swap_runtime.metrics import RPC_LATENCY, serve_metrics
-from swap_runtime.tls import Tls, check_caller
+from swap_runtime.tls import SERVER_OPTIONS, Tls, check_caller
 from swap_runtime.tracing import server_interceptors
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,9 @@ class GrpcService:
     async def start(self) -> int:
         """Binds (port 0 = a free port), starts, reports SERVING; returns the bound port."""
         allowed = self.allowed_callers if self.tls is not None else frozenset()
-        self.server = grpc.aio.server(interceptors=[*server_interceptors(), ContextInterceptor(self.name, allowed)])
+        self.server = grpc.aio.server(
+            interceptors=[*server_interceptors(), ContextInterceptor(self.name, allowed)], options=SERVER_OPTIONS
+        )
         self.register(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
