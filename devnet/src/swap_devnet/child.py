@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -66,6 +67,16 @@ class Child:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stops answering while the kernel keeps its sockets open (a hung process)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause()."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:

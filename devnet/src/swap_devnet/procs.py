@@ -142,6 +142,12 @@ class ServiceProcess:
     def kill(self) -> None:
         self.child.kill()
 
+    def pause(self) -> None:
+        self.child.pause()
+
+    def resume(self) -> None:
+        self.child.resume()
+
     @property
     def returncode(self) -> int | None:
         return self.child.returncode

@@ -11,6 +11,10 @@ one may start while others last. `heal()` ends them all and brings every process
 | `reorg` | the last 1-5 BASE blocks are replaced (anvil_reorg) |
 | `near_stall` | the NEAR devnet produces no block for 1-6 s, within the NEAR inclusion bound (below) |
 | `skew` | a chain's clock jumps 1-2 s ahead (within the session service's SESSION_CLOCK_SKEW_S bound) |
+| `pause` | SIGSTOP of a service or replica for 1-20 s, then SIGCONT: it hangs with its connections open, silent |
+
+Pauses come from a timeline of their own (`pause_rng`, about one for every four other faults), so adding
+them left the other faults of every seed where they were.
 
 A NEAR stall lasts less than the inclusion bound chain-near states (CHAIN_NEAR_INCLUSION_BOUND_S, 8 s in the
 local stack): the session's safety rules take that bound as given, as they take a reorg no deeper than the
@@ -97,6 +101,7 @@ class Nemesis:
         mean_gap_s: float,
         skew_bound_s: int,
         miner: Miner,
+        pause_rng: random.Random | None = None,
     ) -> None:
         assert stack.evm is not None and stack.near_devnet is not None
         self.stack = stack
@@ -107,6 +112,7 @@ class Nemesis:
         self.faults: list[Fault] = []
         self.w3 = Web3(Web3.HTTPProvider(stack.evm.rpc_url))
         self.miner = miner
+        self.pause_rng = pause_rng
         self._started = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -115,6 +121,29 @@ class Nemesis:
 
     async def run(self) -> None:
         self._started = time.monotonic()
+        pauses = asyncio.create_task(self._pauses()) if self.pause_rng is not None else None
+        try:
+            await self._faults()
+        finally:
+            if pauses is not None:
+                await pauses
+
+    async def _pauses(self) -> None:
+        rng = self.pause_rng
+        assert rng is not None
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), rng.expovariate(1 / (4 * self.mean_gap_s)))
+                return
+            except TimeoutError:
+                pass
+            target = rng.choice([name for name in KILLABLE if name in self._processes()])
+            length = round(rng.uniform(1.0, 20.0), 1)
+            if target in self._busy:
+                continue
+            self._start(Fault("pause", target, round(time.monotonic() - self._started, 2), length))
+
+    async def _faults(self) -> None:
         while not self._stopping.is_set():
             gap = self.rng.expovariate(1 / self.mean_gap_s)
             try:
@@ -125,10 +154,13 @@ class Nemesis:
             fault = self._draw()
             if fault is None:
                 continue
-            self.faults.append(fault)
-            task = asyncio.create_task(self._inject(fault))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(fault)
+
+    def _start(self, fault: Fault) -> None:
+        self.faults.append(fault)
+        task = asyncio.create_task(self._inject(fault))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _draw(self) -> Fault | None:
         rng = self.rng
@@ -181,6 +213,13 @@ class Nemesis:
             proc.kill()
             await self._sleep(fault.length_s)
             await asyncio.to_thread(proc.start)
+        elif fault.kind == "pause":
+            proc = self._processes()[fault.target]
+            proc.pause()
+            try:
+                await self._sleep(fault.length_s)
+            finally:
+                proc.resume()
         elif fault.kind == "redis":
             self.redis.kill()
             await self._sleep(fault.length_s)

@@ -118,7 +118,9 @@ async def _run_load(
 
     workload = Workload(stack, parties, rng, o.in_flight)
     nemesis_rng = random.Random(rng.random())  # noqa: S311
-    nemesis = Nemesis(stack, redis, nemesis_rng, o.mean_fault_gap_s, SKEW_BOUND_S, miner)
+    # Pauses draw from a timeline of their own: the other faults of a seed stay where they were before pauses.
+    pause_rng = random.Random(f"pause-{o.seed}")  # noqa: S311
+    nemesis = Nemesis(stack, redis, nemesis_rng, o.mean_fault_gap_s, SKEW_BOUND_S, miner, pause_rng)
     log.info("chaos: seed %d, %g min, %d in flight", o.seed, o.minutes, o.in_flight)
     load = asyncio.create_task(workload.run())
     faults = asyncio.create_task(nemesis.run())
