@@ -169,7 +169,7 @@ class LockRequest:
 
 @dataclass(frozen=True)
 class HtlcEvent:
-    """One NEP-297 event the HTLC recorded, as its get_events view returns it."""
+    """One NEP-297 event the HTLC logged, as the feed reads it from the receipts that changed its state."""
 
     index: int
     name: str
