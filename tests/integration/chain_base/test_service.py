@@ -145,24 +145,6 @@ async def test_lock_watch_withdraw(
     assert (await next_event(resumed)).cursor == withdrawn.cursor
 
 
-async def test_cancel_after_timeout_refunds(
-    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
-) -> None:
-    resolver_before = tusd(w3, base_chain, base_chain.resolver.address)
-    created = await chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32))))
-    lock_id = created.lock.lock_id
-    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before - AMOUNT
-
-    with pytest.raises(grpc.aio.AioRpcError) as early:
-        await chain_base.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
-    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-
-    increase_time(w3, 100)
-    cancelled = await chain_base.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
-    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED
-    assert tusd(w3, base_chain, base_chain.resolver.address) == resolver_before
-
-
 async def test_native_lock_and_source_order(
     chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
 ) -> None:
@@ -273,25 +255,6 @@ async def test_bad_input_names_the_field_and_sends_nothing(
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert field_violation(err.value).endswith(field.split(".")[-1]), (field, err.value.details())
     assert w3.eth.get_transaction_count(base_chain.resolver.address) == nonce
-
-
-async def test_fifty_concurrent_locks_all_land(
-    chain_base: chain_pb2_grpc.ChainServiceStub, base_chain: EvmDeployment, w3: Web3
-) -> None:
-    resolver = base_chain.resolver.address
-    nonce_before = w3.eth.get_transaction_count(resolver)
-    balance_before = tusd(w3, base_chain, resolver)
-    replies = await asyncio.gather(
-        *(
-            chain_base.CreateLock(dst_request(base_chain, sha256_hashlock(os.urandom(32)), amount=1_000))
-            for _ in range(50)
-        )
-    )
-    assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
-    assert len({r.lock.lock_id for r in replies}) == 50
-    assert w3.eth.get_transaction_count(resolver) == nonce_before + 50
-    assert w3.eth.get_transaction_count(resolver, "pending") == nonce_before + 50
-    assert tusd(w3, base_chain, resolver) == balance_before - 50 * 1_000
 
 
 async def test_dropped_transaction_is_sent_again(

@@ -429,24 +429,6 @@ async def test_bad_input_names_the_field_and_sends_nothing(
     assert await htlc_storage(devnet) == stored
 
 
-async def test_fifty_concurrent_locks_all_land(chain_near: Stub, chain_near_devnet: NearDevnetProcess) -> None:
-    devnet = chain_near_devnet
-    resolver = devnet.resolver.account_id
-    amount = NEAR // 1000
-    balance_before = await devnet.abalance(resolver)
-    replies = await asyncio.gather(
-        *(chain_near.CreateLock(lock_request(devnet, sha256(os.urandom(32)), amount=amount)) for _ in range(50))
-    )
-    assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
-    assert len({r.lock.lock_id for r in replies}) == 50
-    assert len({r.lock.created.tx_hash for r in replies}) == 50
-    for reply in replies:
-        on_chain = await devnet.aview(devnet.htlc.account_id, "get_lock", {"lock_id": reply.lock.lock_id})
-        assert (on_chain["state"], on_chain["amount"]) == ("active", str(amount))
-    spent = balance_before - await devnet.abalance(resolver)
-    assert 50 * (amount + DEPOSIT + STORAGE_FEE) <= spent < 50 * (amount + DEPOSIT + STORAGE_FEE + GAS_BOUND)
-
-
 async def test_rpc_outage_is_unavailable(tmp_path: Path) -> None:
     """With the node gone, calls retry and then answer UNAVAILABLE; the service itself stays up."""
     with NearDevnetProcess(out=tmp_path / "near.json", log_dir=tmp_path) as devnet:

@@ -5,6 +5,7 @@ EIP-712 maker order, a maker's own NEAR lock, reorgs, the NEAR node's finality) 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import os
@@ -21,7 +22,7 @@ from swap_devnet.evm import EvmDeployment, increase_time, mine
 from swap_devnet.near import NEAR, NearDevnetProcess
 from web3 import Web3
 
-from tests.integration.chain_near.helpers import htlc_storage
+from tests.integration.chain_near.helpers import STORAGE_FEE, htlc_storage
 from tests.integration.chain_streams import EventStream, next_event, next_item
 from tests.integration.rich_status import error_reason, field_violation
 
@@ -55,6 +56,9 @@ class ChainUnderTest:
     effects: Callable[[], Awaitable[tuple[Any, ...]]]
     receiver_balance: Callable[[], Awaitable[int]]
     unknown_lock_id: str  # well formed, no lock there
+    # The resolver's balance of the lock token, and what `n` locks may take from it: (least, less than).
+    resolver_balance: Callable[[], Awaitable[int]]
+    lock_cost: Callable[[int], tuple[int, int]]
 
     def lock_request(self, hashlock: bytes | None = None) -> chain_pb2.CreateLockRequest:
         return chain_pb2.CreateLockRequest(
@@ -97,6 +101,9 @@ def _base(stub: Stub, chain: EvmDeployment) -> ChainUnderTest:
     async def receiver_balance() -> int:
         return int(token.functions.balanceOf(receiver).call())
 
+    async def resolver_balance() -> int:
+        return int(token.functions.balanceOf(resolver).call())
+
     return ChainUnderTest(
         "base",
         stub,
@@ -109,6 +116,9 @@ def _base(stub: Stub, chain: EvmDeployment) -> ChainUnderTest:
         effects,
         receiver_balance,
         "0x" + "ab" * 32,
+        resolver_balance,
+        # ERC-20 locks take exactly their amount (the safety deposit and the gas are ETH).
+        lambda n: (n * 1_000_000, n * 1_000_000 + 1),
     )
 
 
@@ -131,18 +141,30 @@ def _near(stub: Stub, devnet: NearDevnetProcess) -> ChainUnderTest:
     async def receiver_balance() -> int:
         return await devnet.abalance(receiver)
 
+    async def resolver_balance() -> int:
+        return await devnet.abalance(devnet.resolver.account_id)
+
+    amount, deposit = NEAR // 1000, NEAR // 100
+
+    def lock_cost(n: int) -> tuple[int, int]:
+        # A native lock takes its amount, the safety deposit and the HTLC's storage fee, plus gas.
+        least = n * (amount + deposit + STORAGE_FEE)
+        return least, least + n * NEAR // 100
+
     return ChainUnderTest(
         "near",
         stub,
         "native",
-        NEAR // 1000,
-        NEAR // 100,
+        amount,
+        deposit,
         receiver,
         advance,
         blocks,
         effects,
         receiver_balance,
         "ab" * 32,
+        resolver_balance,
+        lock_cost,
     )
 
 
@@ -235,6 +257,80 @@ async def test_malformed_fence_names_the_entry(chain: ChainUnderTest) -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
         assert field_violation(err.value) == field, metadata
     assert await chain.effects() == before
+
+
+# -- locks, withdrawals, refunds ---------------------------------------------------------------------------
+
+
+async def test_a_lock_pays_its_receiver_once_with_the_secret_in_its_window(chain: ChainUnderTest) -> None:
+    secret = os.urandom(32)
+    receiver_before = await chain.receiver_balance()
+    created = await chain.stub.CreateLock(chain.lock_request(sha256(secret)))
+    assert created.sent and created.lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert created.lock.withdrawal_at == created.lock.locked_at + 10
+    lock_id = created.lock.lock_id
+
+    before = await chain.effects()
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=os.urandom(32)))
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field_violation(wrong.value) == "secret"
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(early.value) == "WINDOW_NOT_OPEN"
+    for err in (wrong.value, early.value):
+        assert secret.hex() not in (err.details() or "")
+    assert await chain.effects() == before, "refused before anything was sent"
+
+    await chain.advance(10)
+    done = await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret))
+    assert done.sent and done.lock.state == chain_pb2.LOCK_STATE_WITHDRAWN and done.lock.secret == secret
+    assert await chain.receiver_balance() == receiver_before + chain.amount
+    again = await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=secret))
+    assert not again.sent and again.tx.tx_hash == done.tx.tx_hash
+    assert await chain.receiver_balance() == receiver_before + chain.amount
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_lock_goes_back_once_after_its_cancellation_time(chain: ChainUnderTest) -> None:
+    before_lock = await chain.resolver_balance()
+    receiver_before = await chain.receiver_balance()
+    created = await chain.stub.CreateLock(chain.lock_request())
+    lock_id = created.lock.lock_id
+    before = await chain.effects()
+    with pytest.raises(grpc.aio.AioRpcError) as early:
+        await chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(early.value) == "WINDOW_NOT_OPEN"
+    assert await chain.effects() == before, "refused before anything was sent"
+
+    await chain.advance(100)
+    cancelled = await chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert cancelled.sent and cancelled.lock.state == chain_pb2.LOCK_STATE_CANCELLED and cancelled.tx.tx_hash
+    # The resolver has its lock back (less the gas and the storage a lock costs on its chain).
+    least, below = chain.lock_cost(1)
+    assert 0 <= before_lock - await chain.resolver_balance() < below - least + chain.deposit
+    again = await chain.stub.Cancel(chain_pb2.CancelRequest(lock_id=lock_id))
+    assert not again.sent and again.tx.tx_hash == cancelled.tx.tx_hash
+    with pytest.raises(grpc.aio.AioRpcError) as closed:
+        await chain.stub.Withdraw(chain_pb2.WithdrawRequest(lock_id=lock_id, secret=os.urandom(32)))
+    assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await chain.receiver_balance() == receiver_before
+
+
+async def test_fifty_concurrent_locks_all_land(chain: ChainUnderTest) -> None:
+    before = await chain.resolver_balance()
+    replies = await asyncio.gather(*(chain.stub.CreateLock(chain.lock_request()) for _ in range(50)))
+    assert all(r.sent and r.lock.state == chain_pb2.LOCK_STATE_ACTIVE for r in replies)
+    assert len({r.lock.lock_id for r in replies}) == 50
+    assert len({r.lock.created.tx_hash for r in replies}) == 50
+    for reply in replies:
+        read = await chain.stub.GetLock(chain_pb2.GetLockRequest(lock_id=reply.lock.lock_id))
+        assert (read.lock.state, read.lock.terms.amount) == (chain_pb2.LOCK_STATE_ACTIVE, str(chain.amount))
+    least, below = chain.lock_cost(50)
+    assert least <= before - await chain.resolver_balance() < below
 
 
 # -- refusals ----------------------------------------------------------------------------------------------
