@@ -63,3 +63,9 @@ def test_a_seeded_run_loses_nothing(tmp_path: Path, run: dict[str, Any]) -> None
     # Swaps ran and ended; the nemesis injected faults of several kinds.
     assert "completed" in swaps["by_end_state"]
     assert len(result["faults"]["by_kind"]) >= 4, result["faults"]
+    # A Prometheus scraped the stack and evaluated the deployed alert rules; what fired is listed, and a halt
+    # the replicas logged is a fired SwapSagaHalted too.
+    alerts = result["alerts"]
+    assert isinstance(alerts["fired"], list), alerts
+    if alerts["halts"]:
+        assert "SwapSagaHalted" in {a.get("alertname") for a in alerts["fired"]}, alerts

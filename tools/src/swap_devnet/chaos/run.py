@@ -4,6 +4,7 @@ and the checker; the report as one JSON document and a short table."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swap_devnet import prometheus
 from swap_devnet.chaos import checker
 from swap_devnet.chaos.nemesis import MAX_REORG_DEPTH, Miner, Nemesis
 from swap_devnet.chaos.workload import Workload, make_parties
 from swap_devnet.evm import mine
+from swap_devnet.prometheus import Prometheus
 from swap_devnet.redis_server import PersistentRedis
 from swap_devnet.stack import LocalStack, StackOptions
 
@@ -93,15 +96,35 @@ async def run(o: Options) -> dict[str, Any]:
         log.info("chaos: stack up in %.0f s; making accounts", time.monotonic() - started)
         miner = Miner(stack.evm.web3(), BLOCK_TIME_S)
         mining = asyncio.create_task(miner.run())
-        try:
-            return await _run_load(o, rng, started, redis, stack, miner)
-        finally:
-            mining.cancel()
-            await asyncio.gather(mining, return_exceptions=True)
+        with contextlib.ExitStack() as extras:
+            prom = (
+                extras.enter_context(Prometheus(o.work_dir, _scrape_targets(stack))) if prometheus.available() else None
+            )
+            if prom is None:
+                log.warning("chaos: no prometheus binary: the alert rules are not evaluated, halts come from the logs")
+            try:
+                return await _run_load(o, rng, started, redis, stack, miner, prom)
+            finally:
+                mining.cancel()
+                await asyncio.gather(mining, return_exceptions=True)
+
+
+def _scrape_targets(stack: LocalStack) -> dict[str, str]:
+    """Every /metrics endpoint of the stack: each service and replica, and the gateway's own port."""
+    targets = {name: f"127.0.0.1:{port}" for name, port in stack.metrics_ports.items()}
+    if stack.gateway is not None:
+        targets["gateway"] = f"127.0.0.1:{stack.gateway.port}"
+    return targets
 
 
 async def _run_load(
-    o: Options, rng: random.Random, started: float, redis: PersistentRedis, stack: LocalStack, miner: Miner
+    o: Options,
+    rng: random.Random,
+    started: float,
+    redis: PersistentRedis,
+    stack: LocalStack,
+    miner: Miner,
+    prom: Prometheus | None,
 ) -> dict[str, Any]:
     assert stack.evm is not None and stack.near is not None
     parties = await make_parties(stack, rng, o.makers, o.receivers)
@@ -146,7 +169,8 @@ async def _run_load(
         missing = chains.missing_blocks
         detail = f"{len(missing)} BASE blocks of the run not served by the node (first {missing[0]})"
         violations.append(checker.Violation("unchecked_blocks", detail))
-    return report(o, time.monotonic() - started, workload, nemesis, sessions, violations, stack)
+    fired = await asyncio.to_thread(prom.fired) if prom is not None else None
+    return report(o, time.monotonic() - started, workload, nemesis, sessions, violations, stack, fired)
 
 
 def _lock_states(chains: checker.Chains, sessions: list[Any]) -> dict[str, dict[str, str]]:
@@ -174,6 +198,7 @@ def report(
     sessions: list[Any],
     violations: list[checker.Violation],
     stack: LocalStack,
+    fired: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     by_state: dict[str, int] = {}
     for s in sessions:
@@ -199,7 +224,9 @@ def report(
         },
         "faults": {"by_kind": nemesis.summary(), "injected": [f.to_json() for f in nemesis.faults]},
         "violations": [v.to_json() for v in violations],
-        "alerts": halts(stack),
+        # Every alert of deploy/prometheus/alerts.yml that fired during the run, as a Prometheus scraping the
+        # stack evaluated them (None: no prometheus binary), and the halts the replicas logged.
+        "alerts": {"fired": fired, "halts": halts(stack)},
         "replay": f"make chaos SEED={o.seed} MINUTES={o.minutes:g} IN_FLIGHT={o.in_flight}",
         "logs": str(o.work_dir),
     }
@@ -233,6 +260,18 @@ def halts(stack: LocalStack) -> list[dict[str, Any]]:
     return found
 
 
+def _alerts_line(alerts: dict[str, Any]) -> str:
+    fired = alerts["fired"]
+    if fired is None:
+        names = "rules not evaluated (no prometheus)"
+    else:
+        counts: dict[str, int] = {}
+        for labels in fired:
+            counts[labels.get("alertname", "?")] = counts.get(labels.get("alertname", "?"), 0) + 1
+        names = ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none fired"
+    return f"{names}; {len(alerts['halts'])} saga halts logged"
+
+
 def table(result: dict[str, Any]) -> str:
     lines = [
         f"chaos seed {result['seed']}: {result['minutes']:g} min, {result['in_flight']} in flight, "
@@ -240,7 +279,7 @@ def table(result: dict[str, Any]) -> str:
         f"{'PASSED' if result['passed'] else 'FAILED'} ({result['elapsed_s']:.0f} s)",
         "  ended:  " + ", ".join(f"{k} {v}" for k, v in sorted(result["swaps"]["by_end_state"].items())),
         "  faults: " + ", ".join(f"{k} {v}" for k, v in result["faults"]["by_kind"].items()),
-        f"  alerts: {len(result['alerts'])}",
+        "  alerts: " + _alerts_line(result["alerts"]),
     ]
     for v in result["violations"]:
         lines.append(f"  VIOLATION {v['kind']}: {v['detail']}" + (f" {v['sessions'][:5]}" if v.get("sessions") else ""))
