@@ -30,11 +30,10 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from string import Template
-from types import TracebackType
 from typing import Self
 
 from swap_devnet.artifacts import repo_root
-from swap_devnet.child import Child
+from swap_devnet.child import Child, StartStop
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class Envoy:
+class Envoy(StartStop):
     def __init__(
         self,
         work_dir: Path,
@@ -232,14 +231,6 @@ class Envoy:
         if child is not None:
             child.stop(timeout)
         self._port = self._admin_port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # Readiness ------------------------------------------------------------------------------------------------
 

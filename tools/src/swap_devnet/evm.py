@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self, TypedDict, cast
 
 from chain_base.orders import (
@@ -43,7 +43,7 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from swap_devnet.artifacts import anvil_binary, load_artifact
-from swap_devnet.child import Child
+from swap_devnet.child import Child, StartStop
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class AnvilError(RuntimeError):
 # --------------------------------------------------------------------------------------------------------------
 
 
-class Anvil:
+class Anvil(StartStop):
     """An anvil process on 127.0.0.1 and a port the OS picks; use as a context manager or call start()/stop().
 
     Output goes to `anvil.log` in `log_dir` (a temporary folder, deleted on stop, when not given).
@@ -174,14 +174,6 @@ class Anvil:
         if self._owns_log_dir and self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _await_listening(self, log_path: Path) -> int:
         deadline = time.monotonic() + self.startup_timeout

@@ -8,16 +8,16 @@ import asyncio
 import contextlib
 import logging
 import threading
-from types import TracebackType
 from typing import Self
 
+from swap_devnet.child import StartStop
 from swap_devnet.procs import free_port
 
 log = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
 
 
-class TcpProxy:
+class TcpProxy(StartStop):
     """127.0.0.1:<port> -> 127.0.0.1:<target_port>, on an event loop of its own in a daemon thread."""
 
     def __init__(self, target_port: int, port: int = 0) -> None:
@@ -120,11 +120,3 @@ class TcpProxy:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -15,14 +15,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from swap_runtime.tls import Tls, channel
 
-from swap_devnet.child import Child
+from swap_devnet.child import Child, StartStop
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port below the ephemeral range")
 
 
-class ServiceProcess:
+class ServiceProcess(StartStop):
     """`python -m <module>` with `env` on top of ours, its output in `<log_dir>/<name>.log`.
 
     `tls_dir` sets the service's <PREFIX>_TLS_DIR; without it (and without one already in `env`) the service
@@ -155,14 +154,6 @@ class ServiceProcess:
     @property
     def pid(self) -> int | None:
         return self.child.pid
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 class GatewayProcess(ServiceProcess):

@@ -14,11 +14,10 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from swap_devnet.artifacts import repo_root
-from swap_devnet.child import Child
+from swap_devnet.child import Child, StartStop
 from swap_devnet.procs import free_port
 
 ALERT_RULES = Path("deploy") / "prometheus" / "alerts.yml"
@@ -28,7 +27,7 @@ def available() -> bool:
     return shutil.which("prometheus") is not None
 
 
-class Prometheus:
+class Prometheus(StartStop):
     def __init__(self, work_dir: Path, targets: dict[str, str], interval_s: float = 2.0) -> None:
         """`targets`: job name -> host:port of a /metrics endpoint."""
         self.dir = work_dir / "prometheus"
@@ -105,11 +104,3 @@ class Prometheus:
 
     def stop(self) -> None:
         self.child.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

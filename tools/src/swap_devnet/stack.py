@@ -11,12 +11,12 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
 import grpc
 
+from swap_devnet.child import StartStop
 from swap_devnet.envoy import Envoy
 from swap_devnet.evm import TOKEN_DECIMALS, Anvil, EvmDeployment, deploy
 from swap_devnet.faults import TcpProxy
@@ -77,7 +77,7 @@ class StackOptions:
     proxy_services: bool = False
 
 
-class LocalStack:
+class LocalStack(StartStop):
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self._exit = contextlib.ExitStack()
@@ -325,11 +325,3 @@ class LocalStack:
 
     def stop(self) -> None:
         self._exit.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -20,12 +20,11 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 
-from swap_devnet.child import Child
+from swap_devnet.child import Child, StartStop
 from swap_devnet.near.bootstrap import DEFAULT_FUNDING, DEFAULT_SEED, NearAccount, NearDeployment, bootstrap, role_key
 from swap_devnet.near.chain import Chain, ChainConfig
 from swap_devnet.near.keys import KeyPair
@@ -236,7 +235,7 @@ class DevnetControls:
         return block
 
 
-class NearDevnetProcess(DevnetControls):
+class NearDevnetProcess(DevnetControls, StartStop):
     """`python -m swap_devnet.near serve` as a child process; use as a context manager or start()/stop().
 
     The child exits with us even if we are killed (it watches its parent), and stop() is registered at
@@ -359,16 +358,8 @@ class NearDevnetProcess(DevnetControls):
     def tail(self, lines: int = 30) -> str:
         return "" if self.log_path is None else _tail(self.log_path, lines)
 
-    def __enter__(self) -> Self:
-        return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-
-class ThreadedDevnet(DevnetControls):
+class ThreadedDevnet(DevnetControls, StartStop):
     """The devnet on a background thread of this process, with its own event loop."""
 
     def __init__(
@@ -425,14 +416,6 @@ class ThreadedDevnet(DevnetControls):
             self._thread.join(timeout)
             self._thread = None
         self._deployment = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _tail(path: Path, lines: int = 30) -> str:
