@@ -12,16 +12,21 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
 from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap.common.v1 import common_pb2
 from swap_devnet.evm import EvmDeployment, increase_time, mine
+from swap_devnet.faults import TcpProxy
 from swap_devnet.near import NEAR, NearDevnetProcess
+from swap_devnet.procs import ServiceProcess
 from web3 import Web3
 
+from tests.fixtures.services import chain_base_env
 from tests.integration.chain_near.helpers import STORAGE_FEE, htlc_storage
 from tests.integration.chain_streams import EventStream, next_event, next_item
 from tests.integration.rich_status import error_reason, field_violation
@@ -59,6 +64,11 @@ class ChainUnderTest:
     # The resolver's balance of the lock token, and what `n` locks may take from it: (least, less than).
     resolver_balance: Callable[[], Awaitable[int]]
     lock_cost: Callable[[int], tuple[int, int]]
+    # A new process of the service with its chain's RPC at another URL (logs in a folder), and what its
+    # GetChainInfo names as the escrow of destination locks.
+    rpc_url: str
+    another: Callable[[str, Path], ServiceProcess]
+    contract: str
 
     def lock_request(self, hashlock: bytes | None = None) -> chain_pb2.CreateLockRequest:
         return chain_pb2.CreateLockRequest(
@@ -119,6 +129,11 @@ def _base(stub: Stub, chain: EvmDeployment) -> ChainUnderTest:
         resolver_balance,
         # ERC-20 locks take exactly their amount (the safety deposit and the gas are ETH).
         lambda n: (n * 1_000_000, n * 1_000_000 + 1),
+        chain.rpc_url,
+        lambda rpc_url, logs: _process(
+            "chain-base-late", "chain_base.main", {**chain_base_env(chain), "CHAIN_BASE_RPC_URL": rpc_url}, logs
+        ),
+        chain.escrow_dst,
     )
 
 
@@ -165,7 +180,18 @@ def _near(stub: Stub, devnet: NearDevnetProcess) -> ChainUnderTest:
         "ab" * 32,
         resolver_balance,
         lock_cost,
+        devnet.rpc_url,
+        lambda rpc_url, logs: _process(
+            "chain-near-late", "chain_near.main", devnet.deployment.chain_near_settings(rpc_url), logs
+        ),
+        devnet.htlc.account_id,
     )
+
+
+def _process(name: str, module: str, env: dict[str, str], logs: Path) -> ServiceProcess:
+    proc = ServiceProcess(name, module, env, logs, startup_timeout=60)
+    env[f"{proc.prefix}PORT"] = str(proc.port)
+    return proc
 
 
 @pytest.fixture(params=["base", "near"])
@@ -331,6 +357,38 @@ async def test_fifty_concurrent_locks_all_land(chain: ChainUnderTest) -> None:
         assert (read.lock.state, read.lock.terms.amount) == (chain_pb2.LOCK_STATE_ACTIVE, str(chain.amount))
     least, below = chain.lock_cost(50)
     assert least <= before - await chain.resolver_balance() < below
+
+
+# -- start -------------------------------------------------------------------------------------------------
+
+
+async def test_started_while_its_chain_is_cut_off_it_waits_and_serves_once_the_chain_answers(
+    chain: ChainUnderTest, tmp_path: Path
+) -> None:
+    """A chain service started while its RPC refuses every connection stays up, says what it waits for, and
+    serves as soon as the chain answers again (a supervisor need not restart it)."""
+    port = urlsplit(chain.rpc_url).port
+    assert port is not None
+    with TcpProxy(port) as proxy:
+        proxy.cut()
+        proc = chain.another(proxy.url(), tmp_path)
+        starting = asyncio.ensure_future(asyncio.to_thread(proc.start))
+        try:
+            for _ in range(300):  # the RPC client's own retries come first
+                if "waiting for a dependency before starting" in proc.tail():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2)  # and a wait or two more
+            assert not starting.done() and proc.child.running, proc.tail()
+            assert "waiting for a dependency before starting" in proc.tail(), proc.tail()
+            proxy.restore()
+            await asyncio.wait_for(starting, 30)
+            async with proc.channel() as channel:
+                info = await Stub(channel).GetChainInfo(chain_pb2.GetChainInfoRequest())
+            assert info.escrow_dst == chain.contract
+        finally:
+            proc.stop()
+            await asyncio.gather(starting, return_exceptions=True)
 
 
 # -- refusals ----------------------------------------------------------------------------------------------

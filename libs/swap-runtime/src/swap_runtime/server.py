@@ -10,21 +10,23 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from swap_runtime import context
-from swap_runtime.errors import DomainError
+from swap_runtime.errors import DomainError, Unavailable
 from swap_runtime.logs import redact
 from swap_runtime.metrics import RPC_LATENCY, serve_metrics
 from swap_runtime.tls import SERVER_OPTIONS, Tls, check_caller
 from swap_runtime.tracing import server_interceptors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Register = Callable[[grpc.aio.Server], None]
 Closer = Callable[[], Awaitable[None]]
@@ -115,6 +117,26 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 stream, handler.request_deserializer, handler.response_serializer
             )
         return handler
+
+
+async def build_when_available(name: str, build: Callable[[], Awaitable[T]], max_delay_s: float = 5.0) -> T:
+    """`build()`, tried again for as long as it takes while what it needs does not answer (an Unavailable:
+    a chain RPC cut off, a node still starting), 0.5 s apart and doubling up to `max_delay_s`, each wait
+    logged. A service started while its chain is down then comes up when the chain does, as it would after a
+    restart, instead of exiting and waiting for a supervisor. Any other error (a wrong chain, a bad setting)
+    ends the start."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(Unavailable),
+        wait=wait_exponential(multiplier=0.5, max=max_delay_s),
+        before_sleep=lambda state: log.warning(
+            "waiting for a dependency before starting",
+            extra={"service": name, "error": redact(str(state.outcome.exception() if state.outcome else ""))},
+        ),
+        reraise=True,
+    ):
+        with attempt:
+            return await build()
+    raise AssertionError("unreachable: AsyncRetrying either returns or raises")
 
 
 @dataclass

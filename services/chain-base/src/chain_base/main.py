@@ -10,7 +10,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.journal import open_journal
 from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
-from swap_runtime.server import GrpcService
+from swap_runtime.server import GrpcService, build_when_available
 from swap_runtime.tracing import configure_tracing
 
 from chain_base.config import ChainBaseSettings
@@ -30,7 +30,11 @@ async def build(settings: ChainBaseSettings) -> GrpcService:
     tls = settings.transport()
     rpc = Rpc(connect(settings.rpc_url), attempts=settings.rpc_attempts)
     await rpc.keep_alive()
-    chain_id = await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id)
+    try:
+        chain_id = await rpc.call("chain_id", lambda: rpc.w3.eth.chain_id)
+    except BaseException:
+        await rpc.close()
+        raise
     if chain_id != settings.chain_id:
         await rpc.close()
         raise RuntimeError(f"RPC {settings.rpc_url} serves chain {chain_id}, expected {settings.chain_id}")
@@ -95,7 +99,7 @@ async def _run() -> None:
         "chain-base", settings.log_level, settings.log_file, settings.log_file_max_mb, settings.log_file_backups
     )
     configure_tracing("chain-base", settings.trace_exporter)
-    service = await build(settings)
+    service = await build_when_available("chain-base", lambda: build(settings))
     await service.serve_until_signalled()
 
 

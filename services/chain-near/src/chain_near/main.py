@@ -10,7 +10,7 @@ from swap.chain.v1 import chain_pb2, chain_pb2_grpc
 from swap_runtime.journal import open_journal
 from swap_runtime.liquidity import Liquidity
 from swap_runtime.logs import configure_logging
-from swap_runtime.server import GrpcService
+from swap_runtime.server import GrpcService, build_when_available
 from swap_runtime.tracing import configure_tracing
 
 from chain_near.config import ChainNearSettings
@@ -102,7 +102,7 @@ async def _run() -> None:
     configure_tracing("chain-near", settings.trace_exporter)
     # py-near reports through loguru on stderr; our JSON log already carries what matters.
     loguru_logger.disable("py_near")
-    service = await build(settings)
+    service = await build_when_available("chain-near", lambda: build(settings))
     await service.serve_until_signalled()
 
 

@@ -212,7 +212,7 @@ class Nemesis:
             proc = self._processes()[fault.target]
             proc.kill()
             await self._sleep(fault.length_s)
-            await asyncio.to_thread(proc.start)
+            await self._bring_back(fault.target, proc)
         elif fault.kind == "pause":
             proc = self._processes()[fault.target]
             proc.pause()
@@ -243,6 +243,19 @@ class Nemesis:
             await asyncio.to_thread(increase_time, self.w3, int(fault.detail["seconds"]))
         else:
             await asyncio.to_thread(stack.near_devnet.fast_forward, delta_seconds=int(fault.detail["seconds"]))
+
+    async def _bring_back(self, name: str, proc: Any) -> None:
+        """Starts a killed process again and, like a supervisor, keeps trying while it does not come up (a
+        service started during another fault may not get ready in time); stop_and_heal() takes over at the end."""
+        while True:
+            try:
+                await asyncio.to_thread(proc.start)
+                return
+            except (RuntimeError, TimeoutError) as err:
+                if self._stopping.is_set():
+                    raise
+                log.warning("nemesis: %s did not come back (%s); starting it again", name, str(err)[-200:])
+                await self._sleep(1.0)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleeps, but no longer than until stop(): a fault never outlasts the run."""
