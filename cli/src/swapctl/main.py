@@ -46,6 +46,7 @@ from swapctl.units import InputError, check_amount, format_units, parse_amount, 
 from swapctl.verify import DEFAULT_MIN_TIME_LEFT_S, ChainAccess, load_chains
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+_HASHLOCK = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
 _SPINNER = "◐◓◑◒"
 _MAX_PAGES = 100
@@ -498,7 +499,18 @@ def execute(
     async def work(gw: Gateway) -> int:
         if signer is not None:
             out = _err() if as_json else _out()
-            session = await _maker_step(gw, signer, await gw.get_session(session_id), out)
+            current = await gw.get_session(session_id)
+            hashlock = str(current.get("hashlock", ""))
+            if current.get("secret_mode") == SecretMode.MAKER.value and (
+                not _HASHLOCK.fullmatch(hashlock) or SecretStore().find(hashlock=hashlock) is None
+            ):
+                # Whoever knows that hashlock's secret could take the maker's funds once they are locked.
+                raise CliError(
+                    f"not signed: session {session_id} is in secret mode maker and this machine holds no secret for "
+                    f"its hashlock {current.get('hashlock')} (swapctl swap keeps it in {SecretStore().dir})",
+                    ExitCode.REJECTED,
+                )
+            session = await _maker_step(gw, signer, current, out)
         else:
             session = await gw.execute(session_id, signature=signature, request_id=request_id)
         if watch:

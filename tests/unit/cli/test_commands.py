@@ -700,3 +700,34 @@ def test_maker_and_receiver_come_from_the_config_by_chain(stub: StubGateway, tmp
     missing = CliRunner().invoke(app, ["swap", "base:TUSD", "near:TUSD", "25", "--sign"], env=env)
     assert missing.exit_code == 2 and "--maker" in missing.output
     assert len(stub.requests) == sent
+
+
+def test_execute_sign_refuses_a_maker_mode_session_whose_secret_this_machine_does_not_hold(
+    stub: StubGateway, keys: Path, tmp_path: Path
+) -> None:
+    """Whoever knows a hashlock's secret could take the locked funds: swapctl signs a secret-mode-maker order
+    only under a hashlock whose secret it holds."""
+    state = {"SWAPCTL_STATE_DIR": str(tmp_path / "state")}
+    secret = "5e" * 32
+    hashlock = hashlib.sha256(bytes.fromhex(secret)).hexdigest()
+    typed = json.loads(json.dumps(ORDER_TYPED_DATA))
+    typed["message"]["hashlock"] = "0x" + hashlock
+    maker_session = happy_until("initialized", secret_mode="maker", hashlock=hashlock)
+    maker_session["maker_action"]["sign_order"]["typed_data"] = typed
+    stub.reply("GET", "/api/v1/sessions/s-1", maker_session)
+    stub.reply("POST", "/api/v1/sessions/s-1/execute", happy_until("executing"))
+    refused = run(stub, "execute", "s-1", "--sign", "--keys", str(keys), env=state)
+    assert refused.exit_code == 3, refused.output
+    assert "this machine holds no secret for its hashlock" in flat(refused.stderr)
+    assert stub.bodies("POST", "/api/v1/sessions/s-1/execute") == []
+
+    secrets = tmp_path / "state" / "secrets"
+    secrets.mkdir(parents=True)
+    held = {"secret": secret, "hashlock": hashlock, "receiver": "r", "dst_chain": "near", "dst_token": "t"}
+    (secrets / f"{hashlock}.json").write_text(json.dumps({**held, "session_id": "s-1", "released": False}))
+    signed = run(stub, "execute", "s-1", "--sign", "--keys", str(keys), env=state)
+    assert signed.exit_code == 0, signed.output
+    [executed] = stub.bodies("POST", "/api/v1/sessions/s-1/execute")
+    signable = encode_typed_data(full_message=typed)
+    signature = bytes.fromhex(executed["signature"].removeprefix("0x"))
+    assert Account.recover_message(signable, signature=signature) == MAKER_ADDRESS
