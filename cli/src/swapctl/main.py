@@ -424,11 +424,15 @@ def _signer(ctx: typer.Context, keys: Path | None, chains: Path | None) -> Maker
     path = keys or settings.keys
     if path is None:
         raise typer.BadParameter("--sign needs the maker's keys file (docs/cli.md, 'Keys file')", param_hint="--keys")
+    try:
+        keys_read = load_keys(path)
+    except CliError as e:
+        raise typer.BadParameter(e.message, param_hint="--keys") from e
     chains_path = chains or settings.chains
     try:
-        return MakerSigner(load_keys(path), load_chains(chains_path) if chains_path else {})
+        return MakerSigner(keys_read, load_chains(chains_path) if chains_path else {})
     except CliError as e:
-        raise typer.BadParameter(e.message, param_hint="--chains" if "chains" in e.message else "--keys") from e
+        raise typer.BadParameter(e.message, param_hint="--chains") from e
 
 
 async def _maker_step(gw: Gateway, signer: MakerSigner, session: Json, out: Console) -> Json:

@@ -12,10 +12,12 @@ maker's chains file, never to the gateway.
 
 What is checked before anything is signed, against the session the maker created (a gateway that swaps the
 terms is refused, and nothing is signed or sent):
-- BASE source: the order's maker is the key's address, its token, amount and hashlock are the session's,
-  and its domain's chain id is the chains file's (when the file names one);
+- BASE source: the order's maker is the key's address, its token, amount, hashlock, safety deposit and
+  timelocks are the session's (its quote's, for the source), and its domain's chain id is the chains
+  file's (when the file names one);
 - NEAR source: the call locks the session's token and amount in the chains file's HTLC, from the key's
-  account, under the session's hashlock; a top-up goes to that HTLC's `deposit_native` and nowhere else.
+  account, under the session's hashlock and source timelocks, with no safety deposit and no more than
+  MAX_NEAR_FEE beyond the amount; a top-up goes to that HTLC's `deposit_native`, at most MAX_NEAR_FEE.
 """
 
 from __future__ import annotations
@@ -77,6 +79,27 @@ def _same(what: str, have: object, want: object) -> None:
         raise TermsMismatch(what, have, want)
 
 
+_TIMELOCKS = ("withdrawal", "public_withdrawal", "cancellation", "public_cancellation")
+_NS = 10**9
+_ORDER_TIMELOCKS = ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation")  # EIP-712 names
+# What a NEAR lock's deposit may carry beyond the amount (the HTLC's storage fee, 0.01 NEAR on the devnet),
+# and the most a storage top-up may be: a call that asks for more is refused.
+MAX_NEAR_FEE = 10**23  # 0.1 NEAR
+
+
+def _same_timelocks(session: Json, have: dict[str, object], names: tuple[str, ...], unit: int = 1) -> None:
+    """The lock's timelocks (after it lands: seconds on BASE, `unit` = 10^9 nanoseconds on NEAR) are the
+    quote's for the source: a longer cancellation would hold the maker's funds longer if the swap fails."""
+    want = session["quote"]["timelocks"]["src"]
+    for name, key in zip(_TIMELOCKS, names, strict=True):
+        _same(f"{name} timelock", have.get(key), int(want[f"{name}_after_s"]) * unit)
+
+
+def _at_most(what: str, value: object, limit: int) -> None:
+    if int(str(value)) > limit:
+        raise TermsMismatch(what, value, f"at most {limit}")
+
+
 class MakerSigner:
     def __init__(self, keys: MakerKeys, chains: dict[str, ChainAccess]) -> None:
         self.keys = keys
@@ -98,6 +121,12 @@ class MakerSigner:
         _same("order's token", message.get("token"), session["src"]["token"])
         _same("order's amount", message.get("amount"), session["src_amount"])
         _same("order's hashlock", message.get("hashlock"), "0x" + str(session["hashlock"]))
+        _same("order's safety deposit", message.get("safetyDeposit"), session["quote"]["src_safety_deposit"])
+        _same_timelocks(
+            session,
+            message.get("timelocks") or {},
+            ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"),
+        )
         base = self.chains.get("base")
         if base is not None and base.chain_id is not None:
             _same("order's chain id", typed.get("domain", {}).get("chainId"), base.chain_id)
@@ -119,9 +148,10 @@ class MakerSigner:
             _same("contract", call["contract"], near.contract)
             _same("method", call["method"], "lock_native")
             terms = call["args"]
-            # The deposit carries the amount, the safety deposit and the storage fee.
+            # The deposit carries the amount and the HTLC's storage fee (a maker's lock has no safety deposit).
             if int(call["deposit"]) < amount:
                 raise TermsMismatch("deposit", call["deposit"], f"at least {amount}")
+            _at_most("deposit beyond the amount", int(call["deposit"]) - amount, MAX_NEAR_FEE)
         else:
             _same("contract", call["contract"], token)
             _same("method", call["method"], "ft_transfer_call")
@@ -132,11 +162,15 @@ class MakerSigner:
             except ValueError:
                 raise TermsMismatch("message", call["args"].get("msg"), "the lock's terms (JSON)") from None
         _same("hashlock", terms.get("hashlock"), session["hashlock"])
+        # The maker's own lock carries no safety deposit (the session asks none of a maker who locks).
+        _same("safety deposit", terms.get("safety_deposit", "0"), "0")
+        _same_timelocks(session, terms.get("timelocks") or {}, _TIMELOCKS, unit=_NS)
         calls = [call]
         prepay = action.get("near_prepay")
         if prepay:
             _same("top-up contract", prepay["contract"], near.contract)
             _same("top-up method", prepay["method"], "deposit_native")
+            _at_most("top-up deposit", prepay["deposit"], MAX_NEAR_FEE)
             calls.insert(0, prepay)
         return calls
 

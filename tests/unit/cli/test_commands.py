@@ -507,10 +507,16 @@ def test_list_get_cancel(stub: StubGateway) -> None:
         ("maker", "0x90F79bf6EB2c4f870365E785982E1f101E93b906", "order's maker"),
         ("token", "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0", "order's token"),
         ("hashlock", "0x" + "ee" * 32, "order's hashlock"),
+        ("safetyDeposit", "1000000000000000000", "order's safety deposit"),
+        (
+            "timelocks",
+            {"withdrawal": 10, "publicWithdrawal": 100, "cancellation": 10**8, "publicCancellation": 10**8 + 100},
+            "cancellation timelock",
+        ),
     ],
 )
 def test_sign_refuses_an_order_that_is_not_the_sessions(
-    stub: StubGateway, keys: Path, field: str, value: str, named: str
+    stub: StubGateway, keys: Path, field: str, value: object, named: str
 ) -> None:
     """A gateway that hands the maker another order than the session's terms gets nothing signed, nothing sent."""
     forged = happy_until("initialized")

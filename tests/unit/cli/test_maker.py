@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from swapctl.errors import CliError, ExitCode
-from swapctl.maker import MakerKeys, MakerSigner, load_keys
+from swapctl.maker import MAX_NEAR_FEE, MakerKeys, MakerSigner, load_keys
 from swapctl.verify import ChainAccess
 
 HTLC = "htlc.test.near"
@@ -16,10 +16,23 @@ TOKEN = "token.test.near"
 HASHLOCK = "aa" * 32
 KEYS = MakerKeys(Path("keys.json"), near_account="maker.test.near", near_key="ed25519:x")
 CHAINS = {"near": ChainAccess("http://127.0.0.1:9", HTLC)}
+SRC_TIMELOCKS = {
+    "withdrawal_after_s": 10,
+    "public_withdrawal_after_s": 20,
+    "cancellation_after_s": 100,
+    "public_cancellation_after_s": 200,
+}
 
 
 def near_session(token: str = TOKEN, **call: Any) -> dict[str, Any]:
-    terms = {"nonce": "1", "beneficiary": "resolver.test.near", "hashlock": HASHLOCK, "safety_deposit": "0"}
+    terms = {
+        "nonce": "1",
+        "beneficiary": "resolver.test.near",
+        "hashlock": HASHLOCK,
+        # Nanoseconds after the lock lands, as the HTLC takes them.
+        "timelocks": {k.removesuffix("_after_s"): str(v * 10**9) for k, v in SRC_TIMELOCKS.items()},
+        "safety_deposit": "0",
+    }
     if token == "native":
         near_call = {"contract": HTLC, "method": "lock_native", "args": terms, "deposit": "2000", "gas": 30}
     else:
@@ -33,6 +46,7 @@ def near_session(token: str = TOKEN, **call: Any) -> dict[str, Any]:
         "src": {"chain": "near", "token": token},
         "src_amount": "1000",
         "hashlock": HASHLOCK,
+        "quote": {"timelocks": {"src": SRC_TIMELOCKS}},
         "maker_action": {"near_call": near_call, "near_prepay": prepay},
     }
 
@@ -60,6 +74,46 @@ def test_a_call_that_is_not_the_sessions_is_refused(change: dict[str, Any], name
         MakerSigner(KEYS, CHAINS).check_near_calls(near_session(**change))
     assert caught.value.exit_code is ExitCode.REJECTED
     assert f"not signed: the maker's step {named} is" in caught.value.message
+
+
+def _terms(session: dict[str, Any]) -> dict[str, Any]:
+    call = session["maker_action"]["near_call"]
+    terms: dict[str, Any] = call["args"] if call["method"] == "lock_native" else json.loads(call["args"]["msg"])
+    return terms
+
+
+@pytest.mark.parametrize("token", [TOKEN, "native"])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"timelocks": {"cancellation": str(10**8 * 10**9)}}, "cancellation timelock"),
+        ({"timelocks": {"public_cancellation": "200"}}, "public_cancellation timelock"),  # seconds, not ns
+        ({"timelocks": {"withdrawal": "0"}}, "withdrawal timelock"),
+        ({"safety_deposit": "5000"}, "safety deposit"),
+    ],
+)
+def test_terms_that_are_not_the_quotes_are_refused(token: str, change: dict[str, Any], named: str) -> None:
+    """A longer cancellation would hold the maker's funds longer if the swap fails; a safety deposit would
+    take more from the maker than the session asked."""
+    session = near_session(token)
+    terms = _terms(session)
+    for key, value in change.items():
+        terms[key] = {**terms[key], **value} if isinstance(value, dict) else value
+    call = session["maker_action"]["near_call"]
+    if call["method"] == "ft_transfer_call":
+        call["args"]["msg"] = json.dumps(terms)
+    with pytest.raises(CliError) as caught:
+        MakerSigner(KEYS, CHAINS).check_near_calls(session)
+    assert f"not signed: the maker's step {named} is" in caught.value.message
+
+
+def test_a_deposit_or_top_up_beyond_the_storage_fee_is_refused() -> None:
+    with pytest.raises(CliError, match="deposit beyond the amount"):
+        MakerSigner(KEYS, CHAINS).check_near_calls(near_session("native", deposit=str(1000 + MAX_NEAR_FEE + 1)))
+    session = near_session()
+    session["maker_action"]["near_prepay"]["deposit"] = str(MAX_NEAR_FEE + 1)
+    with pytest.raises(CliError, match="top-up deposit"):
+        MakerSigner(KEYS, CHAINS).check_near_calls(session)
 
 
 def test_a_top_up_elsewhere_and_a_short_native_deposit_are_refused() -> None:
