@@ -78,11 +78,12 @@ async def test_known_lock_is_viewed_without_a_log_scan(
     escrow_id, sent = await own.create_dst(_params(base_chain))
     assert sent
 
-    # The service that created it knows it from its receipt.
+    # The service that created it knows it from its receipt: one read of its state, and the head block (whose
+    # hash is the creation block's own while no block followed it; a head read already in flight is shared).
     _calls(own).clear()
     view = await own.view(escrow_id)
     assert view is not None and view.created is not None
-    assert _calls(own) == Counter({"getEscrow": 1, "get_block": 2})
+    assert _calls(own) <= Counter({"getEscrow": 1, "get_block": 1}) and _calls(own)["getEscrow"] == 1
 
     # Another instance (a restarted service) scans once, then knows it too.
     fresh = escrows()
@@ -90,7 +91,7 @@ async def test_known_lock_is_viewed_without_a_log_scan(
     assert _calls(fresh) == Counter({"getEscrow": 2, "get_logs": 1, "get_block": 1})
     _calls(fresh).clear()
     again = await fresh.view(escrow_id)
-    assert _calls(fresh) == Counter({"getEscrow": 1, "get_block": 2})
+    assert _calls(fresh) == Counter({"getEscrow": 1, "get_block": 1})
     assert scanned == again == view
 
 

@@ -1,8 +1,11 @@
 """The escrow contracts as domain operations: read, create, withdraw, cancel, balances.
 
-Every write checks chain state first, so repeating a step that already happened sends nothing
-(the saga may retry any step after a crash), and simulates the call so a business revert comes back
-as a named error without spending gas.
+Every write simulates its call first (eth_estimateGas), so a business revert comes back as a named error without
+spending gas, and repeating a step that already happened sends nothing (the saga may retry any step after a
+crash): the simulation of a lock that exists reverts EscrowExists, of a withdrawal already made NotActive, and
+only then is the escrow read to tell the caller how it stands. Nothing is read that this service can compute or
+already knows: lock ids are hashed locally as the contracts hash them, a token's code and an unlimited allowance
+are remembered, and the terms of an escrow come from its EscrowCreated log.
 
 Lock index: where each escrow was created and closed, learned from the receipts of this service's own
 transactions, from the events its watchers scan and from any log scan GetLock had to make. A view of an
@@ -17,9 +20,11 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
 from typing import Any
 
+from eth_abi.abi import encode
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -31,7 +36,7 @@ from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import LogReceipt, TxParams, TxReceipt, Wei
 
-from chain_base import abi
+from chain_base import abi, orders
 from chain_base.model import (
     NATIVE,
     ZERO_ADDRESS,
@@ -68,6 +73,7 @@ class _Known:
     closed: TxRef | None = None
     closed_kind: str = ""
     secret: bytes | None = None
+    escrow: Escrow | None = None  # its terms as created (state ACTIVE), from its EscrowCreated log
 
 
 def event_topic(name: str, contract: str = "EscrowSrc") -> bytes:
@@ -94,6 +100,43 @@ def _token_out(address: str) -> str:
     return NATIVE if int(address, 16) == 0 else to_checksum_address(address)
 
 
+def _dst_id_types() -> list[str]:
+    item = next(i for i in abi.load("EscrowDst") if i.get("type") == "function" and i["name"] == "dstEscrowId")
+    return [_abi_type(x) for x in item["inputs"]]
+
+
+_DST_ID_TYPES = _dst_id_types()
+
+
+def dst_escrow_id(depositor: str, params: DstParams) -> bytes:
+    """EscrowDst.dstEscrowId: keccak256(abi.encode(depositor, params)), computed here."""
+    return keccak(encode(_DST_ID_TYPES, [depositor, params.as_tuple()]))
+
+
+def created_escrow(escrow_id: bytes, args: dict[str, Any], contract: str) -> Escrow:
+    """The escrow an EscrowCreated event describes, as it stood then (ACTIVE)."""
+    tl = args["timelocks"]
+    timelocks = (
+        tuple(tl)
+        if isinstance(tl, tuple | list)
+        else tuple(tl[k] for k in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"))
+    )
+    return Escrow(
+        id=escrow_id,
+        state=State.ACTIVE,
+        depositor=to_checksum_address(args["depositor"]),
+        beneficiary=to_checksum_address(args["beneficiary"]),
+        operator=to_checksum_address(args["operator"]),
+        token=_token_out(args["token"]),
+        amount=int(args["amount"]),
+        safety_deposit=int(args["safetyDeposit"]),
+        hashlock=bytes(args["hashlock"]),
+        timelocks=Timelocks(*map(int, timelocks)),
+        locked_at=int(args["lockedAt"]),
+        contract=contract,
+    )
+
+
 class Escrows:
     def __init__(self, rpc: Rpc, sender: TxSender, escrow_src: str, escrow_dst: str, start_block: int) -> None:
         self._rpc = rpc
@@ -106,6 +149,8 @@ class Escrows:
         self.topics = {event_topic(n): n for n in (CREATED, WITHDRAWN, CANCELLED)}
         self.addresses: list[ChecksumAddress] = [self.src.address, self.dst.address]
         self._allowance_lock = asyncio.Lock()
+        self._unlimited: set[str] = set()  # tokens the dst escrow may pull from the resolver without limit
+        self._has_code: set[str] = set()
         self._index: OrderedDict[bytes, _Known] = OrderedDict()
         # One transaction per step of a lock at a time (a retried or second request joins the one in flight).
         self._steps: SingleFlight[tuple[str, bytes], tuple[bytes, bool]] = SingleFlight()
@@ -119,8 +164,7 @@ class Escrows:
 
     async def head(self) -> tuple[int, int]:
         """(latest block number, its timestamp)."""
-        w3 = self._rpc.w3
-        block = await self._rpc.call("get_block", lambda: w3.eth.get_block("latest"))
+        block = await self._rpc.latest_block()
         return int(block["number"]), int(block["timestamp"])
 
     async def read(self, escrow_id: bytes) -> Escrow | None:
@@ -181,6 +225,7 @@ class Escrows:
         known = self._index.pop(escrow_id, None) or _Known(contract=str(entry["address"]))
         if name == CREATED:
             known.created = tx_ref(entry)
+            known.escrow = created_escrow(escrow_id, args, str(entry["address"]))
         else:
             known.closed = tx_ref(entry)
             known.closed_kind = name
@@ -193,11 +238,13 @@ class Escrows:
         """Drops what the index knows of an escrow (its events were retracted by a reorg)."""
         self._index.pop(escrow_id, None)
 
-    async def _canonical(self, refs: list[TxRef], head: int) -> bool:
+    async def _canonical(self, refs: list[TxRef], head: int, head_hash: str) -> bool:
         """Whether every block named is still the canonical block at its height."""
         w3 = self._rpc.w3
 
         async def hash_at(number: int) -> str:
+            if number == head:
+                return head_hash
             block = await self._rpc.call("get_block", lambda: w3.eth.get_block(number))
             return HexBytes(block["hash"]).to_0x_hex()
 
@@ -210,9 +257,11 @@ class Escrows:
     async def _view_indexed(self, escrow_id: bytes, known: _Known) -> tuple[bool, EscrowView | None]:
         """(whether the index could tell, the view); when it could not, a scan is needed."""
         contract = self.src if known.contract == self.src.address else self.dst
-        raw, (head, _) = await asyncio.gather(
-            self._rpc.call("getEscrow", lambda: contract.functions.getEscrow(escrow_id).call()), self.head()
+        raw, latest = await asyncio.gather(
+            self._rpc.call("getEscrow", lambda: contract.functions.getEscrow(escrow_id).call()),
+            self._rpc.latest_block(),
         )
+        head = int(latest["number"])
         escrow = self._escrow(escrow_id, raw, contract.address)
         if escrow is None:  # its creation was reorged out
             self.forget(escrow_id)
@@ -221,7 +270,7 @@ class Escrows:
         if known.created is None or (closing and _CLOSED_STATE.get(known.closed_kind) is not escrow.state):
             return False, None
         refs = [known.created, known.closed] if closing and known.closed is not None else [known.created]
-        if not await self._canonical(refs, head):
+        if not await self._canonical(refs, head, HexBytes(latest["hash"]).to_0x_hex()):
             self.forget(escrow_id)
             return False, None
         closed = known.closed if closing else None
@@ -232,6 +281,24 @@ class Escrows:
             secret=known.secret if escrow.state is State.WITHDRAWN else None,
             closed=closed,
             closed_confirmations=max(head - closed.block_number + 1, 0) if closed else 0,
+        )
+
+    def receipt_view(self, escrow_id: bytes) -> EscrowView | None:
+        """The escrow as this service's own transaction just left it, from that receipt's logs and no read: the
+        reply to the call that sent it. None when the index does not know its terms."""
+        known = self._index.get(escrow_id)
+        if known is None or known.escrow is None or known.created is None:
+            return None
+        state = _CLOSED_STATE.get(known.closed_kind, State.ACTIVE) if known.closed is not None else State.ACTIVE
+        closed = known.closed if state is not State.ACTIVE else None
+        head = max(self._rpc.latest_seen(), known.created.block_number, closed.block_number if closed else 0)
+        return EscrowView(
+            escrow=replace(known.escrow, state=state),
+            created=known.created,
+            confirmations=head - known.created.block_number + 1,
+            secret=known.secret if state is State.WITHDRAWN else None,
+            closed=closed,
+            closed_confirmations=head - closed.block_number + 1 if closed else 0,
         )
 
     async def view(self, escrow_id: bytes) -> EscrowView | None:
@@ -271,9 +338,15 @@ class Escrows:
         )
 
     async def has_code(self, address: str) -> bool:
+        """Whether a contract is deployed at `address`; a yes is remembered (code, once deployed, stays)."""
         w3 = self._rpc.w3
         who = to_checksum_address(address)
-        return len(await self._rpc.call("get_code", lambda: w3.eth.get_code(who))) > 0
+        if who in self._has_code:
+            return True
+        found = len(await self._rpc.call("get_code", lambda: w3.eth.get_code(who))) > 0
+        if found:
+            self._has_code.add(who)
+        return found
 
     async def balance(self, account: str, token: str) -> int:
         w3 = self._rpc.w3
@@ -288,45 +361,63 @@ class Escrows:
     async def create_dst(self, params: DstParams, dry_run: bool = False) -> tuple[bytes, bool]:
         """Locks the resolver's funds for a beneficiary. Returns (escrow id, whether a tx was sent); a dry
         run only computes the id."""
-        resolver = self.resolver
-        escrow_id = bytes(
-            await self._rpc.call(
-                "dstEscrowId", lambda: self.dst.functions.dstEscrowId(resolver, params.as_tuple()).call()
-            )
-        )
+        escrow_id = dst_escrow_id(self.resolver, params)
         if dry_run:
             return escrow_id, False
         return await self._steps.run(("create", escrow_id), lambda: self._create_dst(escrow_id, params))
 
     async def _create_dst(self, escrow_id: bytes, params: DstParams) -> tuple[bytes, bool]:
-        if await self.read(escrow_id) is not None:
-            return escrow_id, False
         native = params.token == ZERO_ADDRESS
-        if not native:
-            await self._ensure_allowance(params.token, self.dst.address, params.amount)
         value = params.safety_deposit + (params.amount if native else 0)
         fn = self.dst.functions.createDstEscrow(params.as_tuple())
-        await self._send(fn, value, "create lock", step=f"{escrow_id.hex()}:create")
-        return escrow_id, True
+        step = f"{escrow_id.hex()}:create"
+        if not native and params.token in self._unlimited:
+            try:
+                return escrow_id, await self._create(fn, value, step, escrow_id)
+            except FailedPrecondition as exc:
+                if exc.reason != "TRANSFER_FAILED":
+                    raise
+                # The allowance was spent or revoked since (or the balance is short): look, then try once more.
+                self._unlimited.discard(params.token)
+        if not native:
+            await self._ensure_allowance(params.token, self.dst.address, params.amount)
+        return escrow_id, await self._create(fn, value, step, escrow_id)
 
     async def create_src(self, order: SrcOrder, signature: bytes, dry_run: bool = False) -> tuple[bytes, bool]:
         """Submits the maker's signed order; the escrow pulls the maker's tokens. A dry run only computes
         the escrow id."""
         if order.resolver != self.resolver:
             raise InvalidArgument("maker_order", f"the order must name this resolver {self.resolver}")
-        escrow_id = bytes(
-            await self._rpc.call("hashOrder", lambda: self.src.functions.hashOrder(order.as_tuple()).call())
-        )
+        escrow_id = self.order_id(order)
         if dry_run:
             return escrow_id, False
-        return await self._steps.run(("create", escrow_id), lambda: self._create_src(escrow_id, order, signature))
-
-    async def _create_src(self, escrow_id: bytes, order: SrcOrder, signature: bytes) -> tuple[bytes, bool]:
-        if await self.read(escrow_id) is not None:
-            return escrow_id, False
         fn = self.src.functions.createSrcEscrow(order.as_tuple(), signature)
-        await self._send(fn, order.safety_deposit, "create lock", step=f"{escrow_id.hex()}:create")
-        return escrow_id, True
+        step = f"{escrow_id.hex()}:create"
+        return await self._steps.run(
+            ("create", escrow_id),
+            lambda: self._created(escrow_id, self._create(fn, order.safety_deposit, step, escrow_id)),
+        )
+
+    def order_id(self, order: SrcOrder) -> bytes:
+        """EscrowSrc.hashOrder: the order's EIP-712 digest, computed here."""
+        typed = orders.typed_data(self._sender.chain_id, self.src.address, orders.order_message(order))
+        return orders.digest(typed)
+
+    @staticmethod
+    async def _created(escrow_id: bytes, sent: Awaitable[bool]) -> tuple[bytes, bool]:
+        return escrow_id, await sent
+
+    async def _create(self, fn: AsyncContractFunction, value: int, step: str, escrow_id: bytes) -> bool:
+        """Sends an escrow's creation; False when it exists already (nothing is sent). The simulation says
+        EscrowExists, or for a source lock whose order was used already, NonceUsed or OrderExpired: any refusal
+        is followed by a read of the escrow before it is passed on."""
+        try:
+            await self._send(fn, value, "create lock", step=step)
+        except FailedPrecondition as exc:
+            if exc.reason == "LOCK_EXISTS" or await self.read(escrow_id) is not None:
+                return False
+            raise
+        return True
 
     async def withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
         """Withdraws with the secret; None when it was withdrawn already (nothing sent). A withdrawal of the
@@ -334,11 +425,24 @@ class Escrows:
         return await self._closes.run(("withdraw", escrow_id), lambda: self._withdraw(escrow_id, secret))
 
     async def _withdraw(self, escrow_id: bytes, secret: bytes) -> TxRef | None:
+        known = self._index.get(escrow_id)
+        digest = hashlib.sha256(secret).digest()
+        if known is not None and known.escrow is not None and known.escrow.hashlock == digest:
+            # Terms known from its creation (the id is their hash, so they cannot differ): the simulation
+            # checks the state. Only a refusal costs a read, which says whether it was withdrawn already.
+            try:
+                return await self._withdraw_escrow(escrow_id, known.escrow, secret)
+            except FailedPrecondition as exc:
+                if exc.reason != "LOCK_NOT_ACTIVE":
+                    raise
         escrow = await self._active_or_done(escrow_id, State.WITHDRAWN)
-        if hashlib.sha256(secret).digest() != escrow.hashlock:
+        if digest != escrow.hashlock:
             raise InvalidArgument("secret", "does not match the lock's hashlock")
         if escrow.state is State.WITHDRAWN:
             return None
+        return await self._withdraw_escrow(escrow_id, escrow, secret)
+
+    async def _withdraw_escrow(self, escrow_id: bytes, escrow: Escrow, secret: bytes) -> TxRef:
         contract = self._contract(escrow)
         own = escrow.operator == self.resolver
         fn = (
@@ -384,10 +488,13 @@ class Escrows:
             current = await self._rpc.call(
                 "allowance", lambda: erc20.functions.allowance(self.resolver, spender).call()
             )
+            if int(current) == MAX_UINT256:
+                self._unlimited.add(token)
             if int(current) >= amount:
                 return
             log.info("approving escrow for resolver token", extra={"token": token})
             await self._send(erc20.functions.approve(spender, MAX_UINT256), 0, "approve")
+            self._unlimited.add(token)
 
     async def _send(self, fn: AsyncContractFunction, value: int, action: str, step: str | None = None) -> TxReceipt:
         """Sends a call; with a `step`, a transaction sent for it before (by a process that stopped, or a call that

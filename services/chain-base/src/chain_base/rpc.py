@@ -1,18 +1,22 @@
-"""The EVM JSON-RPC connection: one AsyncWeb3 with retries on transport faults (tenacity)."""
+"""The EVM JSON-RPC connection: one AsyncWeb3 with retries on transport faults (tenacity), one keep-alive HTTP
+session, and the latest block read once for every caller that asks at the same time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
 from swap_runtime.errors import Unavailable
 from swap_runtime.metrics import CHAIN_RPC_ERRORS, CHAIN_RPC_LATENCY
+from swap_runtime.singleflight import SingleFlight
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TimeExhausted
+from web3.types import BlockData
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +46,29 @@ class Rpc:
     def __init__(self, w3: AsyncWeb3[AsyncHTTPProvider], attempts: int) -> None:
         self.w3 = w3
         self._attempts = attempts
+        self._latest_flight: SingleFlight[str, BlockData] = SingleFlight()
+        self._latest: tuple[float, BlockData] | None = None
+
+    async def latest_block(self, max_age_s: float = 0.0) -> BlockData:
+        """The latest block. Callers asking while a read is in flight share it (under load, one request serves
+        every lock view and chain-info call of that moment); with `max_age_s`, a block read that recently is
+        answered from memory (fees: a block or two old only moves the base fee by 12.5% a block, inside the
+        fee cap's margin). A shared read is at most one round trip older than the call: a head that is a
+        moment behind only ever makes a window look later and a lock less confirmed than it is."""
+        cached = self._latest
+        if max_age_s > 0 and cached is not None and time.monotonic() - cached[0] <= max_age_s:
+            return cached[1]
+        return await self._latest_flight.run("latest", self._read_latest)
+
+    def latest_seen(self) -> int:
+        """The number of the latest block read so far (0 before the first)."""
+        return int(self._latest[1]["number"]) if self._latest is not None else 0
+
+    async def _read_latest(self) -> BlockData:
+        w3 = self.w3
+        block = await self.call("get_block", lambda: w3.eth.get_block("latest"))
+        self._latest = (time.monotonic(), block)
+        return block
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         with CHAIN_RPC_LATENCY.labels("base", what).time():

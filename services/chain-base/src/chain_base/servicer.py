@@ -20,7 +20,7 @@ from swap_runtime.fencing import FenceTable
 from swap_runtime.validation import check_timelocks, parse_amount, require_bytes32
 
 from chain_base import orders
-from chain_base.escrows import CANCELLED, CREATED, WITHDRAWN, Escrows
+from chain_base.escrows import CANCELLED, CREATED, WITHDRAWN, Escrows, created_escrow
 from chain_base.model import (
     NATIVE,
     ZERO_ADDRESS,
@@ -28,7 +28,6 @@ from chain_base.model import (
     Escrow,
     EscrowView,
     SrcOrder,
-    State,
     Timelocks,
     TxRef,
 )
@@ -219,8 +218,13 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
             lock_id, sent = await self._escrows.create_src(order, o.signature, request.dry_run)
         else:
             raise InvalidArgument("funding", "set either resolver or maker_order")
-        view = await self._escrows.view(lock_id)
+        view = await self._view(lock_id, sent)
         return chain_pb2.CreateLockResponse(lock=self._lock(lock_id, view), sent=sent)
+
+    async def _view(self, lock_id: bytes, sent: bool) -> EscrowView | None:
+        """The lock for a reply: as this call's own receipt left it when it sent one, else read from chain."""
+        view = self._escrows.receipt_view(lock_id) if sent else None
+        return view if view is not None else await self._escrows.view(lock_id)
 
     async def _order(
         self,
@@ -309,7 +313,7 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
         lock_id = _lock_id(request.lock_id)
         secret = require_bytes32("secret", request.secret)
         ref = await self._escrows.withdraw(lock_id, secret)
-        view = await self._escrows.view(lock_id)
+        view = await self._view(lock_id, ref is not None)
         closed = ref or (view.closed if view else None)
         return chain_pb2.WithdrawResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
 
@@ -319,7 +323,7 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
         self._fences.check(context.invocation_metadata())
         lock_id = _lock_id(request.lock_id)
         ref = await self._escrows.cancel(lock_id)
-        view = await self._escrows.view(lock_id)
+        view = await self._view(lock_id, ref is not None)
         closed = ref or (view.closed if view else None)
         return chain_pb2.CancelResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
 
@@ -362,28 +366,8 @@ class ChainBaseServicer(chain_pb2_grpc.ChainServiceServicer):
         )
         a = raw.args
         if raw.name == CREATED:
-            escrow = Escrow(
-                id=raw.escrow_id,
-                state=State.ACTIVE,
-                depositor=a["depositor"],
-                beneficiary=a["beneficiary"],
-                operator=a["operator"],
-                token=NATIVE if int(a["token"], 16) == 0 else a["token"],
-                amount=int(a["amount"]),
-                safety_deposit=int(a["safetyDeposit"]),
-                hashlock=bytes(a["hashlock"]),
-                timelocks=Timelocks(*map(int, _tuple(a["timelocks"]))),
-                locked_at=int(a["lockedAt"]),
-                contract="",
-            )
+            escrow = created_escrow(raw.escrow_id, a, "")
             event.lock.CopyFrom(escrow_to_lock(escrow))
         elif raw.name == WITHDRAWN:
             event.secret = bytes(a["secret"])
         return event
-
-
-def _tuple(value: Any) -> tuple[int, ...]:
-    """The Timelocks tuple of an event, whether web3 decoded it as a tuple or as a named mapping."""
-    if isinstance(value, tuple | list):
-        return tuple(value)
-    return tuple(value[k] for k in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation"))
