@@ -109,8 +109,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in SECTIONS:
         flag = name.replace("_", "-")
         parser.add_argument(f"--skip-{flag}", action="store_true", help=f"leave out the {name} section")
-    parser.add_argument("--throughput-swaps", type=int, help="swaps in flight in throughput (default 100; smoke 20)")
-    parser.add_argument("--throughput-500", action="store_true", help="throughput with 500 swaps in flight")
+    parser.add_argument(
+        "--throughput-swaps", type=int, help="swaps in flight in throughput and its ceiling (default 500; smoke 20)"
+    )
     parser.add_argument("--ws-subscribers", type=int, help="WebSocket subscribers (default 1000; smoke 100)")
     parser.add_argument("--work-dir", type=Path, help="keep logs and chain state here (default: a temp dir)")
     parser.add_argument("--keep-work-dir", action="store_true", help="do not delete the temporary work dir")
@@ -122,10 +123,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     skipped = {name for name in SECTIONS if getattr(args, f"skip_{name}")}
     args.sections = ",".join(name for name in args.sections.split(",") if name not in skipped)
-    if args.throughput_500:
-        args.throughput_swaps = 500
-    elif args.throughput_swaps is None:
-        args.throughput_swaps = 20 if args.smoke else 100
+    if args.throughput_swaps is None:
+        args.throughput_swaps = 20 if args.smoke else 500
     args.ws_subscribers = args.ws_subscribers if args.ws_subscribers is not None else (100 if args.smoke else 1000)
     if args.throughput_swaps < 1 or args.ws_subscribers < 1:
         parser.error("--throughput-swaps and --ws-subscribers must be >= 1")

@@ -1,14 +1,15 @@
 """chain-near vs py-near: destination locks of native NEAR and of TUSD (NEP-141) and their withdrawals.
 
-Service path: CreateLock (ResolverFunding) and Withdraw over gRPC, timed at the client until the reply.
-Direct path: py-near's `Account.function_call` from the resolver's account, one call per contract call:
-`lock_native` (deposit = amount + safety deposit); for TUSD `deposit_native` (the safety deposit, prepaid
-on the HTLC) then `ft_transfer_call` to the HTLC with the lock terms as its message; `withdraw`. py-near
-reads the key's nonce before every transaction and waits with `broadcast_tx_commit`, as chain-near does.
+Service path: CreateLock (ResolverFunding) and Withdraw over gRPC, timed at the client until the reply. Direct
+path: py-near's `Account.function_call` from the resolver's account, one call per contract call: `lock_native`
+(deposit = amount + safety deposit + the HTLC's storage fee); for TUSD `deposit_native` (the safety deposit
+and the storage fee, prepaid on the HTLC) then `ft_transfer_call` to the HTLC with the lock terms as its
+message; `withdraw`. py-near reads the key's nonce before every transaction and waits with
+`broadcast_tx_commit`, as chain-near does.
 
-The direct path signs with an access key of its own on the resolver's account: NEAR orders nonces per
-key, so it never disturbs the nonces chain-near caches for its keys. Node calls are counted afterwards,
-in a separate pass through a counting JSON-RPC proxy, so the timed runs carry no extra hop.
+The direct path signs with an access key of its own on the resolver's account: NEAR orders nonces per key, so
+it never disturbs the nonces chain-near caches for its keys. Node calls are counted afterwards, in a separate
+pass through a counting JSON-RPC proxy, so the timed runs carry no extra hop.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ class DirectPath:
         self._account = account
         self._near = near
         self.lock_ids: list[str] = []
+        self._storage_fee: int | None = None
+
+    async def storage_fee(self) -> int:
+        """The HTLC's storage fee per lock (its storage_fee view, a constant: read once)."""
+        if self._storage_fee is None:
+            view = await self._account.view_function(self._near.htlc.account_id, "storage_fee", {})
+            self._storage_fee = int(view.result)
+        return self._storage_fee
 
     async def _call(self, contract: str, method: str, args: dict[str, Any], gas: int, deposit: int) -> None:
         result = await self._account.function_call(contract, method, args, gas=gas, amount=deposit)
@@ -136,10 +145,11 @@ class DirectPath:
             "safety_deposit": str(DEPOSIT),
         }
         htlc = self._near.htlc.account_id
+        fee = await self.storage_fee()
         if kind == "native":
-            await self._call(htlc, "lock_native", message, CALL_GAS, NATIVE_AMOUNT + DEPOSIT)
+            await self._call(htlc, "lock_native", message, CALL_GAS, NATIVE_AMOUNT + DEPOSIT + fee)
         else:
-            await self._call(htlc, "deposit_native", {}, CALL_GAS, DEPOSIT)
+            await self._call(htlc, "deposit_native", {}, CALL_GAS, DEPOSIT + fee)
             args = {"receiver_id": htlc, "amount": str(TOKEN_AMOUNT), "msg": json.dumps(message)}
             await self._call(self._near.token.account_id, "ft_transfer_call", args, FT_CALL_GAS, 1)
         lock_id = lock_id_for(self._near.resolver.account_id, nonce)
@@ -304,7 +314,10 @@ def run(options: Options) -> dict[str, Any]:
         "setup": {
             "devnet": "swap_devnet.near (0.1 s blocks when idle; final = 2 blocks behind head)",
             "native": "lock_native of 0.01 NEAR, safety deposit 0.01 NEAR",
-            "ft": "TUSD (NEP-141) 1 TUSD via ft_transfer_call, safety deposit 0.01 NEAR prepaid with deposit_native",
+            "ft": (
+                "TUSD (NEP-141) 1 TUSD via ft_transfer_call, safety deposit 0.01 NEAR and the storage fee prepaid "
+                "with deposit_native"
+            ),
             "timelocks_s": dict(
                 zip(
                     ("withdrawal", "public_withdrawal", "cancellation", "public_cancellation"), TIMELOCKS_S, strict=True

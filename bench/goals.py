@@ -41,7 +41,6 @@ GOALS: tuple[Goal, ...] = (
         ("throughput", "efficiency"),
         ">=",
         0.7,
-        "the ceiling (the same transactions sent directly at the same concurrency) is not measured yet",
     ),
     Goal(
         "gateway REST GetQuote throughput over Envoy's transcoder at 16 in flight",

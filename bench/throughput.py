@@ -1,11 +1,14 @@
-"""Many swaps in flight at once through the session service, and a CPU profile of the services while
-they run.
+"""Many swaps in flight at once through the session service, beside the chain-bound ceiling of the same
+swaps (bench.ceiling), and a CPU profile of the services while they run.
 
 All swaps start together (CreateSession, the maker's signature, ExecuteSession, WatchSession to the end,
 as in the swap section); the dev maker on BASE signs every order. Throughput is completed swaps over the
 time from the first CreateSession to the last terminal update. Balances are read before and after: the
 maker's and the resolver's TUSD on BASE and the receiver's and the resolver's TUSD on NEAR must have moved
 by exactly the completed swaps' amounts.
+
+The ceiling batch runs first, at the same N on the same chains, then the orchestrator's; `efficiency` is
+the orchestrator's completed swaps per second over the ceiling's.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ from typing import Any
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
 
+from bench import ceiling
 from bench.edge import service_pid
-from bench.stats import percentile, summary
+from bench.stats import percentile, ratio, summary
 from bench.swap import AMOUNT, _phases, bucket_quantiles, event_to_action_buckets, one_swap
 
 log = logging.getLogger("bench.throughput")
 
 PROFILED = ("session", "chain-base", "chain-near", "quote")
+# Between the ceiling batch and the orchestrator's: pending blocks, the BASE base fee and the NEAR devnet's
+# receipts settle, so the second batch does not start on the tail of the first.
+SETTLE_S = 3.0
 OUR_PACKAGES = ("session/", "chain_base/", "chain_near/", "quote/", "swap_runtime/")
 SAMPLE_RATE_HZ = 100
 _TOP = 8
@@ -122,6 +129,10 @@ def run_throughput(stack: LocalStack, options: Options) -> dict[str, Any]:
     warm = asyncio.run(_throughput(stack, 1))
     if warm["completed"] != 1:
         raise RuntimeError(f"the warm-up swap failed: {warm['failure_examples']}")
+    # The ceiling first (its own warm-up swap, then N at once), then the orchestrator's batch of N.
+    bound = ceiling.run(stack, options.swaps)
+    log.info("ceiling: %s swaps/s; the orchestrator's batch next", bound["completed_per_s"])
+    time.sleep(SETTLE_S)
     before = event_to_action_buckets(stack.metrics_ports["session"])
     report = asyncio.run(_throughput(stack, options.swaps))
     report["event_to_action"] = bucket_quantiles(before, event_to_action_buckets(stack.metrics_ports["session"]))
@@ -131,8 +142,11 @@ def run_throughput(stack: LocalStack, options: Options) -> dict[str, Any]:
             "anvil_block_time_s": stack.options.anvil_block_time,
             "amount": "10 TUSD on BASE -> TUSD on NEAR per swap, all signed by the dev maker",
             "warmup_swaps": 1,
+            "order": "ceiling batch first, then the orchestrator's, same N, same chains",
         },
         **report,
+        "ceiling": bound,
+        "efficiency": ratio(report["completed_per_s"] or 0.0, bound["completed_per_s"] or 0.0),
     }
 
 

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -137,6 +138,11 @@ class Htlc:
         self._receipt_tx: _Recent[str, str] = _Recent()
         self._ended: _Recent[str, dict[str, Any]] = _Recent()
         self._fee: int | None = None
+        # Each lock as this service's own last transaction on it left it (from that receipt's event), and the
+        # highest final height read so far: the reply to the call that sent the transaction comes from these.
+        self._own: _Recent[str, Lock] = _Recent()
+        self._final_seen = 0
+        self._accounts: _Recent[str, float] = _Recent()
         self.feed = LockFeed(rpc, contract, start_height, poll_interval_s, on_event=self.remember)
         self._registered: set[tuple[str, str]] = set()
         self._registration_lock = asyncio.Lock()
@@ -162,6 +168,7 @@ class Htlc:
         header = await self._rpc.block(finality="final")
         height = int(header["height"])
         self._block_hashes[height] = str(header["hash"])
+        self._final_seen = max(self._final_seen, height)
         return height, str(header["hash"]), int(header["timestamp_nanosec"])
 
     async def block_hash(self, height: int, final_height: int | None = None) -> str:
@@ -227,6 +234,20 @@ class Htlc:
             closed_final = settled is not None and settled.state is lock.state
         return LockView(lock, created, confirmations, final, closed, closed_final)
 
+    def receipt_view(self, lock_id: str, kind: str) -> LockView | None:
+        """The lock as this service's own transaction (`kind`: its creation, withdrawal or refund) just left it,
+        from that receipt's event and without a read: the reply to the call that sent it. Its depth is judged
+        against the highest final height read so far, so it may read less final than it is, never more. None
+        when the event or the creation's place is not known here."""
+        lock = self._own.get(lock_id)
+        created = self._sent.get((lock_id, CREATED))
+        closed = self._sent.get((lock_id, kind)) if kind != CREATED else None
+        if lock is None or created is None or (kind != CREATED and closed is None):
+            return None
+        final = lock.locked_height <= self._final_seen
+        confirmations = self._final_seen - lock.locked_height + 1 if final else 0
+        return LockView(lock, created, confirmations, final, closed, closed_final=False)
+
     def remember(self, event: HtlcEvent) -> None:
         key = (event.lock_id, event.name)
         if key not in self._seen:
@@ -289,8 +310,15 @@ class Htlc:
         self._receipt_tx[event.receipt_id] = ""
         return ""
 
-    async def account_exists(self, account_id: str) -> bool:
-        return await self._rpc.account(account_id) is not None
+    async def account_exists(self, account_id: str, max_age_s: float = 0.0) -> bool:
+        """Whether the account exists; with `max_age_s`, a yes read that recently is answered from memory."""
+        seen = self._accounts.get(account_id)
+        if max_age_s > 0 and seen is not None and time.monotonic() - seen <= max_age_s:
+            return True
+        exists = await self._rpc.account(account_id) is not None
+        if exists:
+            self._accounts[account_id] = time.monotonic()
+        return exists
 
     async def is_token(self, account_id: str) -> bool:
         """The account runs a NEP-141 contract (answers ft_balance_of)."""
@@ -445,11 +473,23 @@ class Htlc:
         return await self._closes.run(("withdraw", lock_id), lambda: self._withdraw(lock_id, secret))
 
     async def _withdraw(self, lock_id: str, secret: bytes) -> TxRef | None:
+        own = self._own.get(lock_id)
+        if own is not None and own.state is State.ACTIVE and hashlib.sha256(secret).digest() == own.hashlock:
+            # Active as this service's own transaction left it: no read first. If it ended meanwhile the
+            # HTLC refuses ("not active", some gas spent) and the read below says how it ended.
+            try:
+                return await self._send_withdraw(lock_id, own, secret)
+            except FailedPrecondition as exc:
+                if exc.reason != "LOCK_NOT_ACTIVE":
+                    raise
         lock = await self._active_or_done(lock_id, State.WITHDRAWN)
         if hashlib.sha256(secret).digest() != lock.hashlock:
             raise InvalidArgument("secret", "does not match the lock's hashlock")
         if lock.state is State.WITHDRAWN:
             return None
+        return await self._send_withdraw(lock_id, lock, secret)
+
+    async def _send_withdraw(self, lock_id: str, lock: Lock, secret: bytes) -> TxRef:
         await self._in_window(lock, "withdraw", hide=secret)
         args = {"lock_id": lock_id, "secret": secret.hex()}
         outcome = await self._sender.send(
@@ -502,8 +542,14 @@ class Htlc:
             None,
         )
         block_hash = receipt.block_hash if receipt is not None else outcome.block_hash
-        header = await self._rpc.block(block_id=block_hash)
-        ref = TxRef(tx_hash=outcome.tx_hash, block_height=int(header["height"]), block_hash=block_hash)
+        data = _event_data(receipt.logs, kind) if receipt is not None else None
+        if data is not None:
+            self._own[lock_id] = lock_from_event(data)
+        if kind == CREATED and data is not None and "locked_height" in data:
+            height = int(data["locked_height"])  # the height of the block whose receipt made the lock
+        else:
+            height = int((await self._rpc.block(block_id=block_hash))["height"])
+        ref = TxRef(tx_hash=outcome.tx_hash, block_height=height, block_hash=block_hash)
         self._sent[(lock_id, kind)] = ref
         return ref
 
@@ -520,11 +566,27 @@ class Htlc:
         return lock
 
 
-def _is_event(line: str, kind: str) -> bool:
+def _payload(line: str) -> dict[str, Any] | None:
     if not line.startswith(EVENT_PREFIX):
-        return False
+        return None
     try:
         payload = json.loads(line[len(EVENT_PREFIX) :])
     except ValueError:
-        return False
-    return bool(payload.get("standard") == HTLC_STANDARD and payload.get("event") == kind)
+        return None
+    return payload if isinstance(payload, dict) and payload.get("standard") == HTLC_STANDARD else None
+
+
+def _is_event(line: str, kind: str) -> bool:
+    payload = _payload(line)
+    return payload is not None and payload.get("event") == kind
+
+
+def _event_data(logs: list[str], kind: str) -> dict[str, Any] | None:
+    """The lock a `kind` event in these log lines describes (its one data element)."""
+    for line in logs:
+        payload = _payload(line)
+        if payload is not None and payload.get("event") == kind:
+            data = payload.get("data")
+            if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+                return data[0]
+    return None

@@ -38,6 +38,8 @@ _ACCOUNT_ID = re.compile(r"(([a-z\d]+[-_])*[a-z\d]+\.)*([a-z\d]+[-_])*[a-z\d]+")
 _IMPLICIT = re.compile(r"[0-9a-f]{64}")
 _LOCK_ID = re.compile(r"[0-9a-fA-F]{64}")
 _MAX_NONCE_LEN = 64
+# How long a beneficiary account seen to exist is taken to exist without asking the node again.
+_ACCOUNT_AGE_S = 300.0
 U128_MAX = 2**128 - 1
 _U32_MAX = 2**32 - 1
 
@@ -172,7 +174,9 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
     async def _beneficiary(self, value: str) -> str:
         beneficiary = account_id("terms.beneficiary", value)
         # A payout to a named account that does not exist bounces; implicit ones are created by it.
-        if not is_implicit(beneficiary) and not await self._htlc.account_exists(beneficiary):
+        # A yes is good for a while: an account deleted since bounces the payout, and the lock stays refundable.
+        exists = is_implicit(beneficiary) or await self._htlc.account_exists(beneficiary, max_age_s=_ACCOUNT_AGE_S)
+        if not exists:
             raise InvalidArgument("terms.beneficiary", f"account {beneficiary} does not exist")
         return beneficiary
 
@@ -226,7 +230,7 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
             lock_id, sent = self._htlc.lock_id(lock_request.nonce), False
         else:
             lock_id, sent = await self._htlc.create(lock_request)
-        view = await self._htlc.view(lock_id)
+        view = await self._view(lock_id, CREATED if sent else None)
         return chain_pb2.CreateLockResponse(lock=self._lock(lock_id, view), sent=sent)
 
     async def PrepareMakerLock(
@@ -269,7 +273,7 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         lock_id = _lock_id(request.lock_id)
         secret = require_bytes32("secret", request.secret)
         ref = await self._htlc.withdraw(lock_id, secret)
-        view = await self._htlc.view(lock_id)
+        view = await self._view(lock_id, WITHDRAWN if ref else None)
         closed = ref or (view.closed if view else None)
         return chain_pb2.WithdrawResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
 
@@ -279,9 +283,14 @@ class ChainNearServicer(chain_pb2_grpc.ChainServiceServicer):
         self._fences.check(context.invocation_metadata())
         lock_id = _lock_id(request.lock_id)
         ref = await self._htlc.refund(lock_id)
-        view = await self._htlc.view(lock_id)
+        view = await self._view(lock_id, REFUNDED if ref else None)
         closed = ref or (view.closed if view else None)
         return chain_pb2.CancelResponse(lock=self._lock(lock_id, view), tx=_tx(closed), sent=ref is not None)
+
+    async def _view(self, lock_id: str, sent: str | None) -> LockView | None:
+        """The lock for a reply: as this call's own transaction (`sent`, its event) left it, else read."""
+        view = self._htlc.receipt_view(lock_id, sent) if sent else None
+        return view if view is not None else await self._htlc.view(lock_id)
 
     async def GetLock(
         self, request: chain_pb2.GetLockRequest, context: grpc.aio.ServicerContext
