@@ -27,7 +27,7 @@ from typing import Any
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
 
-from bench import ceiling
+from bench import ceiling, cpu
 from bench.edge import service_pid
 from bench.stats import percentile, ratio, summary
 from bench.swap import AMOUNT, _phases, bucket_quantiles, event_to_action_buckets, one_swap
@@ -130,11 +130,16 @@ def run_throughput(stack: LocalStack, options: Options) -> dict[str, Any]:
     if warm["completed"] != 1:
         raise RuntimeError(f"the warm-up swap failed: {warm['failure_examples']}")
     # The ceiling first (its own warm-up swap, then N at once), then the orchestrator's batch of N.
+    pids = cpu.stack_pids(stack)
+    started = cpu.snapshot(pids)
     bound = ceiling.run(stack, options.swaps)
+    bound["cpu"] = cpu.spent(started, cpu.snapshot(pids))
     log.info("ceiling: %s swaps/s; the orchestrator's batch next", bound["completed_per_s"])
     time.sleep(SETTLE_S)
     before = event_to_action_buckets(stack.metrics_ports["session"])
+    started = cpu.snapshot(pids)
     report = asyncio.run(_throughput(stack, options.swaps))
+    report["cpu"] = cpu.spent(started, cpu.snapshot(pids))
     report["event_to_action"] = bucket_quantiles(before, event_to_action_buckets(stack.metrics_ports["session"]))
     return {
         "setup": {

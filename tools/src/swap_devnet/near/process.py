@@ -280,6 +280,10 @@ class NearDevnetProcess(DevnetControls, StartStop):
         return None if self._log_dir is None else self._log_dir / "near-devnet.log"
 
     @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    @property
     def running(self) -> bool:
         return self._child is not None and self._child.running
 
