@@ -22,7 +22,8 @@ The client is small and hand-written, not the services' code:
     (`eth_getBlockReceipts`): that answers every transaction's receipt, every confirmation count and the
     chain time, with no per-transaction polling.
   - NEAR: py-near's transaction encoding and signing, 8 access keys added for the run (chain-near also sends
-    with 8), a local nonce per key, `broadcast_tx_commit` over one aiohttp session
+    with 8), a local nonce per key and one transaction in flight per key (as chain-near), `broadcast_tx_commit`
+    over one aiohttp session
     (no connection limit). One poller reads the optimistic and the final head every 0.05 s. A lock's block
     (its height and timestamp: `locked_at`) is the block of the transaction's first receipt on the HTLC.
 
@@ -39,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -306,7 +306,11 @@ class NearClient(_Heads):
         self.signer = signer  # the account that funds the destination locks and signs on `keys`
         self._keys = [(key, _key_bytes(key)) for key in keys]
         self._nonces = [0] * len(keys)
-        self._next_key = itertools.cycle(range(len(keys)))
+        # One transaction in flight per key, as chain-near sends: a key's transactions reach the node in nonce
+        # order, and none waits on a nonce gap the node might give up on.
+        self._free: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(keys)):
+            self._free.put_nowait(index)
         self._session: aiohttp.ClientSession | None = None
         self._block_hash = b""
         self.head = 0
@@ -371,7 +375,15 @@ class NearClient(_Heads):
 
     async def call(self, receiver: str, method: str, args: dict[str, Any], gas: int, deposit: int) -> dict[str, Any]:
         """One function call from the resolver, waited for until executed (all receipts, optimistic)."""
-        index = next(self._next_key)
+        index = await self._free.get()
+        try:
+            return await self._call_on(index, receiver, method, args, gas, deposit)
+        finally:
+            self._free.put_nowait(index)
+
+    async def _call_on(
+        self, index: int, receiver: str, method: str, args: dict[str, Any], gas: int, deposit: int
+    ) -> dict[str, Any]:
         self._nonces[index] += 1
         nonce = self._nonces[index]
         actions = [near_tx.create_function_call_action(method, json.dumps(args).encode(), gas, deposit)]
