@@ -425,26 +425,28 @@ class Htlc:
         if not deposit:
             yield
             return
-        await self._reserve_prepaid(deposit)
+        self._prepaid_in_flight += deposit
         try:
+            await self._top_up()
             yield
         finally:
             self._prepaid_in_flight -= deposit
 
-    async def _reserve_prepaid(self, deposit: int) -> None:
-        """Tops up the resolver's native balance on the HTLC to cover every token lock in flight. The
-        reservations of locks whose transfer already consumed theirs are still counted, so a top-up errs
-        on the high side and later locks use what is left over."""
+    async def _top_up(self) -> None:
+        """Tops up the resolver's native balance on the HTLC to cover every token lock in flight. A lock reserves
+        its share before it waits for the top-up in progress, so the next top-up covers every lock that arrived
+        meanwhile: under load, one deposit_native serves many locks instead of one each, one after the other.
+        The reservations of locks whose transfer already consumed theirs are still counted, so a top-up errs on
+        the high side and later locks use what is left over."""
         async with self._prepaid_lock:
             value, _ = await self._rpc.view(self.contract, "native_balance_of", {"account_id": self.resolver})
-            needed = self._prepaid_in_flight + deposit - int(value or 0)
+            needed = self._prepaid_in_flight - int(value or 0)
             if needed > 0:
                 outcome = await self._sender.send(
                     self.contract, [_function_call("deposit_native", {}, self._gas.call, needed)]
                 )
                 if outcome.failure is not None:
                     raise to_domain_error(outcome.failure, "prepay safety deposit")
-            self._prepaid_in_flight += deposit
 
     async def _ensure_registered(self, token: str, account_id: str) -> None:
         if (token, account_id) in self._registered:
