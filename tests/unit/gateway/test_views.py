@@ -1,10 +1,14 @@
-"""The session JSON of docs/api.md from the services' protobuf."""
+"""The session JSON of docs/api.md from the services' protobuf: rendered straight to dicts, and exactly what the
+reply models of gateway.schemas (the OpenAPI document) describe and would have sent."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from gateway import views
+import pytest
+from gateway import schemas, views
+from pydantic import BaseModel
 from swap.chain.v1 import chain_pb2
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2
@@ -54,7 +58,7 @@ def test_base_source_session() -> None:
             typed_data_json=json.dumps(TYPED), token="0x" + "11" * 20, spender="0x" + "44" * 20, allowance="10000000"
         )
     )
-    out = views.session(session(maker_action=action)).model_dump(mode="json")
+    out = views.session(session(maker_action=action))
     assert out["state"] == "source_locked"
     assert out["src"] == {"chain": "base", "token": "0x" + "11" * 20}
     assert out["maker_action"] == {
@@ -96,7 +100,7 @@ def test_near_source_session_and_terminal_fields() -> None:
     s.state = session_pb2.SESSION_STATE_REFUNDED
     s.error.CopyFrom(session_pb2.SessionError(reason="NO_TIME_TO_REVEAL", message="too late"))
     s.secret = "ef" * 32
-    out = views.session(s).model_dump(mode="json")
+    out = views.session(s)
     assert out["state"] == "refunded"
     assert out["maker_action"] == {
         "near_call": {
@@ -108,14 +112,14 @@ def test_near_source_session_and_terminal_fields() -> None:
         },
         "near_prepay": {"contract": "htlc.test.near", "method": "deposit_native", "args": {}, "deposit": "7", "gas": 9},
     }
-    without = views.session(session(maker_action=session_pb2.MakerAction(near_call=call))).model_dump(mode="json")
+    without = views.session(session(maker_action=session_pb2.MakerAction(near_call=call)))
     assert without["maker_action"]["near_prepay"] is None
     assert out["error"] == {"reason": "NO_TIME_TO_REVEAL", "message": "too late"}
     assert out["secret"] == "ef" * 32
 
 
 def test_no_maker_action_is_null_and_every_state_has_a_name() -> None:
-    assert views.session(session()).maker_action is None
+    assert views.session(session())["maker_action"] is None
     names = {views.state_name(v) for v in session_pb2.SessionState.values() if v}
     assert names == {
         "initialized",
@@ -134,3 +138,47 @@ def test_no_maker_action_is_null_and_every_state_has_a_name() -> None:
         "failed",
         "timeout",
     }
+
+
+def _conforms(model: type[BaseModel], rendered: dict[str, Any]) -> None:
+    """The dict validates against the reply model (which forbids unknown fields), has its fields in the
+    model's order, and encodes to the same bytes as the model's own JSON (what FastAPI sent before)."""
+    parsed = model.model_validate(rendered)
+    assert parsed.model_dump(mode="json") == rendered
+    assert list(rendered) == list(model.model_fields)
+    assert views.JsonBody(rendered).body == parsed.model_dump_json().encode()
+
+
+def test_every_rendered_reply_is_what_its_model_sends() -> None:
+    call = chain_pb2.NearCall(contract="htlc.test.near", method="lock", args_json='{"a": "\u00e9"}', gas=1)
+    sign = chain_pb2.SignOrder(typed_data_json=json.dumps(TYPED), token="t", spender="s", allowance="1")
+    variants = [
+        session(),
+        session(maker_action=session_pb2.MakerAction(sign_order=sign)),
+        session(maker_action=session_pb2.MakerAction(near_call=call)),
+        session(maker_action=session_pb2.MakerAction(near_call=call, near_prepay=call)),
+    ]
+    full = session(maker_action=session_pb2.MakerAction(near_call=call))
+    full.error.CopyFrom(session_pb2.SessionError(reason="R", message='caf\u00e9 \u2028 <tag> "q"'))
+    full.secret, full.dst_amount, full.dst_lock_id = "ef" * 32, "5", "lock"
+    full.secret_mode, full.secret_deadline = session_pb2.SECRET_MODE_MAKER, 77
+    full.pending_intent, full.src_cancellation_at, full.dst_cancellation_at = "cancel", 1, 2
+    variants.append(full)
+    for s in variants:
+        _conforms(schemas.Session, views.session(s))
+        _conforms(schemas.Quote, views.quote(s.quote))
+    _conforms(schemas.SessionList, views.session_list(variants, ""))
+    _conforms(schemas.SessionList, views.session_list([], "next"))
+    info = quote_pb2.AssetInfo(asset=variants[0].src, symbol="TUSD", decimals=6, source=True, destination=False)
+    _conforms(schemas.AssetList, views.asset_list([info, info]))
+
+
+def test_a_state_or_chain_outside_the_api_is_a_fault_not_a_reply() -> None:
+    s = session()
+    s.state = session_pb2.SESSION_STATE_UNSPECIFIED
+    with pytest.raises(ValueError):
+        views.session(s)
+    s = session()
+    s.src.chain = common_pb2.CHAIN_UNSPECIFIED
+    with pytest.raises(ValueError):
+        views.session(s)

@@ -91,6 +91,11 @@ class GatewaySettings(ServiceSettings, env_prefix="GATEWAY_"):
     ws_ping_s: float = Field(
         20.0, gt=0, description="Seconds between WebSocket pings; a peer silent as long is closed."
     )
+    ws_per_message_deflate: bool = Field(
+        False,
+        description="Offer WebSocket compression (permessage-deflate). Off: every frame of the fan-out would be "
+        "deflated once per subscriber, which costs more CPU than the JSON saves on the wire.",
+    )
     ws_max_subscriptions: int = Field(50, ge=1, description="Sessions one WebSocket connection may watch at once.")
     ws_queue_messages: int = Field(
         256,

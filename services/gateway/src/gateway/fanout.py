@@ -134,7 +134,7 @@ async def follow(
             async for update in call:
                 cursor = update.cursor
                 pause, gave_up_at = _RETRY_FIRST_S, time.monotonic() + _RETRY_BUDGET_S
-                session = views.session(update.session).model_dump(mode="json")
+                session = views.session(update.session)
                 deliver(event("update", [{"cursor": cursor, "session": session}]))
             return None
         except grpc.aio.AioRpcError as err:

@@ -1,4 +1,7 @@
-"""REST routes of docs/api.md under /api/v1: JSON in, protobuf to the services, JSON out."""
+"""REST routes of docs/api.md under /api/v1: JSON in, protobuf to the services, JSON out.
+
+Replies are rendered from the protobuf message and encoded once (views.JsonBody); `response_model` only
+documents them. Dependencies are coroutines: FastAPI runs a plain function in a worker thread per request."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from gateway import schemas, views
 from gateway.auth import Identity
 from gateway.backends import Backends
 from gateway.errors import ApiError, invalid_request
+from gateway.views import JsonBody
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +41,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key of the gateway.")
 
 
-def backends(request: Request) -> Backends:
+async def backends(request: Request) -> Backends:
     found: Backends | None = getattr(request.app.state, "backends", None)
     if found is None:
         raise ApiError(503, "UNAVAILABLE", "UNAVAILABLE", "starting up")
     return found
 
 
-def caller(request: Request) -> str:
+async def caller(request: Request) -> str:
     """The caller's tenant (set by the guard)."""
     identity: Identity | None = request.scope.get("state", {}).get("identity")
     if identity is None:
@@ -52,7 +56,7 @@ def caller(request: Request) -> str:
     return identity.tenant
 
 
-def idempotency_key(
+async def idempotency_key(
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -91,12 +95,12 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix=API_PREFIX, dependencies=[Security(api_key_scheme)], responses=ERROR_RESPONSES)
 
     @router.get("/assets", response_model=schemas.AssetList, summary="The tokens that can be swapped")
-    async def list_assets(b: BackendsDep) -> schemas.AssetList:
+    async def list_assets(b: BackendsDep) -> Response:
         reply = await b.call("quote", b.quotes.ListAssets, quote_pb2.ListAssetsRequest())
-        return schemas.AssetList(assets=[views.asset_info(a) for a in reply.assets])
+        return JsonBody(views.asset_list(reply.assets))
 
     @router.post("/quotes", response_model=schemas.Quote, summary="Price a swap")
-    async def create_quote(body: schemas.QuoteRequest, b: BackendsDep) -> schemas.Quote:
+    async def create_quote(body: schemas.QuoteRequest, b: BackendsDep) -> Response:
         request = quote_pb2.GetQuoteRequest(
             src=views.asset_pb(body.src),
             dst=views.asset_pb(body.dst),
@@ -105,7 +109,7 @@ def api_router() -> APIRouter:
             urgency=body.urgency,
         )
         reply = await b.call("quote", b.quotes.GetQuote, request)
-        return views.quote(reply.quote)
+        return JsonBody(views.quote(reply.quote))
 
     @router.post(
         "/sessions",
@@ -116,11 +120,10 @@ def api_router() -> APIRouter:
     )
     async def create_session(
         body: schemas.CreateSessionRequest,
-        response: Response,
         b: BackendsDep,
         who: CallerDep,
         header_id: IdempotencyKeyDep,
-    ) -> schemas.Session:
+    ) -> Response:
         scoped = scoped_request_id(who, request_id_of(body.request_id, header_id))
         fresh = await b.first_create(scoped) if scoped else True
         request = session_pb2.CreateSessionRequest(
@@ -141,25 +144,20 @@ def api_router() -> APIRouter:
             if scoped and fresh:
                 await b.forget_create(scoped)
             raise
-        response.status_code = 201 if fresh else 200
-        return views.session(reply.session)
+        return JsonBody(views.session(reply.session), status_code=201 if fresh else 200)
 
     @router.get("/sessions", response_model=schemas.SessionList, summary="List sessions, newest first")
-    async def list_sessions(
-        query: Annotated[schemas.ListSessionsQuery, Query()], b: BackendsDep
-    ) -> schemas.SessionList:
+    async def list_sessions(query: Annotated[schemas.ListSessionsQuery, Query()], b: BackendsDep) -> Response:
         request = session_pb2.ListSessionsRequest(
             maker=query.maker, page_size=query.page_size, page_token=query.page_token
         )
         reply = await b.call("session", b.sessions.ListSessions, request)
-        return schemas.SessionList(
-            sessions=[views.session(s) for s in reply.sessions], next_page_token=reply.next_page_token or None
-        )
+        return JsonBody(views.session_list(reply.sessions, reply.next_page_token))
 
     @router.get("/sessions/{session_id}", response_model=schemas.Session, summary="Get a session")
-    async def get_session(session_id: SessionId, b: BackendsDep) -> schemas.Session:
+    async def get_session(session_id: SessionId, b: BackendsDep) -> Response:
         bind_session(session_id)
-        return views.session(await b.get_session(session_id))
+        return JsonBody(views.session(await b.get_session(session_id)))
 
     @router.post("/sessions/{session_id}/execute", response_model=schemas.Session, summary="Start the swap")
     async def execute_session(
@@ -168,7 +166,7 @@ def api_router() -> APIRouter:
         who: CallerDep,
         header_id: IdempotencyKeyDep,
         body: Annotated[schemas.ExecuteSessionRequest | None, Body()] = None,
-    ) -> schemas.Session:
+    ) -> Response:
         bind_session(session_id)
         body = body or schemas.ExecuteSessionRequest()
         request = session_pb2.ExecuteSessionRequest(
@@ -177,30 +175,28 @@ def api_router() -> APIRouter:
             signature=bytes.fromhex(body.signature.removeprefix("0x")),
         )
         reply = await b.call("session", b.sessions.ExecuteSession, request)
-        return views.session(reply.session)
+        return JsonBody(views.session(reply.session))
 
     @router.post("/sessions/{session_id}/cancel", response_model=schemas.Session, summary="Cancel (or refund)")
     async def cancel_session(
         session_id: SessionId,
         b: BackendsDep,
         body: Annotated[schemas.EmptyRequest | None, Body()] = None,
-    ) -> schemas.Session:
+    ) -> Response:
         bind_session(session_id)
         request = session_pb2.CancelSessionRequest(session_id=session_id)
         reply = await b.call("session", b.sessions.CancelSession, request)
-        return views.session(reply.session)
+        return JsonBody(views.session(reply.session))
 
     @router.post(
         "/sessions/{session_id}/secret",
         response_model=schemas.Session,
         summary="Release the maker's secret (secret_mode maker, state awaiting_secret)",
     )
-    async def reveal_secret(
-        session_id: SessionId, body: schemas.RevealSecretRequest, b: BackendsDep
-    ) -> schemas.Session:
+    async def reveal_secret(session_id: SessionId, body: schemas.RevealSecretRequest, b: BackendsDep) -> Response:
         bind_session(session_id)
         request = session_pb2.RevealSecretRequest(session_id=session_id, secret=body.secret)
         reply = await b.call("session", b.sessions.RevealSecret, request)
-        return views.session(reply.session)
+        return JsonBody(views.session(reply.session))
 
     return router

@@ -3,9 +3,10 @@ describe exactly what the gateway sends (they are the OpenAPI document's schemas
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from swap_runtime.quote_token import MAX_TOKEN_CHARS
 
 ChainName = Literal["base", "near"]
 SecretModeName = Literal["service", "maker"]
@@ -27,6 +28,7 @@ StateName = Literal[
     "failed",
     "timeout",
 ]
+STATE_NAMES = frozenset(get_args(StateName))
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_TEXT = 256
@@ -44,6 +46,8 @@ def _encodable(value: str) -> str:
 
 
 Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_encodable)]
+# A quote_id carries the quote it names, signed (about 500 base64url characters).
+QuoteId = Annotated[str, Field(max_length=MAX_TOKEN_CHARS), AfterValidator(_encodable)]
 # Base units: digits, no sign, no leading zero, at most uint256's 78 digits (the services check the range).
 Amount = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,77})$")]
 
@@ -79,7 +83,9 @@ class CreateSessionRequest(_Request):
     maker: Text = Field(description="The maker's account on the source chain (0x address / NEAR account id).")
     receiver: Text = Field(description="Who receives the destination funds (address / account id).")
     slippage_bps: int = Field(0, ge=0, le=5_000, description="Tolerated shortfall, basis points; 0 = the default.")
-    quote_id: Text = Field("", description="Bind this earlier quote (same pair and amount, still valid).")
+    quote_id: QuoteId = Field(
+        "", description="Bind this earlier quote (same pair and amount, still valid): its quote_id as issued."
+    )
     request_id: Text = Field("", description="Makes retries safe: the same request_id returns the same session.")
     secret_mode: SecretModeName = Field(
         "service",

@@ -159,7 +159,7 @@ class Connection:
             except ApiError as err:
                 self.send("error", problem(err.reason, f"session {release.session_id}: {err.message}"))
                 continue
-            self.send("revealed", [views.session(reply.session).model_dump(mode="json")])
+            self.send("revealed", [views.session(reply.session)])
 
     async def subscribe(self, wanted: list[Resume]) -> None:
         fresh = [w for w in wanted if w.session_id not in self.subscriptions or w.cursor]
