@@ -166,6 +166,7 @@ async def _measure(options: Options, stack: LocalStack, work: Path) -> dict[str,
         "SESSION_CHAIN_BASE_ADDR": proxies["chain-base"].address,
         "SESSION_CHAIN_NEAR_ADDR": proxies["chain-near"].address,
         "SESSION_QUOTE_ADDR": stack.services["quote"].address,
+        "SESSION_QUOTE_PUBLIC_KEYS": stack.quote_public_key,
         "SESSION_RETRY_DELAY_S": str(o.poll_interval_s),
     }
     counted: ServiceProcess | None = None

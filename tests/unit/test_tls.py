@@ -7,16 +7,19 @@ from pathlib import Path
 import pytest
 from session.config import SessionSettings
 from swap_devnet.pki import issue_all
+from swap_runtime.quote_token import new_key_pair
 from swap_runtime.tls import Tls, TransportConfigError, parse_identities, transport
+
+_, QUOTE_KEY = new_key_pair()
 
 
 def test_a_service_with_neither_certificates_nor_the_dev_flag_refuses_to_start() -> None:
     with pytest.raises(TransportConfigError, match=r"SESSION_TLS_DIR is required.*SESSION_PLAINTEXT=true"):
-        SessionSettings(dev_mode=True).transport()
+        SessionSettings(dev_mode=True, quote_public_keys=[QUOTE_KEY]).transport()
 
 
 def test_plaintext_only_when_asked_for() -> None:
-    assert SessionSettings(dev_mode=True, plaintext=True).transport() is None
+    assert SessionSettings(dev_mode=True, plaintext=True, quote_public_keys=[QUOTE_KEY]).transport() is None
 
 
 def test_a_certificate_directory_is_read_whole(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from swap_runtime.quote_token import new_key_pair
 
 from tests.integration.deploy.common import COMPOSE_FILE, DEPLOY, ENVOY_IMAGE, REPO, compose_binary
 
@@ -27,8 +28,13 @@ GRPC_PORTS = {"chain-base": 50051, "chain-near": 50052, "quote": 50053, "session
 TLS_DIR = "/run/secrets/tls"
 TLS_FILES = ("tls.crt", "tls.key", "ca.crt")
 SECRET_KEY = base64.b64encode(b"k" * 32).decode()
+QUOTE_SEED, QUOTE_PUBLIC = new_key_pair()
 # What compose needs from the shell to accept the file.
-REQUIRED = {"SESSION_SECRET_KEY": SECRET_KEY}
+REQUIRED = {
+    "SESSION_SECRET_KEY": SECRET_KEY,
+    "QUOTE_SIGNING_KEY": QUOTE_SEED,
+    "SESSION_QUOTE_PUBLIC_KEYS": QUOTE_PUBLIC,
+}
 
 
 def compose(
@@ -78,10 +84,19 @@ def test_config_quiet_accepts_the_file() -> None:
 @pytest.mark.parametrize("env", [{}, {"SESSION_SECRET_KEY": ""}], ids=["unset", "empty"])
 def test_config_fails_without_the_session_secret_key(env: dict[str, str]) -> None:
     """No built-in key to fall back on: compose itself refuses, before any container starts."""
-    result = compose("config", "-q", env=env)
+    others = {key: value for key, value in REQUIRED.items() if key != "SESSION_SECRET_KEY"}
+    result = compose("config", "-q", env={**others, **env})
     assert result.returncode != 0
     assert "required variable SESSION_SECRET_KEY is missing a value" in result.stderr
     assert "32 random bytes" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["QUOTE_SIGNING_KEY", "SESSION_QUOTE_PUBLIC_KEYS"])
+def test_config_fails_without_the_quote_signing_keys(name: str) -> None:
+    result = compose("config", "-q", env={key: value for key, value in REQUIRED.items() if key != name})
+    assert result.returncode != 0
+    assert f"required variable {name} is missing a value" in result.stderr
+    assert "python -m swap_runtime.quote_token" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -163,10 +178,12 @@ def test_services_read_the_deployments_and_each_other(model: dict[str, Any]) -> 
 
 def test_secrets_come_from_the_shell_and_dev_mode_stays_off() -> None:
     key = base64.b64encode(os.urandom(32)).decode()
-    shell = {"SESSION_SECRET_KEY": key, "SESSION_DEV_MODE": "true"}
+    shell = {**REQUIRED, "SESSION_SECRET_KEY": key, "SESSION_DEV_MODE": "true"}
     services = resolved(env={**shell, "GATEWAY_API_KEY_HASHES": "ab" * 32})["services"]
     session, gateway = services["session"]["environment"], services["gateway"]["environment"]
     assert session["SESSION_SECRET_KEY"] == key
+    assert services["quote"]["environment"]["QUOTE_SIGNING_KEY"] == QUOTE_SEED
+    assert session["SESSION_QUOTE_PUBLIC_KEYS"] == QUOTE_PUBLIC
     # The shell cannot turn development mode on.
     assert session["SESSION_DEV_MODE"] == "false"
     assert gateway["GATEWAY_API_KEY_HASHES"] == "ab" * 32

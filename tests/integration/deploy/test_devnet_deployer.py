@@ -97,6 +97,8 @@ def test_deployer_publishes_both_deployments(chains: Chains, monkeypatch: pytest
     assert base.resolver_private_key() == evm.resolver.private_key
     near_settings = ChainNearSettings()
     assert (near_settings.htlc_account, near_settings.resolver_account) == (near.htlc_id, near.resolver.account_id)
+    # The quote signing key comes from the shell in compose, never from the deployer's files.
+    monkeypatch.setenv("QUOTE_SIGNING_KEY", "11" * 32)
     assert QuoteSettings().registry().find(Chain.NEAR, near.token_id) is not None
 
     # Run again (a second `docker compose up`): the escrows stay where the services know them.

@@ -25,8 +25,9 @@ from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.envoy import Envoy, EnvoyError
 from swap_devnet.procs import free_port
+from swap_runtime.quote_token import QuoteVerifier, open_quote, public_key
 
-from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD, QuoteFactory
+from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD, PUBLIC_KEY, QuoteFactory
 from tests.integration.deploy.common import (
     COMPOSE_FILE,
     DEPLOY_KEY,
@@ -185,7 +186,8 @@ async def test_grpc_web_get_quote(edge: Envoy, http: aiohttp.ClientSession) -> N
     assert trailers["grpc-status"] == "0"
     (message,) = messages
     quote = quote_pb2.GetQuoteResponse.FromString(message).quote
-    assert len(quote.quote_id) == 32
+    # The quote_id is the quote signed with the quote service's key.
+    assert open_quote(QuoteVerifier([public_key(PUBLIC_KEY)]), quote.quote_id) == quote
     assert quote.src_amount == "10000000"
 
 

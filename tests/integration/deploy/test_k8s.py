@@ -30,7 +30,14 @@ GRPC_SERVICES = {
     "session": (50054, "swap.session.v1.SessionService"),
 }
 WORKLOADS = {*GRPC_SERVICES, "gateway", "envoy"}
-SECRET_ENV = {"SESSION_SECRET_KEY", "GATEWAY_API_KEY_HASHES", "CHAIN_BASE_RESOLVER_KEY", "CHAIN_NEAR_RESOLVER_KEY"}
+SECRET_ENV = {
+    "SESSION_SECRET_KEY",
+    "GATEWAY_API_KEY_HASHES",
+    "CHAIN_BASE_RESOLVER_KEY",
+    "CHAIN_NEAR_RESOLVER_KEY",
+    "QUOTE_SIGNING_KEY",
+    "SESSION_QUOTE_PUBLIC_KEYS",
+}
 # Not applied with the kustomization: the Secrets' shape, and cert-manager's resources (optional; their kinds
 # are cert-manager's, which kubernetes-validate does not know).
 OPTIONAL = {"secrets.template.yaml", "cert-manager.yaml"}
@@ -94,6 +101,7 @@ def test_secret_template_holds_no_secret() -> None:
     assert {doc["metadata"]["name"] for doc in secrets} == {
         "swap-chain-base",
         "swap-chain-near",
+        "swap-quote",
         "swap-session",
         "swap-gateway",
         *(f"swap-tls-{name}" for name in IDENTITIES - {"operator"}),
@@ -305,7 +313,12 @@ def test_keys_come_from_secrets_only() -> None:
         for volume in pod["volumes"]:
             if "secret" in volume and not volume["secret"]["secretName"].startswith("swap-tls-"):
                 files[name] = volume["secret"]["secretName"]
-    assert refs == {"SESSION_SECRET_KEY": "swap-session", "GATEWAY_API_KEY_HASHES": "swap-gateway"}
+    assert refs == {
+        "SESSION_SECRET_KEY": "swap-session",
+        "SESSION_QUOTE_PUBLIC_KEYS": "swap-session",
+        "QUOTE_SIGNING_KEY": "swap-quote",
+        "GATEWAY_API_KEY_HASHES": "swap-gateway",
+    }
     assert files == {"chain-base": "swap-chain-base", "chain-near": "swap-chain-near"}
     for name in ("chain-base", "chain-near"):
         prefix = name.replace("-", "_").upper()

@@ -19,6 +19,7 @@ from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
+from swap_runtime.quote_token import QuoteVerifier, open_quote, public_key
 from websockets.exceptions import InvalidStatus
 
 from tests.integration.edge.conftest import KEY, KEY_A, KEY_B, KEY_OPS, WRONG_KEY
@@ -196,7 +197,8 @@ async def test_every_protocol_refuses_a_missing_or_wrong_key_and_serves_the_righ
         assert_error(wrong, 401, "UNAUTHENTICATED", "API_KEY_INVALID")
         quoted = await http.post(path, json=quote_json, headers={"X-API-Key": KEY})
         assert quoted.status_code == 200, quoted.text
-        assert len(quoted.json()["quote"]["quote_id"]) == 32
+        signed = open_quote(QuoteVerifier([public_key(stack.quote_public_key)]), quoted.json()["quote"]["quote_id"])
+        assert signed.src_amount == "10000000"
 
         # A client's X-Request-ID is kept by Envoy and echoed by the gateway.
         echoed = await http.get("/api/v1/sessions", headers={"X-API-Key": KEY, "X-Request-ID": "edge-probe-rid-1"})

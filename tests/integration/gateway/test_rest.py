@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from swap_devnet.stack import LocalStack
+from swap_runtime.quote_token import QuoteSigner, new_key_pair, private_key
 
 from tests.integration.swaps import maker_step
 
@@ -45,7 +46,8 @@ async def test_quote(api: httpx.AsyncClient, stack: LocalStack) -> None:
     reply = await api.post("/api/v1/quotes", json={**body, "slippage_bps": 100, "urgency": 1.5})
     assert reply.status_code == 200, reply.text
     quote = reply.json()
-    assert re.fullmatch(r"[0-9a-f]{32}", quote["quote_id"])
+    # The quote_id is the quote, signed by the quote service (base64url).
+    assert re.fullmatch(r"[A-Za-z0-9_-]{300,}", quote["quote_id"])
     assert quote["src"] == body["src"] and quote["dst"] == body["dst"]
     assert quote["src_amount"] == AMOUNT and quote["slippage_bps"] == 100
     assert (
@@ -212,8 +214,15 @@ async def test_service_errors_keep_field_and_reason(api: httpx.AsyncClient, stac
     assert maker["code"] == "INVALID_ARGUMENT" and maker["field"] == "maker" and maker["reason"] == "INVALID_ARGUMENT"
     amount = error_of(await api.post("/api/v1/sessions", json=base_to_near(stack, src_amount="1.5")), 400)
     assert amount["field"] == "src_amount"
-    foreign_quote = error_of(await api.post("/api/v1/sessions", json=base_to_near(stack, quote_id="f" * 32)), 404)
+    not_a_quote = error_of(await api.post("/api/v1/sessions", json=base_to_near(stack, quote_id="f" * 32)), 400)
+    assert not_a_quote["code"] == "INVALID_ARGUMENT" and not_a_quote["field"] == "quote_id"
+    other_seed, _ = new_key_pair()
+    signed_elsewhere = QuoteSigner(private_key(other_seed)).seal(b"\x08\x01")
+    foreign_quote = error_of(
+        await api.post("/api/v1/sessions", json=base_to_near(stack, quote_id=signed_elsewhere)), 404
+    )
     assert foreign_quote["code"] == "NOT_FOUND" and foreign_quote["reason"] == "QUOTE_NOT_FOUND"
+    assert foreign_quote["message"].startswith("quote_id: no such quote: signed with key")
 
     created = (await api.post("/api/v1/sessions", json=base_to_near(stack))).json()
     typed = created["maker_action"]["sign_order"]["typed_data"]

@@ -4,8 +4,10 @@ field, the auction's amounts and fees, the HTTP price source and the devnet depl
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,13 +16,14 @@ import pytest
 import redis.asyncio as aioredis
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from quote.quoter import EXPIRED_KEPT_S
+from quote.issuer import EXPIRED_KEPT_S
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.evm import EvmDeployment
-from swap_devnet.procs import ServiceProcess
+from swap_devnet.procs import ServiceProcess, free_port
+from swap_runtime.quote_token import QuoteSigner, QuoteVerifier, new_key_pair, open_quote, private_key, public_key
 
-from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD, PriceStub, QuoteFactory
+from tests.fixtures.quote import BASE_TUSD, NEAR_TUSD, PUBLIC_KEY, PriceStub, QuoteFactory
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +87,10 @@ async def test_get_then_lookup(
 ) -> None:
     before = int(time.time())
     q = (await quote.GetQuote(get_request())).quote
-    assert len(q.quote_id) == 32
+    # The quote_id is the quote signed with the service's key, under a 32-hex serial.
+    assert open_quote(QuoteVerifier([public_key(PUBLIC_KEY)]), q.quote_id) == q
+    serial = quote_pb2.Quote.FromString(QuoteVerifier([public_key(PUBLIC_KEY)]).open(q.quote_id)).quote_id
+    assert len(serial) == 32 and int(serial, 16) >= 0
     assert before <= q.issued_at <= int(time.time())
     assert q.valid_until == q.issued_at + 30
     assert q.src == asset(BASE, BASE_TUSD) and q.dst == asset(NEAR, NEAR_TUSD)
@@ -110,11 +116,18 @@ async def test_get_then_lookup(
 
     found = (await quote.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=q.quote_id))).quote
     assert found == q
+    assert (await quote.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=serial))).quote == q
 
-    key = f"{quote_proc.env['QUOTE_REDIS_PREFIX']}quote:{q.quote_id}"
+    # Written behind the reply, under its serial.
+    key = f"{quote_proc.env['QUOTE_REDIS_PREFIX']}quote:{serial}"
+    for _ in range(100):
+        if await redis_client.exists(key):
+            break
+        await asyncio.sleep(0.02)
+    assert await redis_client.get(key) == q.quote_id.encode()
     ttl_ms = await redis_client.pttl(key)
     # Its validity, then an hour in which a lookup is told it expired.
-    assert 28_000 + EXPIRED_KEPT_S * 1000 < ttl_ms <= 30_000 + EXPIRED_KEPT_S * 1000
+    assert 27_000 + EXPIRED_KEPT_S * 1000 < ttl_ms <= 30_000 + EXPIRED_KEPT_S * 1000
 
 
 async def test_auction_amounts_are_ordered_and_net_of_fees(quote: quote_pb2_grpc.QuoteServiceStub) -> None:
@@ -159,6 +172,53 @@ async def test_lookup_of_an_unknown_quote(quote: quote_pb2_grpc.QuoteServiceStub
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert err.value.details() == "no such quote"
     assert details(err.value)[1] == "QUOTE_NOT_FOUND"
+
+
+async def test_lookup_of_a_quote_signed_elsewhere_or_altered(quote: quote_pb2_grpc.QuoteServiceStub) -> None:
+    q = (await quote.GetQuote(get_request())).quote
+    other_seed, _ = new_key_pair()
+    signed = QuoteVerifier([public_key(PUBLIC_KEY)]).open(q.quote_id)
+    forged = QuoteSigner(private_key(other_seed)).seal(signed)
+    raw = bytearray(base64.urlsafe_b64decode(q.quote_id + "=" * (-len(q.quote_id) % 4)))
+    raw[-3] ^= 1  # a term
+    altered = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    for quote_id in (forged, altered):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await quote.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=quote_id))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert details(err.value)[1] == "QUOTE_NOT_FOUND"
+
+
+async def test_quotes_are_served_while_redis_is_down(quote_factory: QuoteFactory) -> None:
+    """Redis only keeps the record: GetQuote and a lookup by quote_id need none of it; a failed write is
+    counted, and a lookup by serial says the store is unavailable."""
+    metrics_port = free_port()
+    env = {"QUOTE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "QUOTE_METRICS_PORT": str(metrics_port)}
+    with quote_factory(env) as proc:
+        async with grpc.aio.insecure_channel(proc.address) as channel:
+            stub = quote_pb2_grpc.QuoteServiceStub(channel)
+            q = (await stub.GetQuote(get_request())).quote
+            assert (await stub.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=q.quote_id))).quote == q
+            serial = quote_pb2.Quote.FromString(QuoteVerifier([public_key(PUBLIC_KEY)]).open(q.quote_id)).quote_id
+            failed = 0.0
+            for _ in range(100):
+                failed = _metric(metrics_port, 'swap_quote_store_failed_total{why="write_failed"}')
+                if failed >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert failed >= 1
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.LookupQuote(quote_pb2.LookupQuoteRequest(quote_id=serial))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert details(err.value)[1] == "QUOTE_STORE_UNAVAILABLE"
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
 
 
 async def test_quote_expires(short_quote: quote_pb2_grpc.QuoteServiceStub) -> None:

@@ -1,4 +1,5 @@
-"""The quote store on a real Redis: round trip, expiry with the validity window, and an unreachable Redis."""
+"""The quote store on a real Redis: a batch in one round trip, expiry with each entry's ttl, the write-behind
+queue in front of it, and an unreachable Redis."""
 
 from __future__ import annotations
 
@@ -7,31 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from quote.model import NATIVE, Asset, Auction, Chain, Quote, TimelockPlan, Timelocks
-from quote.store import RedisQuoteStore
+from quote.store import RedisQuoteStore, WriteBehind
 from swap_devnet.procs import free_port
 from swap_runtime.errors import Unavailable
 
 pytestmark = pytest.mark.integration
 
-QUOTE = Quote(
-    quote_id="0123456789abcdef0123456789abcdef",
-    src=Asset(Chain.BASE, "0x1111111111111111111111111111111111111111"),
-    dst=Asset(Chain.NEAR, NATIVE),
-    src_amount=2**255,  # amounts beyond 64 bits survive the JSON round trip
-    market_rate=10**36 // 3,
-    auction=Auction(3 * 10**24, 2 * 10**24, 1_700_000_000, 60, 3 * 10**24),
-    protocol_fee=1,
-    network_fee=2,
-    slippage_bps=50,
-    min_received=10**24,
-    issued_at=1_700_000_000,
-    valid_until=1_700_000_030,
-    timelocks=TimelockPlan(Timelocks(2, 60, 120, 180), Timelocks(1, 40, 80, 100), 10),
-    refund_guaranteed_by=1_700_000_240,
-    src_safety_deposit=10**15,
-    dst_safety_deposit=10**22,
-)
+SERIAL = "0123456789abcdef0123456789abcdef"
+TOKEN = "AQ" + "x" * 480  # the store keeps what it is given
 
 
 @pytest.fixture
@@ -44,31 +28,47 @@ async def store(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisQuoteSt
 
 
 async def test_round_trip(store: RedisQuoteStore, redis_client: aioredis.Redis, redis_prefix: str) -> None:
-    await store.put(QUOTE, 30)
-    assert await store.get(QUOTE.quote_id) == QUOTE
-    assert store.key(QUOTE.quote_id) == f"{redis_prefix}quote:{QUOTE.quote_id}"
-    assert 29_000 < await redis_client.pttl(store.key(QUOTE.quote_id)) <= 30_000
+    await store.put_many([(SERIAL, TOKEN, 30_000), ("f" * 32, "other", 60_000)])
+    assert await store.get(SERIAL) == TOKEN
+    assert await store.get("f" * 32) == "other"
+    assert store.key(SERIAL) == f"{redis_prefix}quote:{SERIAL}"
+    assert 29_000 < await redis_client.pttl(store.key(SERIAL)) <= 30_000
+    assert 59_000 < await redis_client.pttl(store.key("f" * 32)) <= 60_000
 
 
 async def test_missing(store: RedisQuoteStore) -> None:
-    assert await store.get("f" * 32) is None
+    assert await store.get("e" * 32) is None
 
 
 async def test_expires_with_its_ttl(store: RedisQuoteStore) -> None:
-    await store.put(QUOTE, 0.2)
-    assert await store.get(QUOTE.quote_id) == QUOTE
+    await store.put_many([(SERIAL, TOKEN, 200)])
+    assert await store.get(SERIAL) == TOKEN
     await asyncio.sleep(0.3)
-    assert await store.get(QUOTE.quote_id) is None
+    assert await store.get(SERIAL) is None
+
+
+async def test_written_behind_in_batches(redis_url: str, redis_prefix: str) -> None:
+    behind = WriteBehind(RedisQuoteStore.from_url(redis_url, redis_prefix), max_batch=100)
+    behind.start()
+    try:
+        for i in range(250):
+            behind.offer(f"{i:032x}", f"token-{i}", 30)
+        await behind.flush()
+        assert behind.pending() == 0
+        assert await behind.get(f"{249:032x}") == "token-249"
+        assert await behind.get(f"{0:032x}") == "token-0"
+    finally:
+        await behind.close()
 
 
 async def test_unreachable_redis_is_unavailable() -> None:
     store = RedisQuoteStore.from_url(f"redis://127.0.0.1:{free_port()}/0", "test:none:", timeout_s=0.5)
     try:
         with pytest.raises(Unavailable) as err:
-            await store.put(QUOTE, 1)
+            await store.put_many([(SERIAL, TOKEN, 1000)])
         assert err.value.reason == "QUOTE_STORE_UNAVAILABLE"
         with pytest.raises(Unavailable):
-            await store.get(QUOTE.quote_id)
+            await store.get(SERIAL)
         with pytest.raises(Unavailable):
             await store.ping()
     finally:

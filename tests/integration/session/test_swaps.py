@@ -15,11 +15,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from swap.common.v1 import common_pb2
-from swap.quote.v1 import quote_pb2
+from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.evm import increase_time
 from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
+from swap_runtime.quote_token import QuoteSigner, QuoteVerifier, new_key_pair, private_key
 
 from tests.integration.rich_status import error_reason
 from tests.integration.swaps import (
@@ -488,9 +489,48 @@ async def test_expired_or_foreign_quotes_are_refused(
         receiver=stack.near.receiver.account_id,
         quote_id="f" * 32,
     )
-    with pytest.raises(grpc.aio.AioRpcError) as foreign:
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
         await sessions.CreateSession(request)
-    assert foreign.value.code() == grpc.StatusCode.NOT_FOUND
+    assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (malformed.value.details() or "").startswith("quote_id: not a signed quote")
+
+    # The session opens a quote_id with the quote service's public key alone: one signed with another key, one
+    # with a term changed and one past its valid_until (signed with the stack's own key) are refused.
+    async with stack.channel("quote") as channel:
+        issued = (
+            await quote_pb2_grpc.QuoteServiceStub(channel).GetQuote(
+                quote_pb2.GetQuoteRequest(src=request.src, dst=request.dst, src_amount=request.src_amount)
+            )
+        ).quote.quote_id
+    own = QuoteSigner(private_key((Path(stack.options.work_dir) / "quote-signing.key").read_text()))
+    terms = quote_pb2.Quote.FromString(QuoteVerifier([own.public_key]).open(issued))
+    foreign_seed, _ = new_key_pair()
+    altered = quote_pb2.Quote()
+    altered.CopyFrom(terms)
+    altered.min_received = str(int(terms.min_received) * 2)
+    signed = base64.urlsafe_b64decode(issued + "=" * (-len(issued) % 4))
+    stale = quote_pb2.Quote()
+    stale.CopyFrom(terms)
+    stale.valid_until = stale.issued_at - 1
+    cases = {
+        "foreign": (QuoteSigner(private_key(foreign_seed)).seal(terms.SerializeToString()), "QUOTE_NOT_FOUND"),
+        "altered": (
+            base64.urlsafe_b64encode(signed[:73] + altered.SerializeToString()).rstrip(b"=").decode(),
+            "QUOTE_NOT_FOUND",
+        ),
+        "expired": (own.seal(stale.SerializeToString()), "QUOTE_EXPIRED"),
+    }
+    for name, (quote_id, reason) in cases.items():
+        request.quote_id = quote_id
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await sessions.CreateSession(request)
+        code = grpc.StatusCode.NOT_FOUND if reason == "QUOTE_NOT_FOUND" else grpc.StatusCode.FAILED_PRECONDITION
+        assert (refused.value.code(), error_reason(refused.value)) == (code, reason), name
+        assert (refused.value.details() or "").startswith("quote_id: "), name
+    request.quote_id = issued  # the same quote, unaltered, binds
+    bound = (await sessions.CreateSession(request)).session
+    assert bound.quote.quote_id == issued
+    await sessions.CancelSession(session_pb2.CancelSessionRequest(session_id=bound.session_id))
 
     # Age the stored quote past its validity, as if the maker had waited too long to sign.
     session = await create_base_to_near(sessions, stack)

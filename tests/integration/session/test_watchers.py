@@ -23,6 +23,7 @@ from session.watchers import Watchers
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime.errors import ResourceExhausted
 
+from tests.fixtures.quote import PUBLIC_KEY
 from tests.integration.rich_status import error_info
 
 pytestmark = pytest.mark.integration
@@ -68,6 +69,7 @@ async def service(redis_url: str, redis_prefix: str) -> AsyncIterator[session_pb
         watch_max_streams=MAX_STREAMS,
         watch_max_per_client=MAX_PER_CLIENT,
         watch_redis_max_connections=MAX_STREAMS,
+        quote_public_keys=[PUBLIC_KEY],
     )
     service, _ = await build(settings)
     port = await service.start()

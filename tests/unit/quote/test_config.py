@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from quote.config import QuoteSettings
 from quote.model import NATIVE, Chain, TimelockPlan, Timelocks, Token
 from quote.pricing import Pricer
 from quote.quoter import AmountLimit
+from swap_runtime.quote_token import QuoteVerifier, new_key_pair, public_key
 
 EVM_TOKEN = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
@@ -22,6 +24,28 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("QUOTE_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("QUOTE_SIGNING_KEY", "11" * 32)
+
+
+def test_the_signing_key_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUOTE_SIGNING_KEY")
+    with pytest.raises(ValidationError, match="QUOTE_SIGNING_KEY or QUOTE_SIGNING_KEY_FILE is required"):
+        QuoteSettings()
+    with pytest.raises(ValidationError, match="QUOTE_SIGNING_KEY: an Ed25519 private key must be 64 hex digits"):
+        QuoteSettings(signing_key="abc")
+
+
+def test_the_signing_key_from_a_file_signs_for_its_public_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("QUOTE_SIGNING_KEY")
+    seed, public = new_key_pair()
+    key_file = tmp_path / "signing.key"
+    key_file.write_text(seed + "\n")
+    monkeypatch.setenv("QUOTE_SIGNING_KEY_FILE", str(key_file))
+    signer = QuoteSettings().signer()
+    assert QuoteVerifier([public_key(public)]).open(signer.seal(b"terms")) == b"terms"
+    key_file.write_text("not a key")
+    with pytest.raises(ValueError, match="QUOTE_SIGNING_KEY_FILE="):
+        QuoteSettings().signer()
 
 
 def test_defaults_fit_the_chain_services_default_inclusion_bounds() -> None:

@@ -9,6 +9,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from quote.model import NATIVE, Auction, Chain, Token
 from quote.pricing import (
     AuctionPolicy,
@@ -208,3 +210,52 @@ def test_amounts_are_ordered_for_any_amount_and_urgency() -> None:
             a.start_amount <= market * (10_000 + POLICY.premium_bps / urgency) / 10_000 - q.protocol_fee - q.network_fee
         )
         assert q.protocol_fee >= market * 25 / 10_000
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    pair=st.sampled_from([(TUSD_BASE, NEAR), (NEAR, TUSD_BASE), (ETH, TUSD_NEAR), (TUSD_NEAR, ETH)]),
+    amount=st.integers(1, 10**30),
+    prices=st.tuples(*[st.decimals(Decimal("0.0001"), Decimal(100_000), places=4)] * 3),
+    urgency=st.fractions(Fraction(1, 2), Fraction(4), max_denominator=100),
+    policy=st.builds(AuctionPolicy, st.integers(0, 5_000), st.integers(0, 9_999), st.integers(1, 600)),
+    fee_bps=st.integers(0, 9_999),
+    slippage=st.integers(0, 5_000),
+)
+def test_the_integer_pricing_is_the_exact_formulas(
+    pair: tuple[Token, Token],
+    amount: int,
+    prices: tuple[Decimal, Decimal, Decimal],
+    urgency: Fraction,
+    policy: AuctionPolicy,
+    fee_bps: int,
+    slippage: int,
+) -> None:
+    """Pricer.price works in integers with a per-pair cache; its every amount is the module's Fraction formula."""
+    src, dst = pair
+    usd = dict(zip(("TUSD", "ETH", "NEAR"), prices, strict=True))
+    fees = FeePolicy(
+        fee_bps, {Chain.BASE: LegGas(250_000, 200_000, 10**7), Chain.NEAR: LegGas(6 * 10**13, 6 * 10**13, 10**8)}
+    )
+    market = market_amount(amount, src, dst, usd[src.symbol], usd[dst.symbol])
+    gross = gross_auction(market, policy, urgency, NOW)
+    legs = [
+        (fees.gas[src.chain].src_leg * fees.gas[src.chain].price, NATIVES[src.chain], usd[NATIVES[src.chain].symbol]),
+        (fees.gas[dst.chain].dst_leg * fees.gas[dst.chain].price, NATIVES[dst.chain], usd[NATIVES[dst.chain].symbol]),
+    ]
+    total = protocol_fee(market, fee_bps) + network_fee(legs, dst, usd[dst.symbol])
+    floor = min_received(gross.end_amount - total, slippage)
+    p = pricer(policy, fees)
+    if floor <= 0:
+        with pytest.raises(FailedPrecondition):
+            p.price(src, dst, amount, usd, NATIVES, slippage_bps=slippage, urgency=urgency, now=NOW)
+        return
+    q = p.price(src, dst, amount, usd, NATIVES, slippage_bps=slippage, urgency=urgency, now=NOW)
+    assert q.market_amount == math.floor(market)
+    assert q.market_rate == market_rate(src, dst, usd[src.symbol], usd[dst.symbol])
+    assert q.protocol_fee == protocol_fee(market, fee_bps)
+    assert q.network_fee == network_fee(legs, dst, usd[dst.symbol])
+    assert q.auction == Auction(
+        gross.start_amount - total, gross.end_amount - total, NOW, gross.duration_s, gross.current_amount - total
+    )
+    assert q.min_received == floor

@@ -3,16 +3,16 @@ quote carries, and expiry by time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from quote.model import NATIVE, Asset, Chain, Quote, TimelockPlan, Timelocks, Token
+from quote.model import NATIVE, Asset, Chain, TimelockPlan, Timelocks, Token
 from quote.price_source import StaticPriceSource
 from quote.pricing import AuctionPolicy, FeePolicy, LegGas, Pricer
-from quote.quoter import EXPIRED_KEPT_S, AmountLimit, Quoter, QuoteRequest, SwapTerms
+from quote.quoter import AmountLimit, Quoter, QuoteRequest, SwapTerms
 from quote.tokens import TokenRegistry
-from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from swap_runtime.errors import FailedPrecondition, InvalidArgument
 
 BASE_TUSD = "0xAbCdEf0000000000000000000000000000000001"
 TOKENS = [
@@ -37,33 +37,13 @@ class Clock:
         return self.now
 
 
-@dataclass
-class MemoryStore:
-    quotes: dict[str, tuple[Quote, float]] = field(default_factory=dict)
-
-    async def put(self, quote: Quote, ttl_s: float) -> None:
-        self.quotes[quote.quote_id] = (quote, ttl_s)
-
-    async def get(self, quote_id: str) -> Quote | None:
-        entry = self.quotes.get(quote_id)
-        return None if entry is None else entry[0]
-
-    async def close(self) -> None:
-        return None
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def quoter(clock: Clock, store: MemoryStore) -> Quoter:
+def quoter(clock: Clock) -> Quoter:
     pricer = Pricer(
         AuctionPolicy(100, 50, 60),
         FeePolicy(10, {Chain.BASE: LegGas(250_000, 200_000, 10**7), Chain.NEAR: LegGas(6 * 10**13, 6 * 10**13, 10**8)}),
@@ -72,7 +52,7 @@ def quoter(clock: Clock, store: MemoryStore) -> Quoter:
     )
     prices = StaticPriceSource({"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)})
     limits = {"TUSD": AmountLimit(Decimal("0.5"), Decimal(1000)), "NEAR": AmountLimit(None, Decimal("0.5"))}
-    return Quoter(TokenRegistry(TOKENS), prices, pricer, TERMS, store, limits=limits, clock=clock)
+    return Quoter(TokenRegistry(TOKENS), prices, pricer, TERMS, limits=limits, clock=clock)
 
 
 def request(
@@ -85,7 +65,7 @@ def request(
     return QuoteRequest(Asset(*src), Asset(*dst), amount, slippage_bps, urgency)
 
 
-async def test_quote_carries_the_swap_terms(quoter: Quoter, store: MemoryStore) -> None:
+async def test_quote_carries_the_swap_terms(quoter: Quoter) -> None:
     q = await quoter.quote(request())
     assert len(q.quote_id) == 32 and int(q.quote_id, 16) >= 0
     assert q.issued_at == 1_700_000_000
@@ -96,8 +76,6 @@ async def test_quote_carries_the_swap_terms(quoter: Quoter, store: MemoryStore) 
     assert (q.src_safety_deposit, q.dst_safety_deposit) == (10**15, 10**22)
     assert q.slippage_bps == 50
     assert q.src == Asset(Chain.BASE, BASE_TUSD)
-    # Kept for what is left of the validity window, measured from the unrounded clock.
-    assert store.quotes[q.quote_id] == (q, 29.75 + EXPIRED_KEPT_S)  # valid 29.75 s more, then known as expired
 
 
 async def test_quote_ids_differ(quoter: Quoter) -> None:
@@ -108,26 +86,6 @@ async def test_quote_ids_differ(quoter: Quoter) -> None:
 async def test_evm_addresses_match_in_any_case(quoter: Quoter) -> None:
     q = await quoter.quote(request(src=(Chain.BASE, BASE_TUSD.lower())))
     assert q.src.token == BASE_TUSD
-
-
-async def test_lookup_until_valid_until(quoter: Quoter, clock: Clock) -> None:
-    q = await quoter.quote(request())
-    clock.now = q.valid_until - 0.01
-    assert await quoter.lookup(q.quote_id) == q
-    clock.now = q.valid_until
-    with pytest.raises(FailedPrecondition) as err:
-        await quoter.lookup(q.quote_id)
-    assert err.value.reason == "QUOTE_EXPIRED"
-    assert str(q.valid_until) in err.value.message
-
-
-async def test_lookup_unknown_and_malformed(quoter: Quoter) -> None:
-    with pytest.raises(NotFound):
-        await quoter.lookup("0" * 32)
-    for bad in ["", "xyz", "0" * 31, "A" * 32, "0" * 33]:
-        with pytest.raises(InvalidArgument) as err:
-            await quoter.lookup(bad)
-        assert err.value.field == "quote_id"
 
 
 @pytest.mark.parametrize(
@@ -146,11 +104,10 @@ async def test_lookup_unknown_and_malformed(quoter: Quoter) -> None:
         (request(urgency=5), "urgency"),
     ],
 )
-async def test_bad_requests_name_the_field(quoter: Quoter, store: MemoryStore, req: QuoteRequest, field: str) -> None:
+async def test_bad_requests_name_the_field(quoter: Quoter, req: QuoteRequest, field: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         await quoter.quote(req)
     assert err.value.field == field
-    assert store.quotes == {}
 
 
 async def test_limits_name_the_bound(quoter: Quoter) -> None:
@@ -165,19 +122,18 @@ async def test_limits_are_inclusive(quoter: Quoter) -> None:
     await quoter.quote(request(amount=1_000_000_000))
 
 
-async def test_amount_too_small(quoter: Quoter, store: MemoryStore) -> None:
+async def test_amount_too_small(quoter: Quoter) -> None:
     # 0.01 NEAR ($0.03) against the network fee of BASE's destination leg ($0.006) and NEAR's source leg
     # ($0.018) leaves $0.006, but 1 yoctoNEAR leaves nothing.
     with pytest.raises(FailedPrecondition) as err:
         await quoter.quote(request(src=(Chain.NEAR, NATIVE), dst=(Chain.BASE, BASE_TUSD), amount=1))
     assert err.value.reason == "AMOUNT_TOO_SMALL"
-    assert store.quotes == {}
     q = await quoter.quote(request(src=(Chain.NEAR, NATIVE), dst=(Chain.BASE, BASE_TUSD), amount=10**22))
     assert q.network_fee == 24_000
     assert q.min_received > 0
 
 
-async def test_a_token_is_refused_on_a_side_it_cannot_be_on(quoter: Quoter, store: MemoryStore) -> None:
+async def test_a_token_is_refused_on_a_side_it_cannot_be_on(quoter: Quoter) -> None:
     with pytest.raises(InvalidArgument) as err:
         await quoter.quote(request(src=(Chain.BASE, NATIVE), dst=(Chain.NEAR, NATIVE), amount=10**16))
     assert err.value.field == "src.token"
@@ -186,7 +142,6 @@ async def test_a_token_is_refused_on_a_side_it_cannot_be_on(quoter: Quoter, stor
         await quoter.quote(request(dst=(Chain.NEAR, "sink.test.near")))
     assert err.value.field == "dst.token"
     assert "cannot be a swap's destination on near" in err.value.description
-    assert store.quotes == {}
     # Each on the side it can be on.
     await quoter.quote(request(src=(Chain.NEAR, NATIVE), dst=(Chain.BASE, NATIVE), amount=10**23))
     await quoter.quote(request(src=(Chain.NEAR, "sink.test.near"), dst=(Chain.BASE, NATIVE)))

@@ -15,6 +15,7 @@ from typing import Self
 from urllib.parse import urlsplit
 
 import grpc
+from swap_runtime.quote_token import new_key_pair
 
 from swap_devnet.child import StartStop
 from swap_devnet.envoy import Envoy
@@ -92,6 +93,8 @@ class LocalStack(StartStop):
         self.gateway: GatewayProcess | None = None
         self.envoy: Envoy | None = None
         self.pki: dict[str, Issued] = {}
+        # The quote service's signing key, made at start: the session services trust its public key.
+        self.quote_public_key = ""
 
     def identity_dir(self, identity: str) -> Path | None:
         """The TLS directory of `identity` (a service, "gateway", "envoy" or "operator"); None in plaintext."""
@@ -161,6 +164,7 @@ class LocalStack(StartStop):
                 "quote",
                 "quote.main",
                 {
+                    "QUOTE_SIGNING_KEY_FILE": str(self._quote_signing_key()),
                     "QUOTE_BASE_TOKEN_ADDRESS": self.evm.token,
                     "QUOTE_NEAR_TOKEN_ACCOUNT": self.near.token_id,
                     "QUOTE_REDIS_URL": self.redis_url,
@@ -188,6 +192,7 @@ class LocalStack(StartStop):
                     "SESSION_CHAIN_BASE_ADDR": chain_addrs["chain-base"],
                     "SESSION_CHAIN_NEAR_ADDR": chain_addrs["chain-near"],
                     "SESSION_QUOTE_ADDR": self.services["quote"].address,
+                    "SESSION_QUOTE_PUBLIC_KEYS": self.quote_public_key,
                     "SESSION_RETRY_DELAY_S": poll,
                 },
                 identity="session",
@@ -232,6 +237,16 @@ class LocalStack(StartStop):
         proxy = self._exit.enter_context(TcpProxy(port))
         self.proxies[chain] = proxy
         return proxy.url()
+
+    def _quote_signing_key(self) -> Path:
+        """A fresh Ed25519 key for the quote service, in a file only this user reads."""
+        seed, self.quote_public_key = new_key_pair()
+        path = self.options.work_dir / "quote-signing.key"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(seed + "\n")
+        return path
 
     def _service(self, name: str, module: str, env: dict[str, str], identity: str | None = None) -> ServiceProcess:
         tls_dir = self.identity_dir(identity or name)

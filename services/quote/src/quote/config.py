@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from swap.common.v1 import common_pb2
 from swap_runtime.errors import InvalidArgument
+from swap_runtime.quote_token import QuoteSigner, private_key
 from swap_runtime.settings import ServiceSettings
 from swap_runtime.validation import check_timelocks
 
@@ -54,8 +56,20 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
         "session,gateway,envoy,operator",
         description="Certificate names allowed to call (comma-separated).",
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Where issued quotes are kept.")
-    redis_prefix: str = Field("swap:", description='Key prefix; quotes live under "<prefix>quote:<id>".')
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Where issued quotes are kept (written behind the request path)."
+    )
+    redis_prefix: str = Field("swap:", description='Key prefix; quotes live under "<prefix>quote:<serial>".')
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Hex of the 32-byte Ed25519 private key (seed) that signs every quote_id; its public key goes "
+        "in SESSION_QUOTE_PUBLIC_KEYS. python -m swap_runtime.quote_token prints a new pair.",
+    )
+    signing_key_file: Path | None = Field(None, description="File holding the signing key, instead of the env.")
+    store_max_pending: int = Field(
+        10_000, ge=1, description="Issued quotes waiting to be written to Redis; past it they are not stored."
+    )
+    store_batch: int = Field(500, ge=1, description="Issued quotes written to Redis per round trip, at most.")
 
     tokens: list[TokenSetting] = Field(
         default_factory=lambda: list(DEFAULT_TOKENS),
@@ -116,6 +130,13 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.signing_key is None and self.signing_key_file is None:
+            raise ValueError("QUOTE_SIGNING_KEY or QUOTE_SIGNING_KEY_FILE is required (hex of a 32-byte Ed25519 seed)")
+        if self.signing_key is not None:
+            try:
+                private_key(self.signing_key.get_secret_value())
+            except ValueError as err:
+                raise ValueError(f"QUOTE_SIGNING_KEY: {err}") from None
         self._add_devnet_tokens()
         registry = self.registry()
         if self.price_source == "static":
@@ -153,6 +174,16 @@ class QuoteSettings(ServiceSettings, env_prefix="QUOTE_"):
             raise ValueError(
                 "timelocks: dst.cancellation_after_s + reveal_margin_s must be earlier than src.cancellation_after_s"
             )
+
+    def signer(self) -> QuoteSigner:
+        """Signs with the key from QUOTE_SIGNING_KEY, else from QUOTE_SIGNING_KEY_FILE (read at start)."""
+        if self.signing_key is not None:
+            return QuoteSigner(private_key(self.signing_key.get_secret_value()))
+        assert self.signing_key_file is not None
+        try:
+            return QuoteSigner(private_key(self.signing_key_file.read_text()))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"QUOTE_SIGNING_KEY_FILE={self.signing_key_file}: {err}") from None
 
     def registry(self) -> TokenRegistry:
         return TokenRegistry(t.to_token() for t in self.tokens)

@@ -7,15 +7,17 @@ import logging
 
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.logs import configure_logging
+from swap_runtime.quote_token import public_hex
 from swap_runtime.server import GrpcService
 from swap_runtime.tracing import configure_tracing
 
 from quote.config import QuoteSettings
+from quote.issuer import Issuer
 from quote.price_source import HttpPriceSource, PriceSource, StaticPriceSource
 from quote.pricing import Pricer
 from quote.quoter import Quoter
 from quote.servicer import QuoteServicer
-from quote.store import RedisQuoteStore
+from quote.store import RedisQuoteStore, WriteBehind
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
@@ -33,14 +35,20 @@ def price_source(settings: QuoteSettings) -> PriceSource:
 
 
 async def build(settings: QuoteSettings) -> GrpcService:
-    """Wires the service from settings; refuses to start without its Redis."""
+    """Wires the service from settings. Redis only keeps the record of issued quotes (written behind): the
+    service starts and quotes without it."""
     tls = settings.transport()
-    store = RedisQuoteStore.from_url(settings.redis_url, settings.redis_prefix)
+    signer = settings.signer()
+    store = WriteBehind(
+        RedisQuoteStore.from_url(settings.redis_url, settings.redis_prefix),
+        max_pending=settings.store_max_pending,
+        max_batch=settings.store_batch,
+    )
     try:
         await store.ping()
-    except Exception:
-        await store.close()
-        raise
+    except Exception as err:
+        log.warning("quote store unavailable at start; quoting without it", extra={"error": str(err)})
+    store.start()
     prices = price_source(settings)
     pricer = Pricer(
         settings.auction_policy(),
@@ -49,14 +57,15 @@ async def build(settings: QuoteSettings) -> GrpcService:
         default_urgency=settings.default_urgency,
     )
     registry = settings.registry()
-    quoter = Quoter(registry, prices, pricer, settings.swap_terms(), store, limits=settings.amount_limits())
-    servicer = QuoteServicer(quoter)
+    quoter = Quoter(registry, prices, pricer, settings.swap_terms(), limits=settings.amount_limits())
+    servicer = QuoteServicer(Issuer(quoter, signer, store))
     log.info(
         "quoting",
         extra={
             "tokens": [f"{t.symbol}@{t.chain}:{t.token}" for t in registry],
             "price_source": settings.price_source,
             "validity_s": settings.validity_s,
+            "signing_key": public_hex(signer.public_key),
         },
     )
     return GrpcService(
@@ -70,7 +79,6 @@ async def build(settings: QuoteSettings) -> GrpcService:
         tls=tls,
         allowed_callers=settings.allowed_callers(),
         closers=[store.close, prices.close],
-        checks=[store.ping],
     )
 
 

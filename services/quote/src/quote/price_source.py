@@ -7,8 +7,9 @@ concurrent requests for the same symbol share one fetch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -31,6 +32,10 @@ class PriceSource(Protocol):
         """The USD price of one whole token (not a base unit); > 0."""
         ...
 
+    async def usd_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        """usd_price of each symbol, by symbol."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -50,6 +55,13 @@ class StaticPriceSource:
             return self._prices[symbol]
         except KeyError:
             raise _unknown(symbol) from None
+
+    async def usd_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        # No task per symbol: a table lookup never waits.
+        try:
+            return {symbol: self._prices[symbol] for symbol in symbols}
+        except KeyError as err:
+            raise _unknown(str(err.args[0])) from None
 
     async def close(self) -> None:
         return None
@@ -80,6 +92,10 @@ class HttpPriceSource:
         if self._cached is not None:
             return await self._cached(symbol)
         return await self._fetch(symbol)
+
+    async def usd_prices(self, symbols: Iterable[str]) -> dict[str, Decimal]:
+        wanted = list(symbols)
+        return dict(zip(wanted, await asyncio.gather(*map(self.usd_price, wanted)), strict=True))
 
     async def close(self) -> None:
         if self._cached is not None:

@@ -38,6 +38,7 @@ A quote whose min_received is not positive is refused (AMOUNT_TOO_SMALL): the fe
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +76,16 @@ class LegGas:
 class FeePolicy:
     protocol_fee_bps: int
     gas: Mapping[Chain, LegGas]
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """A pair at given prices: the market amount of A source base units is A * num / den destination units."""
+
+    num: int
+    den: int
+    market_rate: int
+    network_fee: int
 
 
 @dataclass(frozen=True)
@@ -184,22 +195,33 @@ class Pricer:
         urgency: Fraction,
         now: int,
     ) -> Pricing:
-        """Prices src_amount of src into dst at the USD prices by symbol (natives included) at unix time now."""
+        """Prices src_amount of src into dst at the USD prices by symbol (natives included) at unix time now.
+
+        The formulas of the module docstring, in integers: the market amount is src_amount * num / den, every
+        rounding is a floor or ceiling of one integer quotient (the same values as the Fraction functions
+        above, which the tests hold it to), and what does not depend on the amount is computed once per pair
+        and prices."""
         src_usd, dst_usd = usd[src.symbol], usd[dst.symbol]
-        market = market_amount(src_amount, src, dst, src_usd, dst_usd)
-        gross = gross_auction(market, self._auction, urgency, now)
-        fee = protocol_fee(market, self._fees.protocol_fee_bps)
-        legs = [
-            (self._fees.gas[src.chain].src_leg * self._fees.gas[src.chain].price, natives[src.chain]),
-            (self._fees.gas[dst.chain].dst_leg * self._fees.gas[dst.chain].price, natives[dst.chain]),
-        ]
-        gas_fee = network_fee([(cost, native, usd[native.symbol]) for cost, native in legs], dst, dst_usd)
+        src_native, dst_native = natives[src.chain], natives[dst.chain]
+        pair = self._pair(
+            src, dst, src_usd, dst_usd, src_native, usd[src_native.symbol], dst_native, usd[dst_native.symbol]
+        )
+        policy = self._auction
+        un, ud = urgency.numerator, urgency.denominator
+        value = src_amount * pair.num  # market = value / pair.den
+        # premium = premium_bps / urgency: start = floor(market * (BPS + premium) / BPS)
+        start = value * (BPS * un + policy.premium_bps * ud) // (pair.den * BPS * un)
+        end = value * (BPS - policy.discount_bps) // (pair.den * BPS)
+        duration = max(1, policy.duration_s * ud // un)
+        fee = -(-value * self._fees.protocol_fee_bps // (pair.den * BPS))
+        gas_fee = pair.network_fee
         fees = fee + gas_fee
+        gross = Auction(start, end, now, duration, start)
         auction = Auction(
-            start_amount=gross.start_amount - fees,
-            end_amount=gross.end_amount - fees,
-            start_time=gross.start_time,
-            duration_s=gross.duration_s,
+            start_amount=start - fees,
+            end_amount=end - fees,
+            start_time=now,
+            duration_s=duration,
             current_amount=amount_at(gross, now) - fees,
         )
         floor = min_received(auction.end_amount, slippage_bps)
@@ -211,11 +233,37 @@ class Pricer:
                 metadata={"protocol_fee": str(fee), "network_fee": str(gas_fee)},
             )
         return Pricing(
-            market_amount=math.floor(market),
-            market_rate=market_rate(src, dst, src_usd, dst_usd),
+            market_amount=value // pair.den,
+            market_rate=pair.market_rate,
             auction=auction,
             protocol_fee=fee,
             network_fee=gas_fee,
             slippage_bps=slippage_bps,
             min_received=floor,
+        )
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Pricer per process, kept for its whole life
+    def _pair(
+        self,
+        src: Token,
+        dst: Token,
+        src_usd: Decimal,
+        dst_usd: Decimal,
+        src_native: Token,
+        src_native_usd: Decimal,
+        dst_native: Token,
+        dst_native_usd: Decimal,
+    ) -> _Pair:
+        """What every amount of a pair at these prices shares: the market ratio, the rate, the network fee."""
+        ratio = Fraction(src_usd) * unit(dst) / (Fraction(dst_usd) * unit(src))
+        gas = self._fees.gas
+        legs = [
+            (gas[src.chain].src_leg * gas[src.chain].price, src_native, src_native_usd),
+            (gas[dst.chain].dst_leg * gas[dst.chain].price, dst_native, dst_native_usd),
+        ]
+        return _Pair(
+            num=ratio.numerator,
+            den=ratio.denominator,
+            market_rate=market_rate(src, dst, src_usd, dst_usd),
+            network_fee=network_fee(legs, dst, dst_usd),
         )

@@ -1,32 +1,24 @@
-"""Issuing and looking up quotes: checks the pair and the amount, prices it, attaches the swap terms
-(timelocks, safety deposits, validity) and keeps it for its validity window."""
+"""Making quotes: checks the pair and the amount, prices it and attaches the swap terms (timelocks, safety
+deposits, validity). Signing, keeping and looking up issued quotes is quote.issuer's."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from swap_runtime.errors import InvalidArgument
 
 from quote.model import NATIVE, Asset, Chain, Clock, Quote, TimelockPlan, Token
 from quote.price_source import PriceSource
 from quote.pricing import Pricer
-from quote.store import QuoteStore
 from quote.tokens import TokenRegistry
 
 log = logging.getLogger(__name__)
-
-_QUOTE_ID = re.compile(r"[0-9a-f]{32}")
-
-# How long an expired quote stays known (as expired) after its validity ends.
-EXPIRED_KEPT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -65,7 +57,8 @@ def _wrong_side(token: Token, side: str) -> str:
     return f"{name} cannot be a swap's {role} on {token.chain}: {why}"
 
 
-def new_quote_id() -> str:
+def new_serial() -> str:
+    """32 lowercase hex digits: what a quote is kept and looked up by; its id is the signed token of it."""
     return secrets.token_hex(16)
 
 
@@ -76,7 +69,6 @@ class Quoter:
         prices: PriceSource,
         pricer: Pricer,
         terms: SwapTerms,
-        store: QuoteStore,
         *,
         limits: Mapping[str, AmountLimit] | None = None,
         clock: Clock = time.time,
@@ -85,9 +77,10 @@ class Quoter:
         self._prices = prices
         self._pricer = pricer
         self._terms = terms
-        self._store = store
         self._limits = dict(limits or {})
         self._clock = clock
+        # Per token: its source amount bounds in base units (None = unbounded), worked out once.
+        self._bounds: dict[Token, tuple[int | None, int | None]] = {}
 
     def _token(self, side: str, asset: Asset) -> Token:
         if not asset.token:
@@ -100,13 +93,21 @@ class Quoter:
         return token
 
     def _check_limits(self, token: Token, amount: int) -> None:
-        limit = self._limits.get(token.symbol)
-        if limit is None:
-            return
-        scale = 10**token.decimals
-        if limit.min is not None and amount < (low := math.ceil(limit.min * scale)):
+        bounds = self._bounds.get(token)
+        if bounds is None:
+            limit = self._limits.get(token.symbol, AmountLimit())
+            scale = 10**token.decimals
+            bounds = (
+                None if limit.min is None else math.ceil(limit.min * scale),
+                None if limit.max is None else math.floor(limit.max * scale),
+            )
+            self._bounds[token] = bounds
+        low, high = bounds
+        if low is not None and amount < low:
+            limit = self._limits[token.symbol]
             raise InvalidArgument("src_amount", f"below the minimum of {low} ({limit.min} {token.symbol})")
-        if limit.max is not None and amount > (high := math.floor(limit.max * scale)):
+        if high is not None and amount > high:
+            limit = self._limits[token.symbol]
             raise InvalidArgument("src_amount", f"above the maximum of {high} ({limit.max} {token.symbol})")
 
     async def quote(self, request: QuoteRequest) -> Quote:
@@ -122,7 +123,7 @@ class Quoter:
 
         natives = {chain: self._registry.native(chain) for chain in (src.chain, dst.chain)}
         symbols = sorted({src.symbol, dst.symbol, *(t.symbol for t in natives.values())})
-        usd = dict(zip(symbols, await asyncio.gather(*map(self._prices.usd_price, symbols)), strict=True))
+        usd = await self._prices.usd_prices(symbols)
 
         now = self._clock()
         issued_at = math.floor(now)
@@ -131,7 +132,7 @@ class Quoter:
         )
         terms = self._terms
         quote = Quote(
-            quote_id=new_quote_id(),
+            quote_id=new_serial(),
             src=Asset(src.chain, src.token),
             dst=Asset(dst.chain, dst.token),
             src_amount=request.src_amount,
@@ -148,34 +149,8 @@ class Quoter:
             src_safety_deposit=terms.safety_deposits[src.chain],
             dst_safety_deposit=terms.safety_deposits[dst.chain],
         )
-        # Kept a while past its validity, only so that a late lookup is told "expired", not "unknown".
-        await self._store.put(quote, quote.valid_until - now + EXPIRED_KEPT_S)
-        log.info(
-            "quote issued",
-            extra={
-                "quote_id": quote.quote_id,
-                "pair": f"{src.symbol}@{src.chain}->{dst.symbol}@{dst.chain}",
-                "src_amount": str(quote.src_amount),
-                "current_amount": str(quote.auction.current_amount),
-            },
-        )
         return quote
 
     def assets(self) -> list[Token]:
         """The registry's tokens, with the sides of a swap each can be on."""
         return list(self._registry)
-
-    async def lookup(self, quote_id: str) -> Quote:
-        if not _QUOTE_ID.fullmatch(quote_id):
-            raise InvalidArgument("quote_id", "must be 32 lowercase hex characters")
-        quote = await self._store.get(quote_id)
-        if quote is None:
-            raise NotFound("no such quote", reason="QUOTE_NOT_FOUND", metadata={"quote_id": quote_id})
-        # The clock decides validity, not the store's expiry.
-        if self._clock() >= quote.valid_until:
-            raise FailedPrecondition(
-                f"the quote expired at {quote.valid_until}; get a new one",
-                reason="QUOTE_EXPIRED",
-                metadata={"quote_id": quote_id},
-            )
-        return quote

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+from swap_runtime.quote_token import QuoteVerifier, public_key
 from swap_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,11 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
     chain_base_addr: str = Field("127.0.0.1:50051", description="chain-base gRPC address.")
     chain_near_addr: str = Field("127.0.0.1:50052", description="chain-near gRPC address.")
     quote_addr: str = Field("127.0.0.1:50053", description="quote gRPC address.")
+    quote_public_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated hex Ed25519 public keys whose signed quotes this service accepts (the quote "
+        "service's QUOTE_SIGNING_KEY; list the old and the new key while rotating). Required.",
+    )
     rpc_attempts: int = Field(5, ge=1, description="Tries per call to another service on transport faults.")
     rpc_timeout_s: float = Field(60.0, gt=0, description="Deadline of one call to another service.")
     retry_delay_s: float = Field(1.0, gt=0, description="Seconds before a saga step that failed is tried again.")
@@ -85,6 +93,34 @@ class SessionSettings(ServiceSettings, env_prefix="SESSION_"):
         100, ge=1, description="Open sessions one tenant (the edge's x-tenant) may have (TENANT_LIMIT past it)."
     )
     max_active_total: int = Field(1000, ge=1, description="Open sessions in all.")
+
+    @field_validator("quote_public_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):  # the JSON form env.example shows
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("quote_public_keys")
+    @classmethod
+    def _public_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            try:
+                public_key(key)
+            except ValueError as err:
+                raise ValueError(f"SESSION_QUOTE_PUBLIC_KEYS: {err}") from None
+        return [key.lower().removeprefix("0x") for key in value]
+
+    def quote_verifier(self) -> QuoteVerifier:
+        return QuoteVerifier(public_key(key) for key in self.quote_public_keys)
+
+    @model_validator(mode="after")
+    def _require_quote_keys(self) -> Self:
+        if not self.quote_public_keys:
+            raise ValueError("SESSION_QUOTE_PUBLIC_KEYS is required: the quote service's Ed25519 public key(s), hex")
+        return self
 
     @model_validator(mode="after")
     def _require_key(self) -> Self:

@@ -65,7 +65,9 @@ async def build(settings: SessionSettings) -> tuple[GrpcService, Runner]:
         )
         for name in ("base", "near")
     }
-    quotes = GrpcQuotes(quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s)
+    quotes = GrpcQuotes(
+        quote_pb2_grpc.QuoteServiceStub(channels["quote"]), settings.rpc_timeout_s, settings.quote_verifier()
+    )
     box = SecretBox(settings.key_bytes())
     heads = Heads()
     saga = Saga(

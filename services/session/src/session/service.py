@@ -220,7 +220,7 @@ class Sessions:
             return await self._quotes.get_quote(
                 quote_pb2.GetQuoteRequest(src=r.src, dst=r.dst, src_amount=amount, slippage_bps=r.slippage_bps)
             )
-        quote = await self._quotes.lookup(r.quote_id)
+        quote = self._quotes.bind(r.quote_id)
         if quote.src != r.src or quote.dst != r.dst or quote.src_amount != amount:
             raise InvalidArgument("quote_id", "the quote is for another pair or amount")
         return quote

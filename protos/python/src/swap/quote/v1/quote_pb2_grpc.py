@@ -55,14 +55,15 @@ class QuoteServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetQuote(self, request, context):
-        """Prices a swap of src_amount and stores the quote for its validity window.
+        """Prices a swap of src_amount and signs the quote into its quote_id (recorded in Redis behind the reply).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LookupQuote(self, request, context):
-        """Returns a stored quote by id; NOT_FOUND once it expired or if it was never issued here.
+        """Returns a quote by its quote_id (or the serial inside it) while it is valid: FAILED_PRECONDITION
+        QUOTE_EXPIRED past valid_until, NOT_FOUND if it was never issued here or was altered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -128,7 +128,9 @@ class CreateSessionRequest(_message.Message):
     slippage_bps: _builtins.int
     """0..5000 basis points; 0 = the quote service default."""
     quote_id: _builtins.str
-    """Optional: bind this earlier quote (it must match the pair and amount and still be valid)."""
+    """Optional: bind this earlier quote by its Quote.quote_id as issued (it must match the pair and amount,
+    still be valid and open with a key this service trusts).
+    """
     secret_mode: Global___SecretMode.ValueType
     """Who holds the secret; UNSPECIFIED = SERVICE."""
     hashlock: _builtins.str
