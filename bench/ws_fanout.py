@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import websockets
 from swap_devnet.stack import LocalStack
 from swapctl.maker import MakerSigner, load_keys
@@ -79,7 +80,7 @@ class Subscriber:
     async def listen(self) -> None:
         async for text in self.ws:
             now = time.perf_counter()
-            message = json.loads(text)
+            message = orjson.loads(text)  # the one loop reads every subscriber's copy: parse them cheaply
             if message.get("event") == "error":
                 raise RuntimeError(f"subscriber got an error: {message}")
             if message.get("event") != "update":
