@@ -7,6 +7,10 @@ that subscriber). The maker then signs the order (as swapctl --sign does) and ex
 the session through a whole swap. For each version, each subscriber's delay is its arrival minus the first
 subscriber's arrival; the same is computed from the gateway's timestamps, which leaves out the client's own
 receive loop.
+
+The subscribers are spread over a few client processes (CLIENT_PROCESSES), each with its own event loop: one
+loop reading 1,000 sockets in turn adds its own reading time to the spread it measures. Arrival times are
+`time.perf_counter()`, CLOCK_MONOTONIC on Linux, one clock for every process of the machine.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import resource
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
@@ -34,6 +40,8 @@ log = logging.getLogger("bench.ws_fanout")
 AMOUNT = "10000000"
 TERMINAL = {"completed", "refunded", "cancelled", "failed", "timeout"}
 CONNECT_BATCH = 50
+# Client processes the subscribers are spread over: one per core of this 2-core machine.
+CLIENT_PROCESSES = 2
 _FDS_PER_SUBSCRIBER = 3  # the client's socket, the gateway's, and headroom for the gateway's gRPC streams
 
 
@@ -94,6 +102,50 @@ class Subscriber:
                     return
 
 
+async def _subscribe_all(url: str, session_id: str, count: int, initial_version: int, ready: Connection) -> Any:
+    """One client process's share: `count` subscribers, ready once each holds the initial version; then each
+    listens until the session ends. Returns every subscriber's (arrived, stamped)."""
+    subscribers = [Subscriber() for _ in range(count)]
+    for first in range(0, count, CONNECT_BATCH):
+        await asyncio.gather(*(s.connect(url, session_id) for s in subscribers[first : first + CONNECT_BATCH]))
+    listeners = [asyncio.ensure_future(s.listen()) for s in subscribers]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(initial_version in s.arrived for s in subscribers):
+            failed = [task for task in listeners if task.done()]
+            if failed:
+                failed[0].result()
+            if time.monotonic() > deadline:
+                got = sum(1 for s in subscribers if initial_version in s.arrived)
+                raise TimeoutError(f"only {got}/{count} subscribers got the session")
+            await asyncio.sleep(0.05)
+        ready.send("ready")
+        await asyncio.gather(*listeners)
+    finally:
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*(s.ws.close() for s in subscribers if s.ws is not None), return_exceptions=True)
+    return [(s.arrived, s.stamped) for s in subscribers]
+
+
+def _client_process(url: str, session_id: str, count: int, initial_version: int, conn: Connection) -> None:
+    try:
+        conn.send(("done", asyncio.run(_subscribe_all(url, session_id, count, initial_version, conn))))
+    except BaseException as err:  # reported to the parent, which fails the section
+        conn.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        conn.close()
+
+
+async def _receive(conn: Connection, timeout_s: float) -> Any:
+    if not await asyncio.to_thread(conn.poll, timeout_s):
+        raise TimeoutError(f"a WebSocket client process said nothing in {timeout_s:.0f} s")
+    message = conn.recv()
+    if isinstance(message, tuple) and message[0] == "error":
+        raise RuntimeError(f"a WebSocket client process failed: {message[1]}")
+    return message
+
+
 def _spread(per_subscriber: list[dict[int, float]], skip_at_or_below: int, scale: float) -> dict[str, Any]:
     versions = sorted({v for got in per_subscriber for v in got if v > skip_at_or_below})
     delays: list[float] = []
@@ -136,37 +188,44 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
         session = created.json()
         session_id, initial_version = session["session_id"], int(session["version"])
         url = f"{stack.gateway.ws_url}?api_key={API_KEY}"
-        subscribers = [Subscriber() for _ in range(options.subscribers)]
+        spawn = multiprocessing.get_context("spawn")
+        shares = [
+            options.subscribers // CLIENT_PROCESSES + (i < options.subscribers % CLIENT_PROCESSES)
+            for i in range(CLIENT_PROCESSES)
+        ]
+        pipes: list[Connection] = []
+        workers = []
         connect_start = time.perf_counter()
-        for first in range(0, len(subscribers), CONNECT_BATCH):
-            await asyncio.gather(*(s.connect(url, session_id) for s in subscribers[first : first + CONNECT_BATCH]))
-        listeners = [asyncio.ensure_future(s.listen()) for s in subscribers]
-        connect_s = time.perf_counter() - connect_start
+        for share in shares:
+            ours, theirs = spawn.Pipe()
+            worker = spawn.Process(target=_client_process, args=(url, session_id, share, initial_version, theirs))
+            worker.start()
+            theirs.close()
+            pipes.append(ours)
+            workers.append(worker)
         try:
             # Every subscriber has its snapshot of the initial version before the session moves.
-            deadline = time.monotonic() + 60
-            while not all(initial_version in s.arrived for s in subscribers):
-                failed = [task for task in listeners if task.done()]
-                if failed:
-                    failed[0].result()
-                if time.monotonic() > deadline:
-                    ready = sum(1 for s in subscribers if initial_version in s.arrived)
-                    raise TimeoutError(f"only {ready}/{len(subscribers)} subscribers got the session")
-                await asyncio.sleep(0.05)
+            for pipe in pipes:
+                await _receive(pipe, 90)
+            connect_s = time.perf_counter() - connect_start
             signer = MakerSigner(load_keys(stack.maker_keys_file), load_chains(stack.chains_file))
             signature = signer.sign_order(session)
             acted = await client.post(f"/api/v1/sessions/{session_id}/execute", json={"signature": signature})
             if acted.status_code != 200:
                 raise RuntimeError(f"execute: HTTP {acted.status_code}: {acted.text[:300]}")
-            await asyncio.wait_for(asyncio.gather(*listeners), options.timeout_s)
+            heard: list[tuple[dict[int, float], dict[int, int]]] = []
+            for pipe in pipes:
+                _, got = await _receive(pipe, options.timeout_s)
+                heard.extend(got)
         finally:
-            for task in listeners:
-                task.cancel()
-            await asyncio.gather(*(s.ws.close() for s in subscribers if s.ws is not None), return_exceptions=True)
+            for worker in workers:
+                worker.join(timeout=10)
+                if worker.is_alive():
+                    worker.kill()
         final = await client.get(f"/api/v1/sessions/{session_id}")
     state = final.json().get("state")
-    arrived = _spread([s.arrived for s in subscribers], initial_version, 1000.0)
-    stamped = _spread([{v: float(t) for v, t in s.stamped.items()} for s in subscribers], initial_version, 1.0)
+    arrived = _spread([got for got, _ in heard], initial_version, 1000.0)
+    stamped = _spread([{v: float(t) for v, t in sent.items()} for _, sent in heard], initial_version, 1.0)
     return {
         "session_final_state": state,
         "connect_and_subscribe_s": round(connect_s, 2),
@@ -186,7 +245,9 @@ def run(stack: LocalStack, options: Options) -> dict[str, Any]:
     return {
         "setup": {
             "subscribers": options.subscribers,
-            "client": "websockets, one process, one event loop; connections opened 50 at a time",
+            "client": (
+                f"websockets, {CLIENT_PROCESSES} processes with an event loop each; connections opened 50 at a time"
+            ),
             "route": "gateway /ws directly (not through Envoy), api_key query parameter",
             "driven_by": "the maker's signature (swapctl.maker), POST /api/v1/sessions/{id}/execute, the saga",
         },
