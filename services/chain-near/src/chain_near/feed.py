@@ -29,6 +29,7 @@ import base64
 import contextlib
 import logging
 import re
+import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ class LockFeed:
         self.start_height = start_height
         self.scanned_to = start_height - 1
         self.head: Head | None = None
+        self.head_read_at = 0.0  # time.monotonic() of the read behind `head`
         self._events: list[HtlcEvent] = []
         self._positions: list[Position] = []
         self._dropped = 0  # events dropped from the front (absolute index of self._events[0])
@@ -162,6 +164,7 @@ class LockFeed:
                     self._keep(event)
                 self.scanned_to = final_height
             latest = await self._rpc.block(finality="optimistic")
+            self.head_read_at = time.monotonic()
             self.head = Head(
                 height=max(int(latest["height"]), self.scanned_to),
                 chain_time_ns=int(latest["timestamp_nanosec"]),

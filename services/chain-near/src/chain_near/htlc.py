@@ -100,6 +100,10 @@ def _function_call(method: str, args: dict[str, Any], gas: int, deposit: int) ->
     return transactions.create_function_call_action(method, json.dumps(args).encode(), gas, deposit)
 
 
+# How old the feed's head may be for a window check it passes.
+_HEAD_AGE_S = 0.5
+
+
 class _Recent(OrderedDict[K, V]):
     """A mapping that forgets its oldest entries beyond `limit`. The service runs for months; the
     references it keeps only name transactions and blocks, and a lock whose entries were forgotten is
@@ -143,6 +147,7 @@ class Htlc:
         self._own: _Recent[str, Lock] = _Recent()
         self._final_seen = 0
         self._accounts: _Recent[str, float] = _Recent()
+        self._tokens: set[str] = set()
         self.feed = LockFeed(rpc, contract, start_height, poll_interval_s, on_event=self.remember)
         self._registered: set[tuple[str, str]] = set()
         self._registration_lock = asyncio.Lock()
@@ -321,11 +326,15 @@ class Htlc:
         return exists
 
     async def is_token(self, account_id: str) -> bool:
-        """The account runs a NEP-141 contract (answers ft_balance_of)."""
+        """The account runs a NEP-141 contract (answers ft_balance_of). A yes is remembered: a lock of a token
+        whose contract was replaced since fails in its transfer (refunded by the token), not silently."""
+        if account_id in self._tokens:
+            return True
         try:
             await self._rpc.view(account_id, "ft_balance_of", {"account_id": self.contract})
         except ViewError:
             return False
+        self._tokens.add(account_id)
         return True
 
     async def balance(self, account_id: str, token: str) -> int:
@@ -347,7 +356,9 @@ class Htlc:
         return await self._creates.run(lock_id, lambda: self._create(lock_id, request))
 
     async def _create(self, lock_id: str, request: LockRequest) -> tuple[str, bool]:
-        if await self.read(lock_id) is not None:
+        # A lock this service made or saw is not made again. Otherwise no read first: a lock id is new but for a
+        # retry after a restart, and the HTLC refuses a lock that exists (LOCK_EXISTS, below), for some gas.
+        if self._step(lock_id, CREATED) is not None:
             return lock_id, False
         if request.token == NATIVE:
             deposit = request.amount + request.safety_deposit + await self.storage_fee()
@@ -518,7 +529,13 @@ class Htlc:
     async def _in_window(self, lock: Lock, action: str, hide: bytes | None = None) -> None:
         """Refuses, without sending, a call the HTLC would refuse in the latest block: the transaction lands in
         that block or a later one, whose time is no earlier, so a window still closed now costs a failed
-        transaction. (A withdrawal may still find its window closed by the time it lands.)"""
+        transaction. (A withdrawal may still find its window closed by the time it lands.) The feed's head,
+        read at most half a second ago, answers when it finds the window open: chain time only grows, so an
+        open window it saw is open now (one that closed since costs a refused transaction, as it would anyway)."""
+        seen = self.feed.head
+        fresh = seen is not None and time.monotonic() - self.feed.head_read_at <= _HEAD_AGE_S
+        if seen is not None and fresh and lock.window_panic(action, self.resolver, seen.chain_time_ns) is None:
+            return
         _, now_ns = await self.head()
         panic = lock.window_panic(action, self.resolver, now_ns)
         if panic is not None:
