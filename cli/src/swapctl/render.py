@@ -222,7 +222,8 @@ def quote_table(quote: Json, *, src_decimals: int | None, dst_decimals: int | No
     auction = quote.get("auction") or {}
     start = auction.get("start_time")
     duration = auction.get("duration_s")
-    table = Table(title=f"quote {quote.get('quote_id', '?')}", show_header=False, box=None, pad_edge=False)
+    # The quote id is the signed quote itself (hundreds of characters): a row of its own, last, to copy.
+    table = Table(title="quote", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     rows: list[tuple[str, str]] = [
@@ -242,6 +243,7 @@ def quote_table(quote: Json, *, src_decimals: int | None, dst_decimals: int | No
         ("min received", format_units(quote.get("min_received"), dst_decimals)),
         ("valid until", when(quote.get("valid_until"), now)),
         ("refund guaranteed by", when(quote.get("refund_guaranteed_by"), now)),
+        ("quote id (--quote-id)", str(quote.get("quote_id", "?"))),
     ]
     for name, value in rows:
         table.add_row(name, value)

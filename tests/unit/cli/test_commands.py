@@ -137,6 +137,7 @@ def test_quote_in_token_units(stub: StubGateway) -> None:
         "valid until",
         "refund guaranteed by",
         "50 bps (0.5 %)",
+        "quote id (--quote-id) q-1",
     ):
         assert expected in out, out
 

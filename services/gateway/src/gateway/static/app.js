@@ -373,7 +373,9 @@ function renderQuote(quote) {
   fact(list, "Slippage", `${quote.slippage_bps} bps`);
   fact(list, "Minimum received", dst(quote.min_received), "quote-min");
   fact(list, "Refund guaranteed by", clock(quote.refund_guaranteed_by));
-  fact(list, "Quote id", quote.quote_id);
+  // The quote id is the signed quote itself (hundreds of characters); the page keeps it whole to bind it.
+  const id = quote.quote_id || "";
+  fact(list, "Quote id", id.length > 24 ? `${id.slice(0, 24)}…` : id);
   $("quote-section").hidden = false;
   $("start-swap").disabled = false;
   if (app.quoteTimer) clearInterval(app.quoteTimer);
