@@ -51,15 +51,13 @@ from typing import Any, cast
 import aiohttp
 import base58
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from py_near import transactions as near_tx
 from py_near.account import Account as NearAccount
 from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.artifacts import load_artifact
-from swap_devnet.evm import DevAccount, EvmDeployment, dev_account
+from swap_devnet.evm import DevAccount, EvmDeployment, dev_account, order_digest, sign_order
 from swap_devnet.near import KeyPair, NearDeployment, lock_id_for
 from swap_devnet.stack import LocalStack
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -235,46 +233,6 @@ class BaseClient(_Heads):
 
     async def chain_time(self, at_least: int) -> None:
         await self.wait(lambda: self.head_time >= at_least)
-
-
-def _order_typed_data(evm: EvmDeployment, order: dict[str, Any]) -> dict[str, Any]:
-    """EscrowSrc's EIP-712 Order, as a wallet signs it."""
-    timelock_fields = [
-        {"name": name, "type": "uint32"}
-        for name in ("withdrawal", "publicWithdrawal", "cancellation", "publicCancellation")
-    ]
-    order_fields = [
-        {"name": "maker", "type": "address"},
-        {"name": "resolver", "type": "address"},
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint256"},
-        {"name": "hashlock", "type": "bytes32"},
-        {"name": "timelocks", "type": "Timelocks"},
-        {"name": "safetyDeposit", "type": "uint256"},
-        {"name": "dstTermsHash", "type": "bytes32"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Order": order_fields,
-            "Timelocks": timelock_fields,
-        },
-        "primaryType": "Order",
-        "domain": {
-            "name": "SwapEscrowSrc",
-            "version": "1",
-            "chainId": evm.chain_id,
-            "verifyingContract": evm.escrow_src,
-        },
-        "message": order,
-    }
 
 
 # -- NEAR ----------------------------------------------------------------------------------------------------
@@ -506,9 +464,8 @@ async def one_swap(c: Ceiling) -> dict[str, Any]:
         "nonce": int.from_bytes(os.urandom(16), "big"),
         "deadline": base.head_time + ORDER_DEADLINE_S,
     }
-    signable = encode_typed_data(full_message=_order_typed_data(evm, order))
-    escrow_id = keccak(b"\x19" + signable.version + signable.header + signable.body)
-    signature = bytes(Account.sign_message(signable, evm.maker.private_key).signature)
+    escrow_id = order_digest(evm.chain_id, evm.escrow_src, order)
+    signature = sign_order(evm, order, evm.maker.private_key)
     c.escrow_ids.append(escrow_id)
     as_tuple = (*(order[k] for k in ("maker", "resolver", "token", "amount", "hashlock")), (w, pw, cn, pc))
     as_tuple += (order["safetyDeposit"], order["dstTermsHash"], order["nonce"], order["deadline"])

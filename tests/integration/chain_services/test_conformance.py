@@ -359,6 +359,28 @@ async def test_fifty_concurrent_locks_all_land(chain: ChainUnderTest) -> None:
     assert least <= before - await chain.resolver_balance() < below
 
 
+async def test_a_lock_asked_for_again_after_a_restart_is_not_paid_twice(chain: ChainUnderTest, tmp_path: Path) -> None:
+    """A retry that reaches a new process of the service (the first stopped after the lock landed, before its
+    reply) gets the same lock back, not a second one: the new process knows nothing of it, and the chain
+    refuses to make it again (BASE: the simulation; NEAR: the HTLC, for some gas)."""
+    request = chain.lock_request()
+    made = await chain.stub.CreateLock(request)
+    assert made.sent
+    before = await chain.resolver_balance()
+    proc = chain.another(chain.rpc_url, tmp_path)
+    await asyncio.to_thread(proc.start)
+    try:
+        async with proc.channel() as channel:
+            again = await Stub(channel).CreateLock(request)
+    finally:
+        proc.stop()
+    assert not again.sent and again.lock.lock_id == made.lock.lock_id
+    assert again.lock.state == chain_pb2.LOCK_STATE_ACTIVE
+    assert again.lock.created.tx_hash in ("", made.lock.created.tx_hash)
+    least, _ = chain.lock_cost(1)
+    assert before - await chain.resolver_balance() < least, "a second lock was paid for"
+
+
 # -- start -------------------------------------------------------------------------------------------------
 
 

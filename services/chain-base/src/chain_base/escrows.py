@@ -61,6 +61,8 @@ MAX_UINT256 = 2**256 - 1
 _GAS_HEADROOM = 1.25
 # Escrows the index remembers; beyond it the least recently used are forgotten and found again by a scan.
 _INDEXED = 100_000
+# Contract addresses remembered as having code; beyond it the oldest are asked about again.
+_CODE_REMEMBERED = 1_000
 _CLOSED_STATE = {WITHDRAWN: State.WITHDRAWN, CANCELLED: State.CANCELLED}
 
 
@@ -150,7 +152,7 @@ class Escrows:
         self.addresses: list[ChecksumAddress] = [self.src.address, self.dst.address]
         self._allowance_lock = asyncio.Lock()
         self._unlimited: set[str] = set()  # tokens the dst escrow may pull from the resolver without limit
-        self._has_code: set[str] = set()
+        self._has_code: OrderedDict[str, None] = OrderedDict()  # addresses seen with code, the newest last
         self._index: OrderedDict[bytes, _Known] = OrderedDict()
         # One transaction per step of a lock at a time (a retried or second request joins the one in flight).
         self._steps: SingleFlight[tuple[str, bytes], tuple[bytes, bool]] = SingleFlight()
@@ -345,7 +347,9 @@ class Escrows:
             return True
         found = len(await self._rpc.call("get_code", lambda: w3.eth.get_code(who))) > 0
         if found:
-            self._has_code.add(who)
+            self._has_code[who] = None
+            if len(self._has_code) > _CODE_REMEMBERED:  # callers name tokens: keep the memory bounded
+                self._has_code.popitem(last=False)
         return found
 
     async def balance(self, account: str, token: str) -> int:

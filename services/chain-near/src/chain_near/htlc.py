@@ -147,7 +147,7 @@ class Htlc:
         self._own: _Recent[str, Lock] = _Recent()
         self._final_seen = 0
         self._accounts: _Recent[str, float] = _Recent()
-        self._tokens: set[str] = set()
+        self._tokens: _Recent[str, None] = _Recent(limit=1_000)  # accounts that answered as NEP-141 tokens
         self.feed = LockFeed(rpc, contract, start_height, poll_interval_s, on_event=self.remember)
         self._registered: set[tuple[str, str]] = set()
         self._registration_lock = asyncio.Lock()
@@ -334,7 +334,7 @@ class Htlc:
             await self._rpc.view(account_id, "ft_balance_of", {"account_id": self.contract})
         except ViewError:
             return False
-        self._tokens.add(account_id)
+        self._tokens[account_id] = None
         return True
 
     async def balance(self, account_id: str, token: str) -> int:
