@@ -18,7 +18,7 @@ SERVICE_NAME = quote_pb2.DESCRIPTOR.services_by_name["QuoteService"].full_name
 
 REPLY = quote_pb2.GetQuoteResponse(
     quote=quote_pb2.Quote(
-        quote_id="noop",
+        quote_id="n" * 480,
         src_amount="10000000",
         market_rate="1000000000000000000",
         auction=quote_pb2.Auction(
@@ -59,6 +59,9 @@ async def _serve(port: int, tls_dir: str | None) -> None:
         register=lambda server: quote_pb2_grpc.add_QuoteServiceServicer_to_server(servicer, server),
         port=port,
         tls=Tls.load(Path(tls_dir)) if tls_dir else None,
+        # The callers the real quote service answers (QUOTE_TLS_CLIENTS' default): each call's certificate is
+        # checked here as there.
+        allowed_callers=frozenset({"session", "gateway", "envoy", "operator"}),
     )
     await service.serve_until_signalled()
 

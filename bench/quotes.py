@@ -26,7 +26,8 @@ from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.procs import ServiceProcess
 from swap_devnet.stack import LocalStack
 
-from bench.edge import API_KEY
+from bench.cpu import snapshot, spent
+from bench.edge import API_KEY, service_pid
 from bench.procs import start_service
 from bench.stats import comparison, percentile, ratio, summary
 
@@ -191,6 +192,11 @@ async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Optio
     samples: dict[str, list[float]] = {name: [] for name in targets}
     busy_s: dict[str, float] = dict.fromkeys(targets, 0.0)
     per_slice: dict[str, list[float]] = {name: [] for name in targets}
+    # CPU seconds per process while each target was under load: the server, the Redis its writes go to, the
+    # client (this process).
+    assert noop.pid is not None
+    pids = {"quote": service_pid(stack, "quote"), "noop": noop.pid, **redis_pid()}
+    cpu: dict[str, dict[str, float]] = {name: {} for name in targets}
     try:
         stubs = {name: quote_pb2_grpc.QuoteServiceStub(channel) for name, channel in channels.items()}
         for name in targets:
@@ -198,9 +204,12 @@ async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Optio
         for n in range(options.slices):
             order = list(targets) if n % 2 == 0 else list(reversed(targets))
             for name in order:
-                start = time.perf_counter()
+                start, before = time.perf_counter(), snapshot(pids)
                 got = await _slice(stubs[name], request, options.concurrency, options.slice_s)
                 took = time.perf_counter() - start
+                used = spent(before, snapshot(pids))
+                for process, seconds in [*used["cpu_s"].items(), ("client", used["bench_client_cpu_s"])]:
+                    cpu[name][process] = cpu[name].get(process, 0.0) + seconds
                 busy_s[name] += took
                 samples[name].extend(got)
                 per_slice[name].append(len(got) / took)
@@ -214,7 +223,26 @@ async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Optio
         "ratio_rps": ratio(rps["quote"], rps["noop"]),
         "ratio_rps_paired_median": round(statistics.median(paired), 2) if paired else None,
         "latency_ms": {name: _with_p99(values) for name, values in samples.items()},
+        "cpu_us_per_request": {
+            name: {
+                process: round(seconds / len(samples[name]) * 1e6)
+                for process, seconds in cpu[name].items()
+                if process == "client" or process == name or process == "redis"
+            }
+            for name in targets
+        },
     }
+
+
+def redis_pid() -> dict[str, int]:
+    """The local Redis server's pid, when this machine runs one this process can see."""
+    for status in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if status.read_text().strip() == "redis-server":
+                return {"redis": int(status.parent.name)}
+        except OSError:
+            continue
+    return {}
 
 
 def run_quote_vs_noop(stack: LocalStack, options: Options) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from swap_runtime import context
+from swap_runtime import context, heap
 from swap_runtime.errors import DomainError, Unavailable
 from swap_runtime.logs import redact
 from swap_runtime.metrics import RPC_LATENCY, serve_metrics
@@ -188,6 +188,7 @@ class GrpcService:
             "serving",
             extra={"service": self.name, "port": self.bound_port, "transport": "mtls" if self.tls else "plaintext"},
         )
+        heap.settle()
         return self.bound_port
 
     async def _dependencies_ok(self) -> bool:

@@ -14,6 +14,7 @@ from types import FrameType
 import uvicorn
 import uvloop
 from prometheus_client import start_http_server
+from swap_runtime import heap
 from swap_runtime.logs import configure_logging
 from swap_runtime.tracing import configure_tracing
 
@@ -65,11 +66,19 @@ async def _run(settings: GatewaySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     log.info("listening", extra={"host": settings.host, "port": sock.getsockname()[1]})
+    settled = asyncio.create_task(_settle_once_started(server))
     try:
         await server.serve(sockets=[sock])
     finally:
+        settled.cancel()
         sock.close()
     log.info("stopped")
+
+
+async def _settle_once_started(server: uvicorn.Server) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    heap.settle()
 
 
 def main() -> None:
