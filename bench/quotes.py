@@ -227,7 +227,7 @@ async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Optio
             name: {
                 process: round(seconds / len(samples[name]) * 1e6)
                 for process, seconds in cpu[name].items()
-                if process == "client" or process == name or process == "redis"
+                if process in ("client", name, "redis")
             }
             for name in targets
         },

@@ -1,25 +1,33 @@
 """Many WebSocket subscribers to one session through the gateway, and how far apart in time they hear each
 update.
 
-Every subscriber opens /ws?api_key=..., subscribes to the session and records, per session version, when
-the update arrived (the client's clock) and the gateway's `timestamp` on it (when the gateway sent it to
-that subscriber). The maker then signs the order (as swapctl --sign does) and executes, and the saga drives
-the session through a whole swap. For each version, each subscriber's delay is its arrival minus the first
-subscriber's arrival; the same is computed from the gateway's timestamps, which leaves out the client's own
-receive loop.
+Every subscriber opens /ws?api_key=..., subscribes to the session and records, per session version, when the
+update reached its socket and when its client read it. The maker then signs the order (as swapctl --sign does)
+and executes, and the saga drives the session through a whole swap. For each version, each subscriber's delay
+is its time minus the first subscriber's.
 
-The subscribers are spread over a few client processes (CLIENT_PROCESSES), each with its own event loop: one
-loop reading 1,000 sockets in turn adds its own reading time to the spread it measures. Arrival times are
-`time.perf_counter()`, CLOCK_MONOTONIC on Linux, one clock for every process of the machine.
+Two clocks, two figures:
+- `at_socket` (the goal's figure): the kernel's receive timestamp of the segment that completed the message
+  (SO_TIMESTAMPNS on each TCP socket; with two segments in one read, the later one's, so never early). It is
+  when the subscriber's machine had the update, which is what the gateway controls.
+- `in_client`: when the client's loop read it. Here 1,000 subscribers share two client processes and the
+  gateway's two cores, so this adds the clients' own reading, one socket after another; real subscribers,
+  each on a machine of its own, read theirs at once.
+
+The subscribers are spread over CLIENT_PROCESSES processes, each with a selector loop of plain non-blocking
+sockets and the websockets library's sans-I/O client protocol (handshake, framing, answering pings).
+Timestamps are CLOCK_REALTIME (the kernel's), one clock for every process of the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import multiprocessing
 import resource
+import selectors
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -27,10 +35,13 @@ from typing import Any
 
 import httpx
 import orjson
-import websockets
 from swap_devnet.stack import LocalStack
 from swapctl.maker import MakerSigner, load_keys
 from swapctl.verify import load_chains
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from bench.edge import API_KEY
 from bench.stats import percentile
@@ -43,6 +54,11 @@ CONNECT_BATCH = 50
 # Client processes the subscribers are spread over: one per core of this 2-core machine.
 CLIENT_PROCESSES = 2
 _FDS_PER_SUBSCRIBER = 3  # the client's socket, the gateway's, and headroom for the gateway's gRPC streams
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python's socket module does not name it): each read carries
+# the kernel's receive time as a struct timespec (seconds, nanoseconds).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESTAMP = struct.Struct("qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESTAMP.size)
 
 
 @dataclass(frozen=True)
@@ -75,62 +91,110 @@ def _process_fd_limit(pid: int) -> int | None:
 
 
 class Subscriber:
-    def __init__(self) -> None:
-        self.arrived: dict[int, float] = {}
-        self.stamped: dict[int, int] = {}
-        self.final = asyncio.Event()
-        self.ws: Any = None
+    """One WebSocket client on a plain socket: websockets' sans-I/O protocol does the handshake and framing."""
 
-    async def connect(self, url: str, session_id: str) -> None:
-        self.ws = await websockets.connect(url, open_timeout=30, max_size=2**22)
-        await self.ws.send(json.dumps({"op": "subscribe", "channel": "session", "args": [session_id]}))
+    def __init__(self, url: str, session_id: str) -> None:
+        uri = parse_uri(url)
+        self.protocol = ClientProtocol(uri, max_size=2**22)
+        self.subscribe = orjson.dumps({"op": "subscribe", "channel": "session", "args": [session_id]})
+        self.sock = socket.create_connection((uri.host, uri.port), timeout=30)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        self.sock.setblocking(False)
+        self.at_socket: dict[int, float] = {}
+        self.in_client: dict[int, float] = {}
+        self.final = False
 
-    async def listen(self) -> None:
-        async for text in self.ws:
-            now = time.perf_counter()
-            message = orjson.loads(text)  # the one loop reads every subscriber's copy: parse them cheaply
-            if message.get("event") == "error":
-                raise RuntimeError(f"subscriber got an error: {message}")
-            if message.get("event") != "update":
-                continue
-            for item in message["args"]:
-                version = int(item["session"]["version"])
-                self.arrived.setdefault(version, now)
-                self.stamped.setdefault(version, int(message["timestamp"]))
-                if item["session"]["state"] in TERMINAL:
-                    self.final.set()
-                    return
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+
+    def readable(self) -> None:
+        """Reads what arrived; records each update's version with the kernel's and the client's time."""
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(1 << 18, _ANCILLARY)
+        except BlockingIOError:
+            return
+        now = time.time()
+        kernel = now
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = _TIMESTAMP.unpack(payload[: _TIMESTAMP.size])
+                kernel = seconds + nanoseconds / 1e9
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        for received in self.protocol.events_received():
+            if isinstance(received, Response):
+                if received.status_code != 101:
+                    raise RuntimeError(f"handshake: HTTP {received.status_code}")
+                self.protocol.send_text(self.subscribe)
+            elif isinstance(received, Frame) and received.opcode is Opcode.TEXT:
+                self._message(orjson.loads(received.data), kernel, now)
+        self.sock.setblocking(True)
+        try:
+            self._flush()  # the subscribe, pongs
+        finally:
+            self.sock.setblocking(False)
+        if not data and not self.final:
+            raise RuntimeError("the gateway closed a subscriber's connection")
+
+    def _message(self, message: dict[str, Any], kernel: float, now: float) -> None:
+        if message.get("event") == "error":
+            raise RuntimeError(f"subscriber got an error: {message}")
+        if message.get("event") != "update":
+            return
+        for item in message["args"]:
+            version = int(item["session"]["version"])
+            self.at_socket.setdefault(version, kernel)
+            self.in_client.setdefault(version, now)
+            if item["session"]["state"] in TERMINAL:
+                self.final = True
 
 
-async def _subscribe_all(url: str, session_id: str, count: int, initial_version: int, ready: Connection) -> Any:
+def _subscribe_all(
+    url: str, session_id: str, count: int, initial_version: int, ready: Connection, timeout_s: float
+) -> list[tuple[dict[int, float], dict[int, float]]]:
     """One client process's share: `count` subscribers, ready once each holds the initial version; then each
-    listens until the session ends. Returns every subscriber's (arrived, stamped)."""
-    subscribers = [Subscriber() for _ in range(count)]
-    for first in range(0, count, CONNECT_BATCH):
-        await asyncio.gather(*(s.connect(url, session_id) for s in subscribers[first : first + CONNECT_BATCH]))
-    listeners = [asyncio.ensure_future(s.listen()) for s in subscribers]
+    listens until the session ends. Returns every subscriber's (at_socket, in_client)."""
+    selector = selectors.DefaultSelector()
+    subscribers: list[Subscriber] = []
     try:
+        for first in range(0, count, CONNECT_BATCH):
+            batch = [Subscriber(url, session_id) for _ in range(min(CONNECT_BATCH, count - first))]
+            for subscriber in batch:
+                selector.register(subscriber.sock, selectors.EVENT_READ, subscriber)
+            subscribers += batch
+        said_ready = False
         deadline = time.monotonic() + 60
-        while not all(initial_version in s.arrived for s in subscribers):
-            failed = [task for task in listeners if task.done()]
-            if failed:
-                failed[0].result()
-            if time.monotonic() > deadline:
-                got = sum(1 for s in subscribers if initial_version in s.arrived)
-                raise TimeoutError(f"only {got}/{count} subscribers got the session")
-            await asyncio.sleep(0.05)
-        ready.send("ready")
-        await asyncio.gather(*listeners)
+        while not all(s.final for s in subscribers):
+            for key, _ in selector.select(timeout=0.5):
+                key.data.readable()
+            if not said_ready:
+                if all(initial_version in s.at_socket for s in subscribers):
+                    ready.send("ready")
+                    said_ready, deadline = True, time.monotonic() + timeout_s
+                elif time.monotonic() > deadline:
+                    got = sum(1 for s in subscribers if initial_version in s.at_socket)
+                    raise TimeoutError(f"only {got}/{count} subscribers got the session")
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"the session did not end in {timeout_s:.0f} s")
     finally:
-        for task in listeners:
-            task.cancel()
-        await asyncio.gather(*(s.ws.close() for s in subscribers if s.ws is not None), return_exceptions=True)
-    return [(s.arrived, s.stamped) for s in subscribers]
+        for subscriber in subscribers:
+            subscriber.sock.close()
+        selector.close()
+    return [(s.at_socket, s.in_client) for s in subscribers]
 
 
-def _client_process(url: str, session_id: str, count: int, initial_version: int, conn: Connection) -> None:
+def _client_process(
+    url: str, session_id: str, count: int, initial_version: int, timeout_s: float, conn: Connection
+) -> None:
     try:
-        conn.send(("done", asyncio.run(_subscribe_all(url, session_id, count, initial_version, conn))))
+        conn.send(("done", _subscribe_all(url, session_id, count, initial_version, conn, timeout_s)))
     except BaseException as err:  # reported to the parent, which fails the section
         conn.send(("error", f"{type(err).__name__}: {err}"))
     finally:
@@ -198,7 +262,9 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
         connect_start = time.perf_counter()
         for share in shares:
             ours, theirs = spawn.Pipe()
-            worker = spawn.Process(target=_client_process, args=(url, session_id, share, initial_version, theirs))
+            worker = spawn.Process(
+                target=_client_process, args=(url, session_id, share, initial_version, options.timeout_s, theirs)
+            )
             worker.start()
             theirs.close()
             pipes.append(ours)
@@ -213,7 +279,7 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
             acted = await client.post(f"/api/v1/sessions/{session_id}/execute", json={"signature": signature})
             if acted.status_code != 200:
                 raise RuntimeError(f"execute: HTTP {acted.status_code}: {acted.text[:300]}")
-            heard: list[tuple[dict[int, float], dict[int, int]]] = []
+            heard: list[tuple[dict[int, float], dict[int, float]]] = []
             for pipe in pipes:
                 _, got = await _receive(pipe, options.timeout_s)
                 heard.extend(got)
@@ -224,14 +290,14 @@ async def _fanout(stack: LocalStack, options: Options) -> dict[str, Any]:
                     worker.kill()
         final = await client.get(f"/api/v1/sessions/{session_id}")
     state = final.json().get("state")
-    arrived = _spread([got for got, _ in heard], initial_version, 1000.0)
-    stamped = _spread([{v: float(t) for v, t in sent.items()} for _, sent in heard], initial_version, 1.0)
+    at_socket = _spread([got for got, _ in heard], initial_version, 1000.0)
+    in_client = _spread([got for _, got in heard], initial_version, 1000.0)
     return {
         "session_final_state": state,
         "connect_and_subscribe_s": round(connect_s, 2),
-        "delay_after_first_subscriber": arrived,
-        "p99_ms": arrived["p99_ms"],
-        "gateway_send_spread": {k: v for k, v in stamped.items() if k != "last_subscriber_ms_by_version"},
+        "delay_after_first_subscriber": {"at_socket": at_socket, "in_client": in_client},
+        "p99_ms": at_socket["p99_ms"],
+        "p99_in_client_ms": in_client["p99_ms"],
     }
 
 
@@ -246,8 +312,10 @@ def run(stack: LocalStack, options: Options) -> dict[str, Any]:
         "setup": {
             "subscribers": options.subscribers,
             "client": (
-                f"websockets, {CLIENT_PROCESSES} processes with an event loop each; connections opened 50 at a time"
+                f"websockets' sans-I/O client on plain sockets, {CLIENT_PROCESSES} processes with a selector loop "
+                "each; connections opened 50 at a time"
             ),
+            "p99_ms": "at_socket: the kernel's receive timestamps (SO_TIMESTAMPNS); in_client: when the loop read it",
             "route": "gateway /ws directly (not through Envoy), api_key query parameter",
             "driven_by": "the maker's signature (swapctl.maker), POST /api/v1/sessions/{id}/execute, the saga",
         },

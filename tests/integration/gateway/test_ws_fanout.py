@@ -51,6 +51,7 @@ async def test_subscribers_of_one_session_share_one_upstream_stream(
     session = await create_session(api, stack)
     session_id = session["session_id"]
     upstreams_before = await metric(api, "gateway_ws_upstreams")
+    direct_before = await metric(api, 'gateway_ws_messages_sent_total{path="direct"}')
     clients: list[ClientConnection] = []
     seen: list[list[dict[str, Any]]] = [[], [], [], []]
     try:
@@ -84,4 +85,7 @@ async def test_subscribers_of_one_session_share_one_upstream_stream(
     late_versions = [u["session"]["version"] for u in seen[3]]
     assert late_versions == list(range(late_versions[0], last_version + 1)), late_versions
     assert late_versions[0] > seen[0][0]["session"]["version"]  # it started from the state at joining time
+    # Clients that read keep up: their messages went straight to their sockets, not through the queues.
+    direct = await metric(api, 'gateway_ws_messages_sent_total{path="direct"}') - direct_before
+    assert direct >= sum(len(got) for got in seen), direct
     await gauges_settle(api, {"gateway_ws_upstreams": int(upstreams_before), "gateway_ws_subscriptions": 0})

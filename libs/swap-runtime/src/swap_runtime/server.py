@@ -188,7 +188,6 @@ class GrpcService:
             "serving",
             extra={"service": self.name, "port": self.bound_port, "transport": "mtls" if self.tls else "plaintext"},
         )
-        heap.settle()
         return self.bound_port
 
     async def _dependencies_ok(self) -> bool:
@@ -232,6 +231,7 @@ class GrpcService:
     async def serve_until_signalled(self, *, started: bool = False) -> None:
         if not started:
             await self.start()
+        heap.settle()  # the process is wired and serving: what exists now lives as long as it does
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,9 @@ for good) every subscriber is told and the feed closes. The feed also closes whe
 Each connection sends through an `Outbox`: a bounded queue drained by one writer task. Handing a message
 over never waits, so one slow or stalled client never delays the others; a client that lets its queue fill
 is closed with code 1013 and reason `SLOW_CONSUMER` (it may reconnect and resume from its last cursor).
+When the connection's queue is empty and its socket takes data, a message skips the queue: its frame, built
+once per update for every subscriber, goes straight to the connection's transport (`Direct`), which spares
+1,000 subscribers a task switch and the ASGI send chain each.
 A subscription with a cursor (a client resuming) reads its own stream from that cursor, as replaying older
 versions is for that client alone.
 """
@@ -25,14 +28,19 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import grpc
+from starlette.types import Scope
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_runtime import context
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from gateway import views
 from gateway.backends import call_metadata
 from gateway.errors import from_rpc_error
 from gateway.metrics import Metrics
+from gateway.middleware import TRANSPORT_SEND
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,8 @@ _RETRY_FIRST_S = 0.2
 _RETRY_CAP_S = 3.0
 _RETRY_BUDGET_S = 30.0
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
+# Bytes a connection's transport may hold unsent and still take a frame directly; past it, messages queue.
+_DIRECT_BUFFER_LIMIT = 64 * 1024
 
 
 def event(kind: str, args: list[Any]) -> str:
@@ -55,13 +65,70 @@ def problem(reason: str, message: str) -> list[dict[str, str]]:
     return [{"reason": reason, "message": message}]
 
 
-class Outbox:
-    """A connection's outgoing messages, sent in order by one writer task."""
+class Encoded:
+    """A message and, built on first use and then shared by every subscriber, its WebSocket text frame."""
 
-    def __init__(self, ws: WebSocket, limit: int, metrics: Metrics) -> None:
+    __slots__ = ("_frame", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            # A server's frame is not masked; no extension applies (Direct is only used without any).
+            self._frame = Frame(Opcode.TEXT, self.text.encode()).serialize(mask=False)
+        return self._frame
+
+
+class Direct:
+    """A connection's socket below the ASGI layer: whole text frames written to the transport of uvicorn's
+    websockets (sans-I/O) protocol, which frames each ASGI send the same way. Used only while the connection
+    is open, not closing, not paused by flow control and with little unsent; otherwise `write` refuses and the
+    message takes the queue."""
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    @staticmethod
+    def of(scope: Scope) -> Direct | None:
+        """The direct path of a WebSocket scope, when its server is uvicorn's websockets (sans-I/O) protocol
+        and no extension (per-message deflate) was negotiated."""
+        protocol = getattr(scope.get(TRANSPORT_SEND), "__self__", None)
+        if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+            return None
+        return Direct(protocol)
+
+    def write(self, frame: bytes) -> bool:
+        protocol = self._protocol
+        transport = protocol.transport
+        if (
+            not protocol.handshake_complete
+            or protocol.close_sent
+            or protocol.disconnected
+            or not protocol.writable.is_set()
+            or protocol.conn.state is not State.OPEN
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > _DIRECT_BUFFER_LIMIT
+        ):
+            return False
+        transport.write(frame)
+        return True
+
+
+class Outbox:
+    """A connection's outgoing messages, in order: straight to the socket while nothing waits before them and
+    the socket takes data (`direct`), else through a bounded queue drained by one writer task."""
+
+    def __init__(self, ws: WebSocket, limit: int, metrics: Metrics, direct: Direct | None = None) -> None:
         self._ws = ws
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=limit)
         self._metrics = metrics
+        self._direct = direct
+        self._sent_direct = metrics.ws_sent.labels("direct")
+        self._sent_queued = metrics.ws_sent.labels("queued")
+        self._writing = False  # the writer task holds a message it has not finished sending
         self.dropped = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -70,12 +137,20 @@ class Outbox:
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write())
 
-    def put(self, text: str) -> None:
-        """Queues `text` without waiting; a full queue drops the client."""
+    def put(self, message: str | Encoded) -> None:
+        """Sends or queues `message` without waiting; a full queue drops the client."""
         if self.dropped.is_set():
             return
+        idle = self._writer is not None and not (self._writing or self._closed) and self._queue.empty()
+        if self._direct is not None and idle:
+            frame = (message if isinstance(message, Encoded) else Encoded(message)).frame
+            if self._direct.write(frame):
+                self._sent_direct.inc()
+                return
+        text = message.text if isinstance(message, Encoded) else message
         try:
             self._queue.put_nowait(text)
+            self._sent_queued.inc()
         except asyncio.QueueFull:
             log.warning("slow WebSocket client dropped", extra={"queued": self._queue.qsize()})
             self._metrics.ws_dropped.inc()
@@ -88,8 +163,12 @@ class Outbox:
             text = await self._queue.get()
             if self._ws.application_state is not WebSocketState.CONNECTED:
                 continue
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                await self._ws.send_text(text)
+            self._writing = True
+            try:
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                    await self._ws.send_text(text)
+            finally:
+                self._writing = False
 
     async def close(self) -> None:
         """Stops the writer; a dropped client is then closed with SLOW_CONSUMER (never waiting on it long)."""
@@ -157,13 +236,13 @@ class Feed:
         self.key = key
         self.session_id = session_id
         self.members: dict[Member, None] = {}  # insertion-ordered set
-        self.latest: str | None = None
+        self.latest: Encoded | None = None
         self.task: asyncio.Task[None] | None = None
 
     def deliver(self, text: str) -> None:
-        self.latest = text
+        self.latest = update = Encoded(text)
         for member in self.members:
-            member.outbox.put(text)
+            member.outbox.put(update)
 
     async def run(self) -> None:
         self.hub.metrics.ws_upstreams.inc()

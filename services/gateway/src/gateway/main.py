@@ -33,6 +33,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        heap.settle()  # wired and listening: what exists now lives as long as the process
+
+
 async def _run(settings: GatewaySettings) -> None:
     sock = bind(settings.host, settings.port)
     app = create_app(settings)
@@ -50,13 +56,15 @@ async def _run(settings: GatewaySettings) -> None:
         ws_per_message_deflate=settings.ws_per_message_deflate,
         # httptools parses HTTP/1.1 in C (h11 is pure Python).
         http="httptools",
+        # The fan-out writes frames straight to this implementation's transport (gateway.fanout.Direct).
+        ws="websockets-sansio",
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or 1,
         server_header=False,
         # The client address (rate limits of requests without a key) from X-Forwarded-For of a trusted proxy.
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def stop(sig: int, frame: FrameType | None) -> None:
         # uvicorn handles the signals while it serves and raises them again once it has shut down; ending
@@ -66,19 +74,11 @@ async def _run(settings: GatewaySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     log.info("listening", extra={"host": settings.host, "port": sock.getsockname()[1]})
-    settled = asyncio.create_task(_settle_once_started(server))
     try:
         await server.serve(sockets=[sock])
     finally:
-        settled.cancel()
         sock.close()
     log.info("stopped")
-
-
-async def _settle_once_started(server: uvicorn.Server) -> None:
-    while not server.started:
-        await asyncio.sleep(0.05)
-    heap.settle()
 
 
 def main() -> None:

@@ -40,6 +40,13 @@ class Metrics:
             "WebSocket connections closed because the client did not read its messages in time (1013).",
             registry=self.registry,
         )
+        self.ws_sent = Counter(
+            "gateway_ws_messages_sent",
+            "WebSocket messages handed to connections: written straight to the socket (direct) or queued behind "
+            "earlier ones (queued).",
+            ["path"],
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = {"method": method, "route": route, "status": str(status)}

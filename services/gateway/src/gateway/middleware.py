@@ -27,6 +27,9 @@ from gateway.ratelimit import LimiterUnavailable
 
 log = logging.getLogger(__name__)
 
+# The scope key of a WebSocket's ASGI send as the server handed it (gateway.fanout.Direct writes below it).
+TRANSPORT_SEND = "gateway.transport_send"
+
 REQUEST_ID = "X-Request-ID"
 API_KEY = "X-API-Key"
 # Only ids that are safe in a header, a log line and gRPC metadata are taken from the caller.
@@ -146,6 +149,9 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID.lower().encode(), rid.encode())]
             await send(message)
 
+        if scope["type"] == "websocket":
+            # The server's own send, for the fan-out's direct path (gateway.fanout.Direct).
+            scope[TRANSPORT_SEND] = send
         method = scope.get("method", "WS")
         route = self._route(scope)
         # A trace per HTTP request, continuing the caller's (W3C traceparent); its gRPC calls join it.

@@ -21,7 +21,7 @@ from gateway import schemas, views
 from gateway.auth import current_identity, identity_metadata
 from gateway.backends import Backends
 from gateway.errors import ApiError, dotted
-from gateway.fanout import CHANNEL, Hub, Outbox, event, problem, resumed
+from gateway.fanout import CHANNEL, Direct, Hub, Outbox, event, problem, resumed
 from gateway.metrics import Metrics
 from gateway.ratelimit import LimiterUnavailable
 
@@ -61,7 +61,7 @@ class Connection:
         self.hub = hub
         self.metrics = metrics
         self.max_subscriptions = backends.settings.ws_max_subscriptions
-        self.outbox = Outbox(ws, backends.settings.ws_queue_messages, metrics)
+        self.outbox = Outbox(ws, backends.settings.ws_queue_messages, metrics, Direct.of(ws.scope))
         # session id -> the task reading a resumed subscription's own stream, or None for a member of the
         # session's shared feed.
         self.subscriptions: dict[str, asyncio.Task[None] | None] = {}
