@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chain_near.Options(args.iterations, args.warmup, work, count_rpcs=True)
             ),
             "swap": lambda: swap.run(swap.Options(args.swaps, 0 if args.smoke else 1, work)),
-            "memory_per_session": lambda: memory.run(edge.get(), memory.Options(50 if smoke else 200)),
+            "memory_per_session": lambda: memory.run(edge.get(), memory.Options(100 if smoke else 1000)),
             "gateway_vs_transcoder": lambda: quotes.run_gateway_vs_transcoder(edge.get(), quote_options),
             "quote_vs_noop": lambda: quotes.run_quote_vs_noop(edge.get(), quote_options),
             "ws_fanout": lambda: ws_fanout.run(edge.get(), ws_fanout.Options(args.ws_subscribers)),

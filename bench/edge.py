@@ -14,7 +14,7 @@ from swap_devnet.stack import LocalStack, StackOptions
 log = logging.getLogger("bench.edge")
 
 API_KEY = "bench-key"
-MAX_SESSIONS_PER_MAKER = "1000"
+MAX_SESSIONS_PER_MAKER = "4000"
 # The load sections open up to 1,000 watchers, all through the gateway: one client to the session service
 # (no x-tenant yet), far past its default per-client cap of WatchSession streams.
 SESSION_WATCH_LIMIT = "4000"
@@ -43,6 +43,7 @@ class SharedStack:
                 "session": {
                     "SESSION_MAX_ACTIVE_PER_MAKER": MAX_SESSIONS_PER_MAKER,
                     "SESSION_MAX_ACTIVE_PER_TENANT": MAX_SESSIONS_PER_MAKER,
+                    "SESSION_MAX_ACTIVE_TOTAL": MAX_SESSIONS_PER_MAKER,
                     "SESSION_WATCH_MAX_STREAMS": SESSION_WATCH_LIMIT,
                     "SESSION_WATCH_MAX_PER_CLIENT": SESSION_WATCH_LIMIT,
                     "SESSION_WATCH_REDIS_MAX_CONNECTIONS": SESSION_WATCH_LIMIT,

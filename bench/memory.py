@@ -1,11 +1,16 @@
-"""Resident memory per open session: VmRSS of the session service (and of the gateway) before and after
-creating sessions that stay `initialized` (CreateSession only, through gRPC; the gateway's figure comes
-from the same number of sessions created through its REST route). The sessions are cancelled afterwards."""
+"""Resident memory per open session: VmRSS of the session service (and of the gateway) while creating sessions
+that stay `initialized` (CreateSession only, through gRPC; the gateway's figure comes from the same number of
+sessions created through its REST route). The sessions are cancelled afterwards.
+
+RSS moves in pages and allocator arenas, by tens of KiB at a time whatever one session holds, so the figure
+is the slope of RSS over the number of sessions (least squares over STEPS reads, one after each equal batch),
+not one difference of two reads."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +24,10 @@ from swap_devnet.stack import LocalStack
 from bench.edge import API_KEY, rss_kib, service_pid
 
 AMOUNT = "10000000"
-_SETTLE_S = 1.0
+_SETTLE_S = 0.5
 _CONCURRENCY = 10
+STEPS = 5
+_WARMUP = 100  # sessions created through each route before the first read
 
 
 @dataclass(frozen=True)
@@ -63,25 +70,11 @@ async def _measure(stack: LocalStack, sessions: int) -> dict[str, Any]:
         httpx.AsyncClient(base_url=stack.gateway.url, headers={"X-API-Key": API_KEY}, timeout=30) as client,
     ):
         stub = session_pb2_grpc.SessionServiceStub(channel)
-        # A few first: connections, caches and lazily built objects are not per-session memory.
-        for reply in await _bounded([stub.CreateSession(request) for _ in range(5)]):
-            ids.append(reply.session.session_id)
-        for _ in range(5):
-            created = await client.post("/api/v1/sessions", json=body)
-            ids.append(created.json()["session_id"])
         await asyncio.sleep(_SETTLE_S)
-        before = rss_kib(session_pid)
-        replies = await _bounded([stub.CreateSession(request) for _ in range(sessions)])
-        ids.extend(r.session.session_id for r in replies)
-        await asyncio.sleep(_SETTLE_S)
-        after = rss_kib(session_pid)
-        out["session"] = {
-            "rss_before_kib": before,
-            "rss_after_kib": after,
-            "per_session_kib": round((after - before) / sessions, 2),
-        }
-        gw_before = rss_kib(gateway_pid)
-        session_before_rest = rss_kib(session_pid)
+
+        async def grpc_create() -> str:
+            reply = await stub.CreateSession(request)
+            return str(reply.session.session_id)
 
         async def rest_create() -> str:
             created = await client.post("/api/v1/sessions", json=body)
@@ -89,22 +82,45 @@ async def _measure(stack: LocalStack, sessions: int) -> dict[str, Any]:
                 raise RuntimeError(f"create: HTTP {created.status_code}: {created.text[:200]}")
             return str(created.json()["session_id"])
 
-        ids.extend(await _bounded([rest_create() for _ in range(sessions)]))
-        await asyncio.sleep(_SETTLE_S)
-        gw_after = rss_kib(gateway_pid)
-        session_after_rest = rss_kib(session_pid)
-        out["gateway"] = {
-            "rss_before_kib": gw_before,
-            "rss_after_kib": gw_after,
-            "per_session_kib": round((gw_after - gw_before) / sessions, 2),
-        }
-        out["session_again_via_gateway"] = {
-            "rss_before_kib": session_before_rest,
-            "rss_after_kib": session_after_rest,
-            "per_session_kib": round((session_after_rest - session_before_rest) / sessions, 2),
-        }
-        await _bounded([stub.CancelSession(session_pb2.CancelSessionRequest(session_id=i)) for i in ids])
+        # A few first: connections, caches and lazily built objects are not per-session memory.
+        ids.extend(await _bounded([grpc_create() for _ in range(_WARMUP)] + [rest_create() for _ in range(_WARMUP)]))
+        out["session"] = _slope((await _grow(grpc_create, sessions, [session_pid], ids))[session_pid], sessions)
+        reads = await _grow(rest_create, sessions, [gateway_pid, session_pid], ids)
+        out["gateway"] = _slope(reads[gateway_pid], sessions)
+        out["session_again_via_gateway"] = _slope(reads[session_pid], sessions)
+
+        async def cancel(session_id: str) -> None:
+            # A coroutine, so the call starts under _bounded's limit (a gRPC call starts when it is made).
+            await stub.CancelSession(session_pb2.CancelSessionRequest(session_id=session_id))
+
+        await _bounded([cancel(i) for i in ids])
     return out
+
+
+async def _grow(create: Any, sessions: int, pids: list[int], ids: list[str]) -> dict[int, list[tuple[int, int]]]:
+    """Creates `sessions` sessions in STEPS equal batches; after each (and before the first) reads every pid's
+    RSS: {pid: [(sessions so far, KiB)]}."""
+    reads: dict[int, list[tuple[int, int]]] = {pid: [(0, rss_kib(pid))] for pid in pids}
+    made = 0
+    for step in range(1, STEPS + 1):
+        batch = sessions * step // STEPS - made
+        ids.extend(await _bounded([create() for _ in range(batch)]))
+        made += batch
+        await asyncio.sleep(_SETTLE_S)
+        for pid in pids:
+            reads[pid].append((made, rss_kib(pid)))
+    return reads
+
+
+def _slope(reads: list[tuple[int, int]], sessions: int) -> dict[str, Any]:
+    """KiB per session: the least-squares slope of RSS over the sessions created."""
+    counts, kib = [c for c, _ in reads], [k for _, k in reads]
+    slope, _ = statistics.linear_regression(counts, kib)
+    return {
+        "rss_kib_by_sessions": {str(c): k for c, k in reads},
+        "difference_per_session_kib": round((kib[-1] - kib[0]) / sessions, 2),
+        "per_session_kib": round(slope, 2),
+    }
 
 
 def run(stack: LocalStack, options: Options) -> dict[str, Any]:
@@ -114,8 +130,11 @@ def run(stack: LocalStack, options: Options) -> dict[str, Any]:
     return {
         "setup": {
             "sessions": options.sessions,
-            "how": "VmRSS from /proc/<pid>/status, 1 s after the last create; 10 creates in flight",
-            "warmup_sessions": 10,
+            "how": (
+                f"VmRSS from /proc/<pid>/status before and after each of {STEPS} equal batches of creates "
+                f"({_SETTLE_S} s after each); per_session_kib is the least-squares slope; 10 creates in flight"
+            ),
+            "warmup_sessions": 2 * _WARMUP,
         },
         **result,
         "create_s": round(time.monotonic() - start, 1),

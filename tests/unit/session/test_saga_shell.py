@@ -595,3 +595,32 @@ async def test_an_execute_repeated_with_its_id_but_another_signature_conflicts(w
     with pytest.raises(IdempotencyConflict) as conflict:
         await _sessions(world).execute(world.record.session_id, "exec-1", bytes.fromhex("cd" * 65))
     assert conflict.value.reason == "IDEMPOTENCY_CONFLICT" and conflict.value.metadata == {"field": "request_id"}
+
+
+async def test_a_waiting_session_wakes_at_its_event_its_lost_lease_or_its_timeout_and_holds_one_task() -> None:
+    lease = Lease(epoch=1)
+
+    async def sleeping(seconds: float) -> float:
+        started = asyncio.get_running_loop().time()
+        await lease.sleep(seconds)
+        return asyncio.get_running_loop().time() - started
+
+    tasks_before = len(asyncio.all_tasks())
+    waiting = asyncio.create_task(sleeping(30))
+    await asyncio.sleep(0.05)
+    assert len(asyncio.all_tasks()) == tasks_before + 1  # the session's own task waits, nothing else
+    lease.poke()
+    assert await asyncio.wait_for(waiting, 1) < 1
+    assert lease.woken_at is not None and not lease.wake.is_set()
+
+    waiting = asyncio.create_task(sleeping(30))
+    await asyncio.sleep(0.05)
+    lease.lose()
+    assert await asyncio.wait_for(waiting, 1) < 1
+    assert lease.lost.is_set()
+    assert await sleeping(30) < 0.1  # a lost lease does not sleep again
+
+    quiet = Lease(epoch=2)
+    started = asyncio.get_running_loop().time()
+    await quiet.sleep(0.2)
+    assert 0.2 <= asyncio.get_running_loop().time() - started < 1

@@ -136,7 +136,7 @@ class Runner:
                     continue
             if not renewed:
                 log.warning("lease lost; another replica may drive this session", extra={"session": session_id})
-                lease.lost.set()
+                lease.lose()
                 return
             held_until = time.monotonic() + self._ttl_s
 

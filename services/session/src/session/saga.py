@@ -16,6 +16,7 @@ reads the kernel needs, not a poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -175,14 +176,18 @@ class Lease:
             lock.secret = event.secret
         self.know(lock_id, lock)
 
+    def lose(self) -> None:
+        """The hold is lost: the saga stops before its next send (a sleeping one wakes to see it)."""
+        self.lost.set()
+        self.wake.set()
+
     async def sleep(self, seconds: float) -> None:
-        if not self.wake.is_set():
-            waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.lost.wait())]
-            try:
-                await asyncio.wait(waiters, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+        """Until woken (an event, a deadline, the lease lost) or `seconds` pass. The session's own task waits
+        on the event itself: nothing else is made per sleeping session."""
+        if not self.wake.is_set() and not self.lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(seconds, 0)):
+                    await self.wake.wait()
         self.wake.clear()
 
     def fence(self, session_id: str) -> Fence | None:
@@ -287,13 +292,19 @@ class Saga:
                 await lease.sleep(self._settings.retry_delay_s)
                 continue
             if isinstance(decision, Wait | Halt):
-                await self._wait(record, decision, lease)
+                pause = await self._pause(record, decision)
+                # A session can wait for hours (the maker's signature, a timelock); its record is read again
+                # when it wakes, so none is held meanwhile.
+                del record
+                await self._sleep(pause, lease)
             elif isinstance(decision, Send) and (decision == last or decision.action is Action.PAY_RECEIVER):
                 # The same send twice in a row: the chain has not caught up with the last one yet.
                 await lease.sleep(self._settings.retry_delay_s)
             last = decision
 
-    async def _wait(self, record: SessionRecord, decision: Wait | Halt, lease: Lease) -> None:
+    async def _pause(self, record: SessionRecord, decision: Wait | Halt) -> tuple[float, bool]:
+        """How long to wait for `decision` (at most until the sweep; a wake-up comes sooner) and whether an
+        event stream is down; schedules the wake-up at a timelock the decision waits for."""
         timeout = self._settings.sweep_interval_s
         if isinstance(decision, Wait) and decision.until is not None:
             side, at = decision.until
@@ -314,6 +325,10 @@ class Saga:
         if blind:
             # An event stream is down (its head ticks stopped): look again soon rather than at the sweep.
             timeout = min(timeout, max(self._settings.retry_delay_s, 1.0))
+        return timeout, blind
+
+    async def _sleep(self, pause: tuple[float, bool], lease: Lease) -> None:
+        timeout, blind = pause
         await lease.sleep(timeout)
         if lease.woken_at is None and (blind or timeout >= self._settings.sweep_interval_s):
             lease.forget()  # a sweep, or no events to tell what changed: read everything again
