@@ -28,7 +28,7 @@ from swap.session.v1 import session_pb2, session_pb2_grpc
 from swap_devnet.stack import LocalStack
 
 from bench import ceiling, cpu
-from bench.edge import service_pid
+from bench.edge import MAX_SESSIONS_PER_MAKER, service_pid
 from bench.stats import percentile, ratio, summary
 from bench.swap import AMOUNT, _phases, bucket_quantiles, event_to_action_buckets, one_swap
 
@@ -143,7 +143,9 @@ def run_throughput(stack: LocalStack, options: Options) -> dict[str, Any]:
     report["event_to_action"] = bucket_quantiles(before, event_to_action_buckets(stack.metrics_ports["session"]))
     return {
         "setup": {
-            "stack": "swap_devnet.stack.LocalStack with the edge, SESSION_MAX_ACTIVE_PER_MAKER=1000",
+            "stack": (
+                f"swap_devnet.stack.LocalStack with the edge, SESSION_MAX_ACTIVE_PER_MAKER={MAX_SESSIONS_PER_MAKER}"
+            ),
             "anvil_block_time_s": stack.options.anvil_block_time,
             "amount": "10 TUSD on BASE -> TUSD on NEAR per swap, all signed by the dev maker",
             "warmup_swaps": 1,
