@@ -4,7 +4,8 @@ Everything built at start (modules, protobuf descriptors, clients, settings) liv
 in the collector's oldest generation, every full collection walks all of it again, and the pause lands on
 whichever request is running: a tail-latency spike on a busy service. `settle()` moves what exists after
 start out of the collector's sight (gc.freeze) and collects the young generation less often, so each request's
-garbage is gathered in fewer, equally cheap passes. Reference cycles are still collected."""
+garbage is gathered in fewer, equally cheap passes. Reference cycles made later are still collected; a frozen
+object dropped later is still freed by its reference count, only a cycle among frozen objects stays."""
 
 from __future__ import annotations
 
