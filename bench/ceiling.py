@@ -59,6 +59,7 @@ from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_devnet.artifacts import load_artifact
 from swap_devnet.evm import DevAccount, EvmDeployment, dev_account, order_digest, sign_order
 from swap_devnet.near import KeyPair, NearDeployment, lock_id_for
+from swap_devnet.near.process import view_params, view_result
 from swap_devnet.stack import LocalStack
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract.async_contract import AsyncContractFunction
@@ -395,17 +396,7 @@ class NearClient(_Heads):
         await self.wait(lambda: self.head_time >= at_least_ns)
 
     async def view(self, contract: str, method: str, args: dict[str, Any]) -> Any:
-        result = await self.rpc(
-            "query",
-            {
-                "request_type": "call_function",
-                "finality": "optimistic",
-                "account_id": contract,
-                "method_name": method,
-                "args_base64": base64.b64encode(json.dumps(args).encode()).decode(),
-            },
-        )
-        return json.loads(bytes(result["result"])) if result["result"] else None
+        return view_result(contract, method, await self.rpc("query", view_params(contract, method, args)))
 
 
 def _key_bytes(key: KeyPair) -> bytes:

@@ -135,11 +135,7 @@ class Subscriber:
                 self.protocol.send_text(self.subscribe)
             elif isinstance(received, Frame) and received.opcode is Opcode.TEXT:
                 self._message(orjson.loads(received.data), kernel, now)
-        self.sock.setblocking(True)
-        try:
-            self._flush()  # the subscribe, pongs
-        finally:
-            self.sock.setblocking(False)
+        self._flush()  # the subscribe, pongs: a few bytes, into an empty send buffer
         if not data and not self.final:
             raise RuntimeError("the gateway closed a subscriber's connection")
 

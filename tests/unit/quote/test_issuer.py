@@ -4,20 +4,17 @@ signed, the store is offered it off the request path, and a lookup by quote_id o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pytest
 from quote.issuer import EXPIRED_KEPT_S, Issuer
 from quote.model import NATIVE, Asset, Chain
-from quote.price_source import StaticPriceSource
-from quote.pricing import AuctionPolicy, FeePolicy, LegGas, Pricer
 from quote.quoter import Quoter, QuoteRequest
 from quote.tokens import TokenRegistry
 from swap.quote.v1 import quote_pb2
 from swap_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from swap_runtime.quote_token import QuoteSigner, QuoteVerifier, new_key_pair, open_quote, private_key, public_key
 
-from tests.unit.quote.test_quoter import BASE_TUSD, T0, TERMS, TOKENS, Clock
+from tests.unit.quote.test_quoter import BASE_TUSD, PRICES, T0, TERMS, TOKENS, Clock, pricer
 
 SEED, PUBLIC = new_key_pair()
 
@@ -49,14 +46,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def issuer(clock: Clock, store: MemoryStore) -> Issuer:
-    pricer = Pricer(
-        AuctionPolicy(100, 50, 60),
-        FeePolicy(10, {Chain.BASE: LegGas(250_000, 200_000, 10**7), Chain.NEAR: LegGas(6 * 10**13, 6 * 10**13, 10**8)}),
-        default_slippage_bps=50,
-        default_urgency=1.0,
-    )
-    prices = StaticPriceSource({"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)})
-    quoter = Quoter(TokenRegistry(TOKENS), prices, pricer, TERMS, clock=clock)
+    quoter = Quoter(TokenRegistry(TOKENS), PRICES, pricer(), TERMS, clock=clock)
     return Issuer(quoter, QuoteSigner(private_key(SEED)), store, clock=clock)
 
 

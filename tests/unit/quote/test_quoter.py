@@ -42,17 +42,22 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def quoter(clock: Clock) -> Quoter:
-    pricer = Pricer(
+def pricer() -> Pricer:
+    return Pricer(
         AuctionPolicy(100, 50, 60),
         FeePolicy(10, {Chain.BASE: LegGas(250_000, 200_000, 10**7), Chain.NEAR: LegGas(6 * 10**13, 6 * 10**13, 10**8)}),
         default_slippage_bps=50,
         default_urgency=1.0,
     )
-    prices = StaticPriceSource({"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)})
+
+
+PRICES = StaticPriceSource({"TUSD": Decimal(1), "ETH": Decimal(3000), "NEAR": Decimal(3)})
+
+
+@pytest.fixture
+def quoter(clock: Clock) -> Quoter:
     limits = {"TUSD": AmountLimit(Decimal("0.5"), Decimal(1000)), "NEAR": AmountLimit(None, Decimal("0.5"))}
-    return Quoter(TokenRegistry(TOKENS), prices, pricer, TERMS, limits=limits, clock=clock)
+    return Quoter(TokenRegistry(TOKENS), PRICES, pricer(), TERMS, limits=limits, clock=clock)
 
 
 def request(

@@ -9,23 +9,16 @@ import pytest
 from pydantic import ValidationError
 from session.config import SessionSettings
 from session.quotes import GrpcQuotes
-from swap.common.v1 import common_pb2
 from swap.quote.v1 import quote_pb2, quote_pb2_grpc
 from swap_runtime.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from swap_runtime.quote_token import QuoteSigner, new_key_pair, private_key
 
+from tests.unit.test_quote_token import QUOTE
+
 SEED, PUBLIC = new_key_pair()
 OTHER_SEED, OTHER_PUBLIC = new_key_pair()
 SIGNER = QuoteSigner(private_key(SEED))
-TERMS = quote_pb2.Quote(
-    quote_id="0123456789abcdef0123456789abcdef",
-    src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token="0x1111111111111111111111111111111111111111"),
-    dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token="tusd.test.near"),
-    src_amount="10000000",
-    min_received="9864927",
-    issued_at=1_700_000_000,
-    valid_until=1_700_000_030,
-)
+TERMS = QUOTE  # a quote's terms as the quote service signs them
 
 
 class NoStub:

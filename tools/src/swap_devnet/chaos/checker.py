@@ -34,6 +34,7 @@ from web3.types import RPCEndpoint
 
 from swap_devnet.chaos.workload import ENDED
 from swap_devnet.evm import increase_time
+from swap_devnet.near.process import view_params, view_result
 from swap_devnet.stack import LocalStack
 
 log = logging.getLogger(__name__)
@@ -124,18 +125,7 @@ class Chains:
         return body["result"]
 
     def near_view(self, contract: str, method: str, args: dict[str, Any]) -> Any:
-        result = self.near_rpc(
-            "query",
-            {
-                "request_type": "call_function",
-                "finality": "optimistic",
-                "account_id": contract,
-                "method_name": method,
-                "args_base64": base64.b64encode(json.dumps(args).encode()).decode(),
-            },
-        )
-        raw = bytes(result["result"])
-        return json.loads(raw) if raw else None
+        return view_result(contract, method, self.near_rpc("query", view_params(contract, method, args)))
 
     def heads(self) -> dict[str, int]:
         return {

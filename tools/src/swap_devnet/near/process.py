@@ -43,6 +43,31 @@ class DevnetError(RuntimeError):
         self.error = error
 
 
+def view_params(
+    contract_id: str,
+    method: str,
+    args: dict[str, Any] | None,
+    finality: str = "optimistic",
+    block_id: int | str | None = None,
+) -> dict[str, Any]:
+    """The `query` params of a `call_function` view (JSON args), at `finality` or at `block_id`."""
+    at: dict[str, Any] = {"finality": finality} if block_id is None else {"block_id": block_id}
+    return {
+        "request_type": "call_function",
+        **at,
+        "account_id": contract_id,
+        "method_name": method,
+        "args_base64": base64.b64encode(json.dumps(args or {}).encode()).decode(),
+    }
+
+
+def view_result(contract_id: str, method: str, result: dict[str, Any]) -> Any:
+    """A view's decoded JSON result; DevnetError when the call failed."""
+    if "error" in result:
+        raise DevnetError(f"{contract_id}.{method}: {result['error']}", result["error"])
+    return json.loads(bytes(result["result"])) if result["result"] else None
+
+
 class DevnetControls:
     """Client-side helpers over a running devnet's RPC; subclasses provide `deployment`."""
 
@@ -114,31 +139,12 @@ class DevnetControls:
 
     # Views --------------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _view_params(
-        contract_id: str, method: str, args: dict[str, Any] | None, finality: str, block_id: int | str | None = None
-    ) -> dict[str, Any]:
-        at: dict[str, Any] = {"finality": finality} if block_id is None else {"block_id": block_id}
-        return {
-            "request_type": "call_function",
-            **at,
-            "account_id": contract_id,
-            "method_name": method,
-            "args_base64": base64.b64encode(json.dumps(args or {}).encode()).decode(),
-        }
-
-    @staticmethod
-    def _view_result(contract_id: str, method: str, result: dict[str, Any]) -> Any:
-        if "error" in result:
-            raise DevnetError(f"{contract_id}.{method}: {result['error']}", result["error"])
-        return json.loads(bytes(result["result"])) if result["result"] else None
-
     def view(
         self, contract_id: str, method: str, args: dict[str, Any] | None = None, finality: str = "optimistic"
     ) -> Any:
         """Call a view method and decode its JSON result."""
-        result = self.rpc("query", self._view_params(contract_id, method, args, finality))
-        return self._view_result(contract_id, method, result)
+        result = self.rpc("query", view_params(contract_id, method, args, finality))
+        return view_result(contract_id, method, result)
 
     async def aview(
         self,
@@ -149,8 +155,8 @@ class DevnetControls:
         block_id: int | str | None = None,
     ) -> Any:
         """A view call at `finality`, or at the block `block_id` (height or hash) when given."""
-        result = await self.arpc("query", self._view_params(contract_id, method, args, finality, block_id))
-        return self._view_result(contract_id, method, result)
+        result = await self.arpc("query", view_params(contract_id, method, args, finality, block_id))
+        return view_result(contract_id, method, result)
 
     def balance(self, account_id: str) -> int:
         """Native balance in yoctoNEAR."""
