@@ -179,23 +179,26 @@ async def _slice(stub: quote_pb2_grpc.QuoteServiceStub, request: Any, concurrenc
     return samples
 
 
-async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Options) -> dict[str, Any]:
+async def _quote_vs_noop(stack: LocalStack, noops: dict[str, ServiceProcess], options: Options) -> dict[str, Any]:
     assert stack.evm is not None and stack.near is not None
     request = quote_pb2.GetQuoteRequest(
         src=quote_pb2.Asset(chain=common_pb2.CHAIN_BASE, token=stack.evm.token),
         dst=quote_pb2.Asset(chain=common_pb2.CHAIN_NEAR, token=stack.near.token.account_id),
         src_amount=AMOUNT,
     )
-    # Both over mutual TLS as the operator, as every internal call is.
-    channels = {"quote": stack.channel("quote"), "noop": noop.channel(stack.identity_dir("operator"))}
+    # All over mutual TLS as the operator, as every internal call is.
+    operator = stack.identity_dir("operator")
+    channels = {"quote": stack.channel("quote"), **{name: noop.channel(operator) for name, noop in noops.items()}}
     targets = list(channels)
     samples: dict[str, list[float]] = {name: [] for name in targets}
     busy_s: dict[str, float] = dict.fromkeys(targets, 0.0)
     per_slice: dict[str, list[float]] = {name: [] for name in targets}
-    # CPU seconds per process while each target was under load: the server, the Redis its writes go to, the
-    # client (this process).
-    assert noop.pid is not None
-    pids = {"quote": service_pid(stack, "quote"), "noop": noop.pid, **redis_pid()}
+    # CPU seconds per process while each target was under load: the servers, the Redis the quote service's
+    # writes go to, the client (this process).
+    pids = {"quote": service_pid(stack, "quote"), **redis_pid()}
+    for name, noop in noops.items():
+        assert noop.pid is not None
+        pids[name] = noop.pid
     cpu: dict[str, dict[str, float]] = {name: {} for name in targets}
     try:
         stubs = {name: quote_pb2_grpc.QuoteServiceStub(channel) for name, channel in channels.items()}
@@ -217,11 +220,18 @@ async def _quote_vs_noop(stack: LocalStack, noop: ServiceProcess, options: Optio
         for channel in channels.values():
             await channel.close()
     rps = {name: round(len(samples[name]) / busy_s[name], 1) for name in targets}
-    paired = [q / z for q, z in zip(per_slice["quote"], per_slice["noop"], strict=True) if z > 0]
+
+    def paired(a: str, b: str) -> float | None:
+        """The median of a's requests/s over b's in the same round (adjacent slices)."""
+        rounds = [x / y for x, y in zip(per_slice[a], per_slice[b], strict=True) if y > 0]
+        return round(statistics.median(rounds), 2) if rounds else None
+
     return {
         "requests_per_s": rps,
         "ratio_rps": ratio(rps["quote"], rps["noop"]),
-        "ratio_rps_paired_median": round(statistics.median(paired), 2) if paired else None,
+        "ratio_rps_paired_median": paired("quote", "noop"),
+        "ratio_rps_signed_noop": ratio(rps["signed_noop"], rps["noop"]),
+        "ratio_rps_quote_over_signed_noop": ratio(rps["quote"], rps["signed_noop"]),
         "latency_ms": {name: _with_p99(values) for name, values in samples.items()},
         "cpu_us_per_request": {
             name: {
@@ -246,20 +256,28 @@ def redis_pid() -> dict[str, int]:
 
 
 def run_quote_vs_noop(stack: LocalStack, options: Options) -> dict[str, Any]:
-    env: dict[str, str] = {}
-    noop = start_service(
-        "quote-noop", "bench.noop_quote", env, options.work_dir, "BENCH_NOOP_QUOTE_PORT", stack.identity_dir("quote")
-    )
+    noops: dict[str, ServiceProcess] = {}
     try:
-        result = asyncio.run(_quote_vs_noop(stack, noop, options))
+        for name, signed in (("noop", "0"), ("signed_noop", "1")):
+            noops[name] = start_service(
+                f"quote-{name.replace('_', '-')}",
+                "bench.noop_quote",
+                {"BENCH_NOOP_QUOTE_SIGNED": signed},
+                options.work_dir,
+                "BENCH_NOOP_QUOTE_PORT",
+                stack.identity_dir("quote"),
+            )
+        result = asyncio.run(_quote_vs_noop(stack, noops, options))
     finally:
-        noop.stop()
+        for noop in noops.values():
+            noop.stop()
     return {
         "setup": {
             "client": f"one grpc.aio channel per target, {options.concurrency} calls in flight",
             "slices": f"{options.slices} slices of {options.slice_s} s per target, alternating",
             "noop": "bench.noop_quote: a constant GetQuoteResponse on swap_runtime.server.GrpcService",
-            "ratios": "quote over noop",
+            "signed_noop": "bench.noop_quote with BENCH_NOOP_QUOTE_SIGNED=1: the constant quote, signed on every call",
+            "ratios": "over noop, unless named otherwise",
         },
         **result,
     }

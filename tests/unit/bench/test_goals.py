@@ -32,6 +32,17 @@ def test_a_figure_on_the_right_side_passes_and_on_the_wrong_side_fails() -> None
     assert not judged["all_met"]
 
 
+def test_a_goal_short_of_its_target_shows_the_limit_measured_beside_it() -> None:
+    judged = judge(report(quote_vs_noop={"ratio_rps": 0.68, "ratio_rps_signed_noop": 0.85}))
+    quote = next(row for row in judged["targets"] if row["goal"].startswith("quote service"))
+    assert quote["pass"] is False
+    assert quote["limit"]["measured"] == 0.85 and "signs" in quote["limit"]["what"]
+    assert "0.68 (target >= 0.9); limit 0.85: a servicer that only signs" in table(judged)
+    # Unmeasured, the limit says so rather than vanishing.
+    unmeasured = next(row for row in judge(report())["targets"] if row["goal"].startswith("quote service"))
+    assert unmeasured["limit"]["measured"] is None
+
+
 def test_a_missing_section_or_figure_is_unjudged_never_met() -> None:
     judged = judge(report(chain_base={"error": "RuntimeError: anvil died"}))
     assert judged["met"] == 0 and judged["failed"] == []
