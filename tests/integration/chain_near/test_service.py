@@ -171,6 +171,8 @@ async def test_native_lock_watch_withdraw(
     withdrawn = await next_event(stream)
     assert withdrawn.kind == chain_pb2.CHAIN_EVENT_KIND_LOCK_WITHDRAWN
     assert withdrawn.secret == secret and withdrawn.tx.tx_hash == done.tx.tx_hash
+    # The reply named the block from the event's block_height; the stream, from the HTLC's storage changes.
+    assert (withdrawn.tx.block_number, withdrawn.tx.block_hash) == (done.tx.block_number, done.tx.block_hash)
 
     # A stream resumed from the first event's cursor starts right after it.
     resumed = watch(lock_id=lock.lock_id, cursor=event.cursor)

@@ -76,6 +76,19 @@ def htlc_events(result: TransactionResult) -> list[dict[str, Any]]:
     return events
 
 
+async def event_block_height(devnet: NearDevnetProcess, result: TransactionResult, event: str) -> int:
+    """The height of the block whose receipt logged the swap_htlc `event` (py-near keeps no receipt's block)."""
+    tx = result.transaction
+    landed = await devnet.arpc("tx", {"tx_hash": tx.hash, "sender_account_id": tx.signer_id})
+    [block_hash] = [
+        outcome["block_hash"]
+        for outcome in landed["receipts_outcome"]
+        if any(line.startswith("EVENT_JSON:") and f'"event":"{event}"' in line for line in outcome["outcome"]["logs"])
+    ]
+    block = await devnet.arpc("block", {"block_id": block_hash})
+    return int(block["header"]["height"])
+
+
 def success_json(result: TransactionResult) -> Any:
     assert "SuccessValue" in result.status, result.status
     raw = base64.b64decode(result.status["SuccessValue"])

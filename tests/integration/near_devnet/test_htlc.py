@@ -23,6 +23,7 @@ from tests.integration.near_devnet.conftest import (
     NS,
     AccountFactory,
     burnt,
+    event_block_height,
     htlc_events,
     lock_terms,
     new_secret,
@@ -225,6 +226,7 @@ async def test_withdraw_with_the_secret_pays_out_and_hands_the_fee_back(
     [event] = htlc_events(withdrawn)
     assert event["event"] == "lock_withdrawn"
     assert (event["data"][0]["secret"], event["data"][0]["caller"]) == (secret, operator_account.account_id)
+    assert event["data"][0]["block_height"] == await event_block_height(near_devnet, withdrawn, "lock_withdrawn")
     # The record is gone; a tombstone keeps the state, the secret, the id and the height the terms are at.
     assert await get_lock(near_devnet, lock_id) == tombstone(full, "withdrawn", secret)
     assert await get_lock(near_devnet, lock_id, block_id=full["locked_height"]) == full
@@ -282,6 +284,7 @@ async def test_windows_and_refund_after_fast_forward(
     assert await get_lock(near_devnet, lock_id) == tombstone(lock, "refunded")
     [event] = htlc_events(result)
     assert (event["event"], event["data"][0]["caller"]) == ("lock_refunded", stranger_account.account_id)
+    assert event["data"][0]["block_height"] == await event_block_height(near_devnet, result, "lock_refunded")
     assert event["data"][0]["state"] == "refunded"
 
 

@@ -119,7 +119,7 @@ fn pay_out(lock: Lock, recipient: &str, action: &str, caller: &str) -> Output {
 }
 
 /// `on_payout({"lock_id", "action", "caller"})` (private): on a successful payout logs
-/// `lock_withdrawn`/`lock_refunded` (lock view + caller), ends the lock (tombstone), sends the safety
+/// `lock_withdrawn`/`lock_refunded` (lock view + caller + the height of this block), ends the lock (tombstone), sends the safety
 /// deposit to the caller and the storage fee less the tombstone's share to the depositor, returns true.
 /// On a failed payout the lock is active again (secret cleared) and it returns false.
 pub fn on_payout(args: &Args) -> Output {
@@ -134,7 +134,7 @@ pub fn on_payout(args: &Args) -> Output {
     let paid = env::promise_results_count() > 0 && matches!(env::promise_result(0), PromiseResult::Successful(_));
     if paid {
         let event = if action == "withdraw" { "lock_withdrawn" } else { "lock_refunded" };
-        emit(event, &lock_view(&lock).str("caller", &caller).finish());
+        emit(event, &lock_view(&lock).str("caller", &caller).number("block_height", env::block_height()).finish());
         storage::end_lock(&lock);
         if lock.safety_deposit > 0 {
             env::promise_transfer(&caller, lock.safety_deposit);

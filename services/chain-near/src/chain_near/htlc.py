@@ -564,10 +564,12 @@ class Htlc:
         data = _event_data(receipt.logs, kind) if receipt is not None else None
         if data is not None:
             self._own[lock_id] = lock_from_event(data)
-        if kind == CREATED and data is not None and "locked_height" in data:
-            height = int(data["locked_height"])  # the height of the block whose receipt made the lock
-        else:
-            height = int((await self._rpc.block(block_id=block_hash))["height"])
+        # The event names its block's height: lock_created as locked_height, lock_withdrawn / lock_refunded
+        # as block_height. A contract without it costs a read of the block.
+        named = None if data is None else data.get("locked_height" if kind == CREATED else "block_height")
+        if named is None:
+            named = (await self._rpc.block(block_id=block_hash))["height"]
+        height = int(named)
         ref = TxRef(tx_hash=outcome.tx_hash, block_height=height, block_hash=block_hash)
         self._sent[(lock_id, kind)] = ref
         return ref
