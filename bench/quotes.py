@@ -41,6 +41,8 @@ class Options:
     rounds: int
     slices: int
     slice_s: float
+    noop_slices: int
+    noop_slice_s: float
     concurrency: int
     work_dir: Path
 
@@ -204,11 +206,11 @@ async def _quote_vs_noop(stack: LocalStack, noops: dict[str, ServiceProcess], op
         stubs = {name: quote_pb2_grpc.QuoteServiceStub(channel) for name, channel in channels.items()}
         for name in targets:
             await _slice(stubs[name], request, options.concurrency, 0.5)
-        for n in range(options.slices):
+        for n in range(options.noop_slices):
             order = list(targets) if n % 2 == 0 else list(reversed(targets))
             for name in order:
                 start, before = time.perf_counter(), snapshot(pids)
-                got = await _slice(stubs[name], request, options.concurrency, options.slice_s)
+                got = await _slice(stubs[name], request, options.concurrency, options.noop_slice_s)
                 took = time.perf_counter() - start
                 used = spent(before, snapshot(pids))
                 for process, seconds in [*used["cpu_s"].items(), ("client", used["bench_client_cpu_s"])]:
@@ -231,6 +233,7 @@ async def _quote_vs_noop(stack: LocalStack, noops: dict[str, ServiceProcess], op
         "ratio_rps": ratio(rps["quote"], rps["noop"]),
         "ratio_rps_paired_median": paired("quote", "noop"),
         "ratio_rps_signed_noop": ratio(rps["signed_noop"], rps["noop"]),
+        "ratio_rps_signed_noop_paired_median": paired("signed_noop", "noop"),
         "ratio_rps_quote_over_signed_noop": ratio(rps["quote"], rps["signed_noop"]),
         "latency_ms": {name: _with_p99(values) for name, values in samples.items()},
         "cpu_us_per_request": {
@@ -274,7 +277,7 @@ def run_quote_vs_noop(stack: LocalStack, options: Options) -> dict[str, Any]:
     return {
         "setup": {
             "client": f"one grpc.aio channel per target, {options.concurrency} calls in flight",
-            "slices": f"{options.slices} slices of {options.slice_s} s per target, alternating",
+            "slices": f"{options.noop_slices} slices of {options.noop_slice_s} s per target, alternating",
             "noop": "bench.noop_quote: a constant GetQuoteResponse on swap_runtime.server.GrpcService",
             "signed_noop": "bench.noop_quote with BENCH_NOOP_QUOTE_SIGNED=1: the constant quote, signed on every call",
             "ratios": "over noop, unless named otherwise",
