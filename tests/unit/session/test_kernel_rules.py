@@ -231,7 +231,62 @@ def test_c_regression_reverted_destination_withdrawal_is_resent_and_never_ends_r
         f = facts(S.REFUNDING, src=collected, dst=dst, dst_now=last_chance + 1, secret_exposed=True)
         decision = decided(f)
         assert isinstance(decision, Move) and decision.to is S.REVEALING_SECRET
-        assert decided(replace(f, memory=replace(f.memory, state=S.REVEALING_SECRET))) == Send(Action.PAY_RECEIVER)
+        revealing = replace(f, memory=replace(f.memory, state=S.REVEALING_SECRET))
+        if dst.state is LockState.ACTIVE:  # taken back first: anyone with the secret could still pay the receiver
+            assert decided(revealing) == Wait(
+                "the destination cancellation window is not open yet", until=(Side.DST, DST_LOCK.cancellation_at)
+            )
+        else:
+            assert decided(revealing) == Send(Action.PAY_RECEIVER)
+
+
+def test_e_the_receiver_is_paid_directly_only_once_the_destination_lock_is_settled() -> None:
+    """Regression (the kernel's property run, long profile): in secret mode "maker" the maker's own public
+    withdrawal of the destination was still pending when the kernel asked an operator to pay the receiver
+    directly; it landed after, and the receiver was paid twice with the resolver's funds. Now the destination
+    lock is taken back, and its refund final, or it can no longer land, before the direct payment."""
+    collected = replace(SRC_LOCK, state=LockState.WITHDRAWN, closed_final=True)
+    late = DST_LOCK.cancellation_at - 3  # too late for a withdrawal sent now to land in the window
+    f = facts(S.REVEALING_SECRET, src=collected, dst=DST_LOCK, dst_now=late, secret_exposed=True)
+    assert decided(f) == Wait(
+        "the destination cancellation window is not open yet", until=(Side.DST, DST_LOCK.cancellation_at)
+    )
+    # Withdrawn by someone meanwhile: the receiver is paid through the lock and nothing more is sent.
+    withdrawn = replace(f, dst=replace(DST_LOCK, **WITHDRAWN))  # type: ignore[arg-type]
+    assert decided(withdrawn) == Move(S.COMPLETED, "both withdrawals final")
+    opened = replace(f, dst_chain=ChainFact(DST_LOCK.cancellation_at, 4, RESOLVER))
+    assert decided(opened) == Send(Action.CANCEL_DESTINATION)
+    not_final = replace(opened, dst=replace(DST_LOCK, state=LockState.CANCELLED, closed_final=False))
+    assert decided(not_final) == Wait("the destination refund is not final yet")
+    final = replace(opened, dst=replace(DST_LOCK, **CANCELLED))  # type: ignore[arg-type]
+    assert decided(final) == Send(Action.PAY_RECEIVER)
+
+
+def test_e_a_destination_lock_gone_after_the_reveal_pays_the_receiver_or_refunds() -> None:
+    """Regression (the kernel's property run, long profile): a reorg took out a destination lock that was not
+    final after the maker had used their secret on it; the secret was public, a third party collected the
+    source for the resolver, and the session halted with the receiver unpaid. Now: with the source collected
+    the receiver is paid directly once the lock can no longer land; with the source still locked the session
+    refunds (and pays the receiver if someone collects the source meanwhile)."""
+    collected = replace(SRC_LOCK, state=LockState.WITHDRAWN, closed_final=True)
+    gone = facts(S.REVEALING_SECRET, src=collected, secret_exposed=True, dst_sent_at=DST_NOW - 1)
+    assert decided(gone) == Wait("the destination lock may still land", until=(Side.DST, DST_NOW - 1 + 4 + 2 + 1))
+    assert decided(replace(gone, memory=replace(gone.memory, dst_sent_at=DST_NOW - 10))) == Send(
+        Action.PAY_RECEIVER
+    )
+    still_locked = facts(S.REVEALING_SECRET, secret_exposed=True, dst_sent_at=DST_NOW - 10)
+    decision = decided(still_locked)
+    assert isinstance(decision, Move) and decision.to is S.REFUNDING and decision.reason == "DESTINATION_LOCK_GONE"
+
+
+def test_e_the_source_collected_with_the_makers_secret_marks_it_exposed() -> None:
+    """Regression (the kernel's property run, long profile): in secret mode "maker", a third party collected
+    the source with the secret the maker had broadcast; the session went on to pay the receiver without
+    recording the secret as exposed (rule c: recorded before the session's first broadcast of it)."""
+    collected = replace(SRC_LOCK, state=LockState.WITHDRAWN, closed_final=True)
+    f = facts(S.REFUNDING, src=collected, dst=DST_LOCK, terms=replace(TERMS, maker_holds_secret=True))
+    decision = decided(f)
+    assert isinstance(decision, Move) and decision.to is S.REVEALING_SECRET and decision.expose
 
 
 # -- d. a withdrawn destination: collect the source, never refund it -------------------------------------

@@ -545,20 +545,35 @@ def _revealing(f: Facts) -> Decision:
             "the destination was cancelled before the receiver was paid; the source goes back to the maker",
             reason="DESTINATION_CANCELLED",
         )
-    return Halt("DESTINATION_LOCK_GONE", "the destination lock is gone after the reveal (a reorg deeper than finality)")
+    # The destination lock is gone after the reveal: a reorg took out its creation (one not final yet, which
+    # the maker's own early use of their secret can expose, or one deeper than finality).
+    if src.state is LockState.WITHDRAWN:
+        return _pay_receiver(f)
+    return Move(
+        S.REFUNDING,
+        "the destination lock is gone after the reveal; the source goes back to the maker",
+        reason="DESTINATION_LOCK_GONE",
+    )
 
 
 def _pay_receiver(f: Facts) -> Decision:
     """Rule e's last resort: the source reached the resolver with the exposed secret while the receiver
-    can no longer be paid through the lock: the resolver pays the receiver itself, then takes its own
-    destination lock back."""
-    if not f.memory.receiver_paid_directly:
-        return Send(Action.PAY_RECEIVER)
-    if f.dst.state is LockState.ACTIVE:
-        if f.dst_chain.now >= f.dst.cancellation_at:
+    can no longer be paid through the lock: the resolver pays the receiver itself. The destination lock is
+    settled first: while it is active anyone holding the public secret can still withdraw it to the
+    receiver, and a cancellation or an absence not final yet can be undone, so the receiver is paid directly
+    only once that lock is cancelled for good or can no longer land: exactly once, either way."""
+    dst = f.dst
+    if dst.state is LockState.ACTIVE:
+        if f.dst_chain.now >= dst.cancellation_at:
             return Send(Action.CANCEL_DESTINATION)
-        return Wait("the destination cancellation window is not open yet", until=(Side.DST, f.dst.cancellation_at))
-    if f.src.closed_final and (f.dst.state is not LockState.CANCELLED or f.dst.closed_final):
+        return Wait("the destination cancellation window is not open yet", until=(Side.DST, dst.cancellation_at))
+    if not f.memory.receiver_paid_directly:
+        if dst.state is LockState.CANCELLED and not dst.closed_final:
+            return Wait("the destination refund is not final yet")
+        if dst.state is LockState.ABSENT and destination_may_land(f):
+            return Wait("the destination lock may still land", until=(Side.DST, destination_landing_bound(f) + 1))
+        return Send(Action.PAY_RECEIVER)
+    if f.src.closed_final and (dst.state is not LockState.CANCELLED or dst.closed_final):
         return Move(S.COMPLETED, "receiver paid directly; source collected", reason="RECEIVER_PAID_DIRECTLY")
     return Wait("the payments are not final yet")
 
@@ -580,7 +595,10 @@ def _refunding(f: Facts) -> Decision:
     # not paid: pay the receiver, never keep the maker's funds.
     if src.state is LockState.WITHDRAWN and (m.secret_exposed or f.terms.maker_holds_secret):
         # (In secret mode "maker" the maker may have used the secret on chain: it is out all the same.)
-        return Move(S.REVEALING_SECRET, "the source reached the resolver with the exposed secret: paying the receiver")
+        # Exposed: the source's withdrawal put the secret on chain, if the session had not revealed it already.
+        return Move(
+            S.REVEALING_SECRET, "the source reached the resolver with the exposed secret: paying the receiver", expose=True
+        )
     # The destination first: the resolver's own funds, and its window opens earlier.
     if dst.state is LockState.ACTIVE:
         if m.secret_exposed and can_still_pay_receiver(f):
