@@ -271,9 +271,7 @@ def test_e_a_destination_lock_gone_after_the_reveal_pays_the_receiver_or_refunds
     collected = replace(SRC_LOCK, state=LockState.WITHDRAWN, closed_final=True)
     gone = facts(S.REVEALING_SECRET, src=collected, secret_exposed=True, dst_sent_at=DST_NOW - 1)
     assert decided(gone) == Wait("the destination lock may still land", until=(Side.DST, DST_NOW - 1 + 4 + 2 + 1))
-    assert decided(replace(gone, memory=replace(gone.memory, dst_sent_at=DST_NOW - 10))) == Send(
-        Action.PAY_RECEIVER
-    )
+    assert decided(replace(gone, memory=replace(gone.memory, dst_sent_at=DST_NOW - 10))) == Send(Action.PAY_RECEIVER)
     still_locked = facts(S.REVEALING_SECRET, secret_exposed=True, dst_sent_at=DST_NOW - 10)
     decision = decided(still_locked)
     assert isinstance(decision, Move) and decision.to is S.REFUNDING and decision.reason == "DESTINATION_LOCK_GONE"

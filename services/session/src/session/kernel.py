@@ -509,20 +509,6 @@ def _awaiting_secret(f: Facts) -> Decision:
 
 def _revealing(f: Facts) -> Decision:
     dst, src = f.dst, f.src
-    if dst.state is LockState.ACTIVE:
-        if can_still_pay_receiver(f):
-            if f.dst_chain.now <= dst.withdrawal_at:
-                return Wait("the destination withdrawal window is not open", until=(Side.DST, dst.withdrawal_at + 1))
-            return Send(Action.WITHDRAW_DESTINATION)
-        if src.state is LockState.WITHDRAWN:
-            return _pay_receiver(f)
-        # Rule e: the receiver can no longer be paid through the lock: take the destination back; the
-        # source goes back to the maker in refunding.
-        return Move(
-            S.REFUNDING,
-            "the destination withdrawal can no longer land; the source goes back to the maker",
-            reason="DESTINATION_WINDOW_MISSED",
-        )
     if dst.state is LockState.WITHDRAWN:
         if src.state is LockState.ACTIVE:
             if f.src_chain.now >= src.cancellation_at:
@@ -537,23 +523,40 @@ def _revealing(f: Facts) -> Decision:
         if src.state is LockState.CANCELLED:
             return Halt("RESOLVER_UNPAID", "the receiver is paid but the source went back to the maker")
         return Halt("SOURCE_LOCK_GONE", "the source lock is gone after the reveal (a reorg deeper than finality)")
+    if dst.state is LockState.ACTIVE and can_still_pay_receiver(f):
+        if f.dst_chain.now <= dst.withdrawal_at:
+            return Wait("the destination withdrawal window is not open", until=(Side.DST, dst.withdrawal_at + 1))
+        return Send(Action.WITHDRAW_DESTINATION)
+    # Rule e: the receiver can no longer be paid through the lock (its window is closing, it was cancelled, or
+    # a reorg took its creation out: one not final yet, which the maker's own early use of their secret can
+    # expose, or one deeper than finality). If the source reached the resolver meanwhile, the resolver pays
+    # the receiver itself; otherwise the destination goes back to the resolver and the source to the maker.
+    if src.state is LockState.WITHDRAWN:
+        return _pay_receiver(f)
+    if dst.state is LockState.ACTIVE:
+        return Move(
+            S.REFUNDING,
+            "the destination withdrawal can no longer land; the source goes back to the maker",
+            reason="DESTINATION_WINDOW_MISSED",
+        )
     if dst.state is LockState.CANCELLED:
-        if src.state is LockState.WITHDRAWN:
-            return _pay_receiver(f)
         return Move(
             S.REFUNDING,
             "the destination was cancelled before the receiver was paid; the source goes back to the maker",
             reason="DESTINATION_CANCELLED",
         )
-    # The destination lock is gone after the reveal: a reorg took out its creation (one not final yet, which
-    # the maker's own early use of their secret can expose, or one deeper than finality).
-    if src.state is LockState.WITHDRAWN:
-        return _pay_receiver(f)
     return Move(
         S.REFUNDING,
         "the destination lock is gone after the reveal; the source goes back to the maker",
         reason="DESTINATION_LOCK_GONE",
     )
+
+
+def _take_back_destination(f: Facts) -> Decision:
+    """The destination lock's refund to the resolver, sent once its cancellation window is open."""
+    if f.dst_chain.now >= f.dst.cancellation_at:
+        return Send(Action.CANCEL_DESTINATION)
+    return Wait("the destination cancellation window is not open yet", until=(Side.DST, f.dst.cancellation_at))
 
 
 def _pay_receiver(f: Facts) -> Decision:
@@ -564,9 +567,7 @@ def _pay_receiver(f: Facts) -> Decision:
     only once that lock is cancelled for good or can no longer land: exactly once, either way."""
     dst = f.dst
     if dst.state is LockState.ACTIVE:
-        if f.dst_chain.now >= dst.cancellation_at:
-            return Send(Action.CANCEL_DESTINATION)
-        return Wait("the destination cancellation window is not open yet", until=(Side.DST, dst.cancellation_at))
+        return _take_back_destination(f)
     if not f.memory.receiver_paid_directly:
         if dst.state is LockState.CANCELLED and not dst.closed_final:
             return Wait("the destination refund is not final yet")
@@ -596,17 +597,14 @@ def _refunding(f: Facts) -> Decision:
     if src.state is LockState.WITHDRAWN and (m.secret_exposed or f.terms.maker_holds_secret):
         # (In secret mode "maker" the maker may have used the secret on chain: it is out all the same.)
         # Exposed: the source's withdrawal put the secret on chain, if the session had not revealed it already.
-        return Move(
-            S.REVEALING_SECRET, "the source reached the resolver with the exposed secret: paying the receiver", expose=True
-        )
+        note = "the source reached the resolver with the exposed secret: paying the receiver"
+        return Move(S.REVEALING_SECRET, note, expose=True)
     # The destination first: the resolver's own funds, and its window opens earlier.
     if dst.state is LockState.ACTIVE:
         if m.secret_exposed and can_still_pay_receiver(f):
             # The secret is out and the receiver can still be paid: paying is safer than refunding.
             return Move(S.REVEALING_SECRET, "the secret is out and the receiver can still be paid")
-        if f.dst_chain.now >= dst.cancellation_at:
-            return Send(Action.CANCEL_DESTINATION)
-        return Wait("the destination cancellation window is not open yet", until=(Side.DST, dst.cancellation_at))
+        return _take_back_destination(f)
     if dst.state is LockState.ABSENT and destination_may_land(f):
         return Wait("the destination lock may still land", until=(Side.DST, destination_landing_bound(f) + 1))
     if src.state is LockState.ACTIVE:
