@@ -21,7 +21,8 @@ The rules (docs/safety.md states them with the timing budget):
      refund it;
   e. when the receiver can no longer be paid the resolver never collects the source for itself: it
      cancels the destination, the source goes back to the maker, and if a third party withdraws the
-     source to the resolver meanwhile, the resolver pays the receiver directly and an alert fires;
+     source to the resolver meanwhile, the resolver pays the receiver directly and an alert fires, once
+     the destination lock is settled (cancelled and final, or unable to land), so never twice;
   f. refunded only when every lock the session knows of reads cancelled (final); completed only when
      both withdrawals are final; cancelled / failed / timeout only when no announced lock exists or
      can still appear;
