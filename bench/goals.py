@@ -23,7 +23,7 @@ class Goal:
     op: str
     target: float
     note: str = ""
-    # Where the run measures the best this figure can be on this machine, when that is short of the target.
+    # A figure the same run measures that bounds this one: the floor of the work it cannot leave out.
     limit: tuple[str, ...] | None = None
     limit_note: str = ""
 
